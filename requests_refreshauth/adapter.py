@@ -1,0 +1,168 @@
+"""``session.mount(api_base, RefreshAdapter(store, provider))``: the token, scoped to an origin.
+
+Transport-level alternative to :class:`RefreshAuth` for sessions that talk to several
+hosts: only requests routed through this adapter *and* addressed to the origin it was
+mounted for carry the token. requests routes by string prefix, so a mount on
+``https://api.example.com`` also receives ``https://api.example.com.evil.net/``; the
+adapter compares origins (scheme, host, port) and sends anything else untouched.
+
+Redirects are resolved by the session, hop by hop, through ``get_adapter``: every hop
+is checked again, and the token is added to a copy of the request so it never rides
+along on a redirect the session builds from the original.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any, Callable, Mapping, Optional, Set, Tuple, Union
+
+from requests import PreparedRequest, Response, Session
+from requests.adapters import HTTPAdapter
+from requests.cookies import extract_cookies_to_jar
+
+from ._urls import origin_of
+from .challenge import refresh_may_help
+from .errors import AuthError
+from .providers.base import AuthProvider
+from .refresh import DEFAULT_SKEW
+from .replay import can_replay, rewind
+from .source import TokenSource
+from .stores.base import TokenStore
+
+__all__ = ["RefreshAdapter"]
+
+log = logging.getLogger("requests_refreshauth.adapter")
+
+Origin = Tuple[str, str, Optional[int]]
+
+
+class RefreshAdapter(HTTPAdapter):
+    """An ``HTTPAdapter`` that adds a fresh bearer token for one origin.
+
+    The origin is the one of the prefix the adapter is mounted on (``session.mount``);
+    pass ``origin="https://api.example.com"`` when calling :meth:`send` without a
+    session. Remaining keyword arguments go to ``HTTPAdapter`` (pool sizes, retries).
+    """
+
+    def __init__(
+        self,
+        store: TokenStore,
+        provider: AuthProvider,
+        account: Optional[str] = None,
+        skew: float = DEFAULT_SKEW,
+        *,
+        origin: Optional[str] = None,
+        clock: Callable[[], float] = time.time,
+        **adapter_kwargs: Any,
+    ) -> None:
+        super().__init__(**adapter_kwargs)
+        self.source = TokenSource(store, provider, account, skew, clock=clock)
+        self._origin = _valid_origin(origin) if origin is not None else None
+        if origin is not None and self._origin is None:
+            raise ValueError(f"origin must be an http(s) URL with a host, got {origin!r}")
+
+    def __repr__(self) -> str:
+        return f"RefreshAdapter({self.source.store!r}, account={self.source.account!r})"
+
+    def _origins(self) -> Set[Origin]:
+        if self._origin is not None:
+            return {self._origin}
+        found = _mounted_origins(self)
+        if not found:
+            raise ValueError(
+                "RefreshAdapter cannot tell which origin it serves: mount it with "
+                "session.mount('https://api.example.com/', adapter) on a prefix that names "
+                "a host, or pass origin='https://api.example.com'."
+            )
+        return found
+
+    def send(
+        self,
+        request: PreparedRequest,
+        stream: bool = False,
+        timeout: Union[float, Tuple[float, float], Tuple[float, None], None] = None,
+        verify: Union[bool, str] = True,
+        cert: Union[bytes, str, Tuple[Union[bytes, str], Union[bytes, str]], None] = None,
+        proxies: Optional[Mapping[str, str]] = None,
+    ) -> Response:
+        options: dict[str, Any] = {
+            "stream": stream,
+            "timeout": timeout,
+            "verify": verify,
+            "cert": cert,
+            "proxies": proxies,
+        }
+        assert request.url is not None
+        if origin_of(request.url) not in self._origins():
+            log.warning(
+                "not attaching the access token to a request for %s: outside the adapter's "
+                "origin",
+                "://".join(origin_of(request.url)[:2]),
+            )
+            return super().send(request, **options)
+
+        snapshot = self.source.current()
+        sent = request.copy()
+        sent.headers["Authorization"] = snapshot.bundle.authorization
+        response = super().send(sent, **options)
+        if response.status_code != 401 or not refresh_may_help(
+            response.headers.get("WWW-Authenticate")
+        ):
+            return response
+        if not can_replay(request):
+            log.warning(
+                "the server rejected the access token (401) but the request body is a "
+                "stream that cannot be sent again; returning the 401"
+            )
+            return response
+        try:
+            renewed = self.source.after_rejection(snapshot.bundle.access_token)
+        except AuthError as exc:
+            exc.response = response
+            exc.request = sent
+            raise
+        if renewed.bundle.authorization == snapshot.bundle.authorization:
+            return response
+        _ = response.content
+        response.close()
+        retry = request.copy()
+        rewind(retry)
+        extract_cookies_to_jar(retry._cookies, sent, response.raw)  # type: ignore[attr-defined,no-untyped-call]
+        retry.prepare_cookies(retry._cookies)  # type: ignore[attr-defined]
+        retry.headers["Authorization"] = renewed.bundle.authorization
+        new_response = super().send(retry, **options)
+        new_response.history.insert(0, response)
+        return new_response
+
+
+def _valid_origin(url: str) -> Optional[Origin]:
+    origin = origin_of(url)
+    if origin[0] not in ("http", "https") or not origin[1]:
+        return None
+    return origin
+
+
+def _mounted_origins(adapter: RefreshAdapter) -> Set[Origin]:
+    """Origins of the prefixes the calling session mounted ``adapter`` on.
+
+    requests never tells an adapter its prefix, so the session is found on the stack:
+    ``Session.send`` calls ``adapter.send`` directly. Prefixes without a host (such as
+    ``"https://"``) are ignored: a token for every host is not a scope.
+    """
+    frame: Any = sys._getframe(1)
+    for _ in range(8):
+        if frame is None:
+            break
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, Session):
+            origins = {
+                origin
+                for prefix, mounted in candidate.adapters.items()
+                if mounted is adapter and (origin := _valid_origin(prefix)) is not None
+            }
+            if origins:
+                return origins
+        frame = frame.f_back
+    return set()

@@ -1,0 +1,134 @@
+"""``session.auth = RefreshAuth(store, provider)``: silent refresh for existing code.
+
+Proactive: every request gets a token with more than ``skew`` seconds left (refreshed
+first if needed). Reactive: a 401 that a new token could fix is answered by one forced
+refresh and one resend from the response hook, the way ``HTTPDigestAuth.handle_401``
+resends. The resend happens only for the origin the token was attached for, only if the
+token we attached is still on the request (requests strips it on cross-host redirects),
+and only if the body can be sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Optional
+
+from requests import PreparedRequest, Response
+from requests.auth import AuthBase
+from requests.cookies import extract_cookies_to_jar
+
+from ._urls import origin_of
+from .bundle import fingerprint
+from .challenge import refresh_may_help
+from .errors import AuthError
+from .providers.base import AuthProvider
+from .refresh import DEFAULT_SKEW
+from .replay import can_replay, rewind
+from .source import TokenSource
+from .stores.base import TokenStore
+
+__all__ = ["RefreshAuth"]
+
+log = logging.getLogger("requests_refreshauth.auth")
+
+
+class RefreshAuth(AuthBase):
+    """A ``requests`` auth that keeps a stored OAuth 2.0 token fresh.
+
+    ``account`` picks the stored account (id or label; ``None``: the default).
+    ``skew``: seconds before expiry at which the token is renewed ahead of time.
+    Thread-safe: share one instance (and one session) across threads freely.
+    """
+
+    def __init__(
+        self,
+        store: TokenStore,
+        provider: AuthProvider,
+        account: Optional[str] = None,
+        skew: float = DEFAULT_SKEW,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.source = TokenSource(store, provider, account, skew, clock=clock)
+
+    def __repr__(self) -> str:
+        return f"RefreshAuth({self.source.store!r}, account={self.source.account!r})"
+
+    @property
+    def store(self) -> TokenStore:
+        return self.source.store
+
+    @property
+    def provider(self) -> AuthProvider:
+        return self.source.provider
+
+    def __call__(self, request: PreparedRequest) -> PreparedRequest:
+        snapshot = self.source.current()
+        authorization = snapshot.bundle.authorization
+        request.headers["Authorization"] = authorization
+        assert request.url is not None
+        hook = _RetryOn401(self.source, origin_of(request.url), authorization)
+        request.register_hook("response", hook)  # type: ignore[no-untyped-call]
+        return request
+
+
+class _RetryOn401:
+    """Response hook for one logical request: at most one refresh-and-resend.
+
+    requests shares one hooks dict between a request and its redirect copies, so this
+    object sees every hop; ``used`` makes the retry happen once per logical request.
+    """
+
+    def __init__(self, source: TokenSource, origin: Any, authorization: str) -> None:
+        self.source = source
+        self.origin = origin
+        self.authorization = authorization
+        self.used = False
+
+    def __repr__(self) -> str:
+        token = self.authorization.partition(" ")[2]
+        return f"<RetryOn401 token#{fingerprint(token)} used={self.used}>"
+
+    def __call__(self, response: Response, **kwargs: Any) -> Response:
+        if response.status_code != 401 or self.used:
+            return response
+        request = response.request
+        if request.headers.get("Authorization") != self.authorization:
+            return response  # not our token on this hop (stripped on redirect, or replaced)
+        if request.url is None or origin_of(request.url) != self.origin:
+            return response
+        if not refresh_may_help(response.headers.get("WWW-Authenticate")):
+            return response
+        if not can_replay(request):
+            log.warning(
+                "the server rejected the access token (401) but the request body is a "
+                "stream that cannot be sent again; returning the 401. Send a bytes or "
+                "seekable body to get an automatic retry."
+            )
+            return response
+        self.used = True
+        rejected = self.authorization.partition(" ")[2]
+        try:
+            snapshot = self.source.after_rejection(rejected)
+        except AuthError as exc:
+            exc.response = response
+            exc.request = request
+            raise
+        if snapshot.bundle.authorization == self.authorization:
+            return response
+
+        # Release the connection, then resend a copy carrying the new token.
+        _ = response.content
+        response.close()
+        retry = request.copy()
+        rewind(retry)
+        extract_cookies_to_jar(retry._cookies, request, response.raw)  # type: ignore[attr-defined,no-untyped-call]
+        retry.prepare_cookies(retry._cookies)  # type: ignore[attr-defined]
+        retry.headers["Authorization"] = snapshot.bundle.authorization
+        self.authorization = snapshot.bundle.authorization
+        log.debug("resending a request rejected with 401 with a refreshed token")
+        new_response: Response = response.connection.send(retry, **kwargs)
+        new_response.history.append(response)
+        new_response.request = retry
+        return new_response

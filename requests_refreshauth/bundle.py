@@ -1,0 +1,268 @@
+"""Token bundles, accounts, snapshots and the expiry arithmetic over them.
+
+Everything here is pure: no clock is read (callers pass ``now``), no I/O happens. Expiries
+are absolute epoch seconds so a bundle written by one process means the same thing when
+another process reads it an hour later.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterable, Mapping, Optional, Tuple, Union
+
+__all__ = [
+    "Account",
+    "Snapshot",
+    "TokenBundle",
+    "TokenState",
+    "effective_skew",
+    "fingerprint",
+    "is_fresh",
+    "jwt_expiry",
+    "refresh_token_expired",
+    "seconds_left",
+]
+
+_REDACTED = "'***'"
+
+ScopeLike = Union[str, Iterable[str], None]
+
+
+def _normalize_scope(scope: ScopeLike) -> Optional[Tuple[str, ...]]:
+    if scope is None:
+        return None
+    if isinstance(scope, str):
+        return tuple(part for part in scope.split() if part)
+    return tuple(str(part) for part in scope)
+
+
+def _check_expiry(name: str, value: Optional[float]) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise TypeError(f"{name} must be epoch seconds (a finite number) or None")
+    return float(value)
+
+
+def fingerprint(secret: str) -> str:
+    """A short, non-reversible tag for a token, safe to log ("which token was that?")."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()[:10]
+
+
+@dataclass(frozen=True)
+class TokenBundle:
+    """What a token endpoint gave us, with absolute expiries.
+
+    ``issued_at`` (when we received the access token) lets the skew be clamped to half
+    the token's lifetime; ``None`` means "unknown" and disables the clamp.
+    """
+
+    access_token: str
+    refresh_token: Optional[str] = None
+    expires_at: Optional[float] = None
+    refresh_expires_at: Optional[float] = None
+    token_type: str = "Bearer"
+    scope: Optional[Tuple[str, ...]] = None
+    issued_at: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.access_token, str) or not self.access_token:
+            raise TypeError("access_token must be a non-empty string")
+        if self.refresh_token is not None and (
+            not isinstance(self.refresh_token, str) or not self.refresh_token
+        ):
+            raise TypeError("refresh_token must be a non-empty string or None")
+        if not isinstance(self.token_type, str) or not self.token_type:
+            raise TypeError("token_type must be a non-empty string")
+        for name in ("expires_at", "refresh_expires_at", "issued_at"):
+            object.__setattr__(self, name, _check_expiry(name, getattr(self, name)))
+        object.__setattr__(self, "scope", _normalize_scope(self.scope))
+
+    def __repr__(self) -> str:
+        refresh = _REDACTED if self.refresh_token is not None else "None"
+        return (
+            f"TokenBundle(access_token={_REDACTED}, refresh_token={refresh}, "
+            f"expires_at={self.expires_at!r}, refresh_expires_at={self.refresh_expires_at!r}, "
+            f"token_type={self.token_type!r}, scope={self.scope!r})"
+        )
+
+    __str__ = __repr__
+
+    @property
+    def authorization(self) -> str:
+        """The ``Authorization`` header value for this token."""
+        scheme = "Bearer" if self.token_type.lower() == "bearer" else self.token_type
+        return f"{scheme} {self.access_token}"
+
+    def replace(self, **changes: Any) -> TokenBundle:
+        """A copy with some fields changed (``dataclasses.replace`` under a short name)."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, secrets included: for stores, never for logs."""
+        data: dict[str, Any] = {"access_token": self.access_token, "token_type": self.token_type}
+        for name in ("refresh_token", "expires_at", "refresh_expires_at", "issued_at"):
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = value
+        if self.scope is not None:
+            data["scope"] = list(self.scope)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TokenBundle:
+        """Inverse of :meth:`to_dict`; raises ``TypeError``/``KeyError`` on bad shapes."""
+        return cls(
+            access_token=data["access_token"],
+            refresh_token=data.get("refresh_token"),
+            expires_at=data.get("expires_at"),
+            refresh_expires_at=data.get("refresh_expires_at"),
+            token_type=data.get("token_type", "Bearer"),
+            scope=data.get("scope"),
+            issued_at=data.get("issued_at"),
+        )
+
+
+@dataclass(frozen=True)
+class Account:
+    """Who a bundle belongs to. ``id`` is stable (``sub``, email); ``label`` is for people."""
+
+    id: str
+    label: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id:
+            raise TypeError("Account.id must be a non-empty string")
+        if self.label is not None and not isinstance(self.label, str):
+            raise TypeError("Account.label must be a string or None")
+
+
+@dataclass(frozen=True)
+class TokenState:
+    """The non-secret facts the refresh decision needs about a stored access token."""
+
+    revision: int
+    expires_at: Optional[float]
+    issued_at: Optional[float]
+    access_fingerprint: Optional[str]
+
+    def is_fresh(self, now: float, skew: float) -> bool:
+        """Same rule as :func:`is_fresh`, on metadata alone."""
+        if self.expires_at is None:
+            return True
+        return self.expires_at - now > _clamp_skew(skew, self.expires_at, self.issued_at)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One consistent read of an account's stored state.
+
+    ``revision`` increases on every save of the account, so "did someone refresh while I
+    waited for the lock?" can be answered without comparing secrets. Stores that keep the
+    refresh token elsewhere (the keyring) leave ``bundle.refresh_token`` empty and supply
+    ``refresh_token_loader``; call :meth:`load_refresh_token` instead of reading the field.
+    """
+
+    account: Account
+    bundle: TokenBundle
+    revision: int = 0
+    is_default: bool = False
+    has_refresh_token: Optional[bool] = None
+    refresh_token_loader: Optional[Callable[[], Optional[str]]] = field(
+        default=None, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        if self.has_refresh_token is None:
+            object.__setattr__(self, "has_refresh_token", self.bundle.refresh_token is not None)
+
+    @property
+    def state(self) -> TokenState:
+        return TokenState(
+            revision=self.revision,
+            expires_at=self.bundle.expires_at,
+            issued_at=self.bundle.issued_at,
+            access_fingerprint=fingerprint(self.bundle.access_token),
+        )
+
+    def load_refresh_token(self) -> Optional[str]:
+        """The refresh token, read from wherever the store keeps it (may do I/O)."""
+        if self.bundle.refresh_token is not None:
+            return self.bundle.refresh_token
+        if self.has_refresh_token and self.refresh_token_loader is not None:
+            return self.refresh_token_loader()
+        return None
+
+    def full_bundle(self) -> TokenBundle:
+        """The bundle with its refresh token loaded."""
+        if self.bundle.refresh_token is not None or not self.has_refresh_token:
+            return self.bundle
+        token = self.load_refresh_token()
+        return self.bundle if token is None else self.bundle.replace(refresh_token=token)
+
+
+# --------------------------------------------------------------------------- expiry math
+
+
+def seconds_left(bundle: TokenBundle, now: float) -> Optional[float]:
+    """Seconds until the access token expires (negative once expired); ``None`` if unknown."""
+    if bundle.expires_at is None:
+        return None
+    return bundle.expires_at - now
+
+
+def effective_skew(bundle: TokenBundle, skew: float) -> float:
+    """``skew`` clamped to half the token's lifetime.
+
+    A 60 s skew on a 30 s token would otherwise refresh on every request.
+    """
+    return _clamp_skew(skew, bundle.expires_at, bundle.issued_at)
+
+
+def _clamp_skew(skew: float, expires_at: Optional[float], issued_at: Optional[float]) -> float:
+    skew = max(0.0, skew)
+    if expires_at is not None and issued_at is not None:
+        return min(skew, max(0.0, expires_at - issued_at) / 2.0)
+    return skew
+
+
+def is_fresh(bundle: TokenBundle, now: float, skew: float) -> bool:
+    """Whether the access token can be used as is: more than the (clamped) skew left.
+
+    No known expiry counts as fresh: the token is used until the server rejects it
+    (the 401 path then refreshes).
+    """
+    return TokenState(0, bundle.expires_at, bundle.issued_at, None).is_fresh(now, skew)
+
+
+def refresh_token_expired(bundle: TokenBundle, now: float) -> bool:
+    """Whether the refresh token's own absolute expiry has passed."""
+    return bundle.refresh_expires_at is not None and now >= bundle.refresh_expires_at
+
+
+def jwt_expiry(token: str) -> Optional[float]:
+    """The ``exp`` claim of a JWT access token, or ``None`` if it is not a readable JWT.
+
+    Only the payload is decoded: the value decides when *we* refresh, it grants nothing,
+    so no signature check is needed.
+    """
+    parts = token.split(".")
+    if len(parts) != 3 or not parts[1]:
+        return None
+    payload = parts[1]
+    try:
+        raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        claims = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(claims, dict):
+        return None
+    exp = claims.get("exp")
+    if isinstance(exp, bool) or not isinstance(exp, (int, float)) or not math.isfinite(exp):
+        return None
+    return float(exp)

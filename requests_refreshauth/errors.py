@@ -1,0 +1,159 @@
+"""The error tree.
+
+Every error subclasses :class:`requests.exceptions.RequestException`, so code that
+already wraps its API calls in ``except RequestException`` keeps working when a refresh
+fails. Each carries a stable ``code`` for programs (exit codes, JSON output) and a message
+that tells a person what to do. Messages never contain token material.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Optional
+
+from requests.exceptions import RequestException
+
+if TYPE_CHECKING:
+    from .bundle import Account
+
+__all__ = [
+    "AccountNotFoundError",
+    "AuthError",
+    "CallbackTimeoutError",
+    "NoAccountSelectedError",
+    "NotAuthenticatedError",
+    "OAuthFlowError",
+    "RefreshExpiredError",
+    "RefreshRejectedError",
+    "RefreshTransientError",
+    "RefreshUnavailableError",
+    "StoreReadError",
+    "StoreWriteError",
+    "TokenExchangeError",
+]
+
+
+class AuthError(RequestException):
+    """Base class of every error this library raises on purpose."""
+
+    code: ClassVar[str] = "AUTH_ERROR"
+    #: Whether logging in again is the way out (drives the "login required" event).
+    login_required: ClassVar[bool] = False
+
+    def __init__(self, message: str, *, account: Optional[Account] = None, **kwargs: Any) -> None:
+        # RequestException pops ``request``/``response``; OSError would treat a second
+        # positional argument as (errno, strerror), so the message is the only one.
+        super().__init__(message, **kwargs)
+        self.message = message
+        #: The account concerned, when known.
+        self.account = account
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+class NotAuthenticatedError(AuthError):
+    """No tokens are stored for the account: the user has to log in."""
+
+    code = "NOT_AUTHENTICATED"
+    login_required = True
+
+
+class AccountNotFoundError(AuthError):
+    """An account reference matched neither an id nor a label."""
+
+    code = "ACCOUNT_NOT_FOUND"
+
+
+class NoAccountSelectedError(AuthError):
+    """Several accounts are stored (or a label is ambiguous) and none was chosen."""
+
+    code = "NO_ACCOUNT_SELECTED"
+
+
+class RefreshExpiredError(AuthError):
+    """The refresh token is expired, revoked or otherwise dead (``invalid_grant``)."""
+
+    code = "AUTH_REFRESH_EXPIRED"
+    login_required = True
+
+
+class RefreshUnavailableError(AuthError):
+    """The access token expired and there is nothing to renew it with."""
+
+    code = "AUTH_REFRESH_UNAVAILABLE"
+    login_required = True
+
+
+class RefreshRejectedError(AuthError):
+    """The server refused the refresh for a reason other than a dead grant.
+
+    ``invalid_client``, ``unauthorized_client``, ``invalid_scope`` and bare 4xx answers
+    are configuration problems: retrying cannot help and logging in again may not either.
+    """
+
+    code = "AUTH_REFRESH_REJECTED"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error: Optional[str] = None,
+        error_description: Optional[str] = None,
+        status_code: Optional[int] = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.error = error
+        self.error_description = error_description
+        self.status_code = status_code
+
+
+class RefreshTransientError(AuthError):
+    """The refresh may succeed later: network failure, 5xx, 429, garbled response."""
+
+    code = "AUTH_REFRESH_TRANSIENT"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: Optional[int] = None,
+        retry_after: Optional[float] = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+
+class StoreReadError(AuthError):
+    """The token store could not be read (corrupt or unreadable file, keyring failure)."""
+
+    code = "AUTH_STORE_READ_FAILED"
+
+
+class StoreWriteError(AuthError):
+    """The token store could not be written; nothing stored was lost."""
+
+    code = "AUTH_STORE_WRITE_FAILED"
+
+
+class TokenExchangeError(AuthError):
+    """Exchanging an authorization code (or device code) for tokens failed."""
+
+    code = "AUTH_TOKEN_EXCHANGE_FAILED"
+
+
+class OAuthFlowError(AuthError):
+    """The authorization server ended an interactive flow with an error."""
+
+    code = "AUTH_OAUTH_FAILED"
+
+
+class CallbackTimeoutError(AuthError):
+    """The browser never came back to the loopback redirect in time."""
+
+    code = "AUTH_CALLBACK_TIMEOUT"

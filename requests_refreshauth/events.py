@@ -1,0 +1,63 @@
+"""Events embedders can observe: a refresh happened, or the user must log in again.
+
+Listeners are process-wide (a CLI wants one place to print "session expired, run
+`mycli auth login`"), called synchronously in the thread that caused the event. A listener
+that raises is logged and ignored: observing auth must never break it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Callable, List, Optional
+
+from .bundle import Account
+from .errors import AuthError
+
+__all__ = ["AuthEvent", "Listener", "add_listener", "emit", "remove_listener"]
+
+log = logging.getLogger("requests_refreshauth.events")
+
+#: Kinds of events:
+#: ``"refreshed"``      this process obtained a new token (``expires_at`` set);
+#: ``"adopted"``        another thread or process had refreshed; its token is used;
+#: ``"login_required"`` the account cannot be renewed (``error`` says why);
+#: ``"refresh_failed"`` a refresh failed in a way that may heal (``error`` set).
+EVENT_KINDS = ("refreshed", "adopted", "login_required", "refresh_failed")
+
+
+@dataclass(frozen=True)
+class AuthEvent:
+    kind: str
+    account: Optional[Account]
+    expires_at: Optional[float] = None
+    error: Optional[AuthError] = None
+
+
+Listener = Callable[[AuthEvent], None]
+
+_listeners: List[Listener] = []
+_lock = threading.Lock()
+
+
+def add_listener(listener: Listener) -> Callable[[], None]:
+    """Register ``listener``; returns a function that unregisters it."""
+    global _listeners
+    with _lock:
+        _listeners = [*_listeners, listener]
+    return lambda: remove_listener(listener)
+
+
+def remove_listener(listener: Listener) -> None:
+    global _listeners
+    with _lock:
+        _listeners = [item for item in _listeners if item is not listener]
+
+
+def emit(event: AuthEvent) -> None:
+    for listener in _listeners:
+        try:
+            listener(event)
+        except Exception:
+            log.exception("auth event listener %r failed", listener)

@@ -1,0 +1,47 @@
+"""The provider protocol: how an account's access token is renewed.
+
+Renewal is the provider's business. The engine decides *whether* to renew and makes sure
+only one thread in one process does it; the provider decides *how*: a refresh-token
+grant (:class:`~requests_refreshauth.PkceProvider`), or re-acquiring from the client's
+own credentials (client credentials) without any refresh token.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from ..bundle import TokenBundle
+
+__all__ = ["AuthProvider"]
+
+
+@runtime_checkable
+class AuthProvider(Protocol):
+    """What the refresh engine needs from a provider."""
+
+    @property
+    def uses_refresh_token(self) -> bool:
+        """``True`` if :meth:`renew` needs ``current.refresh_token``.
+
+        The engine then raises ``RefreshUnavailableError`` when none is stored and
+        ``RefreshExpiredError`` when its absolute expiry has passed, without calling
+        :meth:`renew`.
+        """
+        ...
+
+    @property
+    def renew_timeout(self) -> float:
+        """Worst-case seconds one :meth:`renew` can take (every attempt and wait).
+
+        Processes waiting for another's refresh wait at least this long before giving up.
+        """
+        ...
+
+    def renew(self, current: TokenBundle) -> TokenBundle:
+        """Obtain a new bundle.
+
+        ``current`` carries the refresh token when :attr:`uses_refresh_token`. Raises
+        ``RefreshExpiredError`` (log in again), ``RefreshRejectedError`` (configuration),
+        or ``RefreshTransientError`` (try later); the engine keeps the stored bundle then.
+        """
+        ...

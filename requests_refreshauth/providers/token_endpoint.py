@@ -1,0 +1,205 @@
+"""POSTing to a token endpoint without ever replaying a grant the server may have used.
+
+A refresh request that reached the server may already have rotated the refresh token;
+sending it again is a reuse, which rotating servers answer by revoking the whole grant.
+So only failures that prove the request never arrived are retried: connection refused or
+timed out while connecting, and 429/503 answers (the server says it did nothing). Read
+timeouts, resets after sending, and garbled answers fail at once, typed as transient.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
+
+import requests
+
+from ..bundle import TokenBundle
+from ..errors import RefreshTransientError
+from ..token_response import Grant, interpret_token_response
+
+__all__ = ["RetryPolicy", "SessionFactory", "Timeout", "TokenEndpoint"]
+
+log = logging.getLogger("requests_refreshauth.provider")
+
+Timeout = Union[float, Tuple[float, float]]
+
+_USER_AGENT = "requests-refreshauth"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries for failures that prove the request was not processed."""
+
+    attempts: int = 3
+    #: Longest Retry-After honoured; a longer one ends the attempts at once.
+    max_wait: float = 10.0
+    #: Backoff base for connect failures and 429/503 without Retry-After.
+    backoff: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("RetryPolicy.attempts must be at least 1")
+
+
+class SessionFactory:
+    """The ``requests.Session`` a provider talks through.
+
+    A caller-supplied session is used as is (proxies, CA bundle, client certificates are
+    the caller's). Our own session is recreated in a forked child: pooled connections
+    inherited across ``fork()`` share sockets with the parent.
+    """
+
+    def __init__(self, session: Optional[requests.Session]) -> None:
+        self._supplied = session
+        self._own: Optional[requests.Session] = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def get(self) -> requests.Session:
+        if self._supplied is not None:
+            return self._supplied
+        pid = os.getpid()
+        own = self._own
+        if own is None or self._pid != pid:
+            with self._lock:
+                if self._own is None or self._pid != pid:
+                    self._own = requests.Session()
+                    self._own.headers["User-Agent"] = (
+                        f"{_USER_AGENT} {requests.utils.default_user_agent()}"
+                    )
+                    self._pid = pid
+                own = self._own
+        return own
+
+
+def _connect_failure(exc: requests.RequestException) -> bool:
+    """True when the request certainly never left this machine."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.exceptions.SSLError):
+        return False  # a certificate problem does not fix itself
+    if isinstance(exc, (requests.exceptions.ProxyError, requests.exceptions.ConnectionError)):
+        from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+        reason: Any = exc.args[0] if exc.args else None
+        reason = getattr(reason, "reason", reason)  # unwrap urllib3's MaxRetryError
+        return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
+    return False
+
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+class TokenEndpoint:
+    """One token endpoint, its session, timeout and retry policy."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        sessions: SessionFactory,
+        timeout: Timeout = 30.0,
+        retry: Optional[RetryPolicy] = None,
+        auth: Optional[Tuple[str, str]] = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.url = url
+        self.sessions = sessions
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self._auth = auth
+        self._sleep = sleep
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"TokenEndpoint({self.url!r})"
+
+    @property
+    def worst_case_seconds(self) -> float:
+        """Upper bound of one :meth:`post` call: every attempt times out, every wait is full."""
+        if isinstance(self.timeout, tuple):
+            per_attempt = float(self.timeout[0]) + float(self.timeout[1])
+        else:
+            per_attempt = 2.0 * float(self.timeout)  # requests applies it to connect and read
+        waits = (self.retry.attempts - 1) * max(self.retry.max_wait, self.retry.backoff)
+        return self.retry.attempts * per_attempt + waits
+
+    def post(
+        self,
+        body: str,
+        *,
+        grant: Grant,
+        previous: Optional[TokenBundle] = None,
+        requested_scope: Optional[Sequence[str]] = None,
+    ) -> TokenBundle:
+        """Send a token request and interpret the answer (retrying only what is safe)."""
+        what = "refresh" if grant == "refresh" else "token exchange"
+        policy = self.retry
+        for attempt in range(1, policy.attempts + 1):
+            last = attempt == policy.attempts
+            try:
+                response = self.sessions.get().post(
+                    self.url,
+                    data=body,
+                    headers={
+                        "Accept": "application/json",
+                        "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8",
+                    },
+                    auth=self._auth,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                if _connect_failure(exc):
+                    if last:
+                        raise RefreshTransientError(
+                            f"Could not connect to the token endpoint after {attempt} "
+                            f"attempts ({_describe(exc)}). Check the network and try again."
+                        ) from None
+                    delay = min(policy.backoff * attempt, policy.max_wait)
+                    log.info(
+                        "token endpoint unreachable (%s); retrying in %.2fs",
+                        type(exc).__name__,
+                        delay,
+                    )
+                    self._sleep(delay)
+                    continue
+                raise RefreshTransientError(
+                    f"The {what} request failed after it may have reached the server "
+                    f"({_describe(exc)}). It was not repeated, because repeating a refresh "
+                    "the server already performed would revoke the session; try again shortly."
+                ) from None
+            try:
+                with response:
+                    text = response.text
+                return interpret_token_response(
+                    response.status_code,
+                    text,
+                    now=self._clock(),
+                    previous=previous,
+                    requested_scope=requested_scope,
+                    retry_after_header=response.headers.get("Retry-After"),
+                    grant=grant,
+                )
+            except RefreshTransientError as exc:
+                if last or response.status_code not in (429, 503):
+                    raise
+                if exc.retry_after is None:
+                    delay = min(policy.backoff * attempt, policy.max_wait)
+                elif exc.retry_after > policy.max_wait:
+                    raise
+                else:
+                    delay = exc.retry_after
+                log.info(
+                    "token endpoint answered %s; retrying in %.2fs", response.status_code, delay
+                )
+                self._sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover

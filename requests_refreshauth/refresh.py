@@ -1,0 +1,268 @@
+"""The refresh engine: at most one refresh per account at a time, across processes.
+
+Servers that rotate refresh tokens revoke the whole grant when a rotated token is used
+again. Two processes that both see an expired token and both POST the same refresh token
+therefore log the user out. The engine prevents that:
+
+1. read the snapshot; a fresh token is returned with no lock and no further I/O;
+2. take the account's lock (threads *and* processes), bounded;
+3. re-read under the lock: if a peer refreshed meanwhile, adopt its token, do not POST;
+4. otherwise renew through the provider and save with a compare-and-swap on the
+   revision that was read, so a logout or a new login during the POST wins.
+
+:func:`refresh_needed` is the whole decision, pure; the rest is I/O in a fixed order.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable, Optional
+
+from .bundle import Account, Snapshot, TokenState, fingerprint, refresh_token_expired
+from .errors import (
+    AccountNotFoundError,
+    AuthError,
+    NotAuthenticatedError,
+    RefreshExpiredError,
+    RefreshTransientError,
+    RefreshUnavailableError,
+)
+from .events import AuthEvent, emit
+from .providers.base import AuthProvider
+from .stores.base import AccountStatus, RevisionConflict, TokenStore
+
+__all__ = ["DEFAULT_SKEW", "lock_timeout_for", "refresh_access_token", "refresh_needed"]
+
+log = logging.getLogger("requests_refreshauth.refresh")
+
+DEFAULT_SKEW = 60.0
+#: Added to the provider's worst case: the holder also reads and writes the store.
+_LOCK_MARGIN = 10.0
+
+
+def refresh_needed(
+    state: TokenState,
+    *,
+    now: float,
+    skew: float,
+    force: bool = False,
+    rejected_token: Optional[str] = None,
+    seen_revision: Optional[int] = None,
+) -> bool:
+    """Whether the stored token must be renewed (``False``: use or adopt it).
+
+    - reactive (``rejected_token`` given, a 401 path): renew only if the store still
+      holds the rejected token, or the token it holds has expired;
+    - forced: renew unless the account was saved since ``seen_revision`` (a peer did it);
+    - proactive: renew when no more than the (clamped) ``skew`` is left.
+    """
+    if rejected_token is not None:
+        if state.access_fingerprint is None:
+            return True
+        if state.access_fingerprint == fingerprint(rejected_token):
+            return True
+        return not state.is_fresh(now, 0.0)
+    if force:
+        return seen_revision is None or state.revision == seen_revision
+    return not state.is_fresh(now, skew)
+
+
+def lock_timeout_for(provider: AuthProvider) -> float:
+    """How long to wait for another holder: its worst case, plus store I/O."""
+    return float(provider.renew_timeout) + _LOCK_MARGIN
+
+
+def _describe(account: Account) -> str:
+    return repr(account.id) if account.label is None else f"{account.label!r} ({account.id})"
+
+
+def _check_renewable(snapshot: Snapshot, provider: AuthProvider, now: float) -> None:
+    if not provider.uses_refresh_token:
+        return
+    if not snapshot.has_refresh_token:
+        raise RefreshUnavailableError(
+            f"The access token for {_describe(snapshot.account)} has expired and no refresh "
+            "token is stored. Log in again."
+        )
+    if refresh_token_expired(snapshot.bundle, now):
+        raise RefreshExpiredError(
+            f"The session for {_describe(snapshot.account)} has expired (the refresh token "
+            "reached its end of life). Log in again."
+        )
+
+
+def refresh_access_token(
+    store: TokenStore,
+    provider: AuthProvider,
+    ref: Optional[str] = None,
+    *,
+    skew: float = DEFAULT_SKEW,
+    force: bool = False,
+    rejected_token: Optional[str] = None,
+    lock_timeout: Optional[float] = None,
+    clock: Callable[[], float] = time.time,
+) -> Snapshot:
+    """Return a snapshot whose access token is usable, refreshing it if needed.
+
+    ``rejected_token`` is the token a server just answered 401 to: it is renewed unless
+    the store already holds a different one. ``force`` renews unless a peer just did.
+    ``skew`` seconds before expiry count as expired (clamped to half the lifetime).
+    Raises :class:`~requests_refreshauth.errors.AuthError` subclasses; the stored bundle
+    is kept on every failure.
+    """
+    account: Optional[Account] = None
+    try:
+        snapshot = store.active(ref)
+        if snapshot is None:
+            raise NotAuthenticatedError("No account is logged in. Log in first.")
+        account = snapshot.account
+        return _refresh(store, provider, snapshot, skew, force, rejected_token, lock_timeout, clock)
+    except AuthError as exc:
+        if exc.account is None:
+            exc.account = account
+        kind = "login_required" if exc.login_required else "refresh_failed"
+        emit(AuthEvent(kind, exc.account, error=exc))
+        raise
+
+
+def _refresh(
+    store: TokenStore,
+    provider: AuthProvider,
+    snapshot: Snapshot,
+    skew: float,
+    force: bool,
+    rejected_token: Optional[str],
+    lock_timeout: Optional[float],
+    clock: Callable[[], float],
+) -> Snapshot:
+    account = snapshot.account
+
+    def needed(state: TokenState, seen: Optional[int]) -> bool:
+        return refresh_needed(
+            state,
+            now=clock(),
+            skew=skew,
+            force=force,
+            rejected_token=rejected_token,
+            seen_revision=seen,
+        )
+
+    if not needed(snapshot.state, None):
+        return snapshot
+    _check_renewable(snapshot, provider, clock())
+
+    lock = store.refresh_lock(account)
+    wait = lock_timeout if lock_timeout is not None else lock_timeout_for(provider)
+    started = time.monotonic()
+    if not lock.acquire(timeout=wait):
+        status = _status(store, account)
+        if not needed(status.state, snapshot.revision):
+            return _adopt(store, account)
+        raise RefreshTransientError(
+            f"Timed out after {wait:.0f}s waiting for a concurrent refresh of "
+            f"{_describe(account)}; try again."
+        )
+    log.debug(
+        "waited %.3fs for the refresh lock of %s", time.monotonic() - started, _describe(account)
+    )
+    try:
+        status = _status(store, account)  # records only: no secret is read under the lock
+        if needed(status.state, snapshot.revision):
+            current = snapshot if status.revision == snapshot.revision else _active(store, account)
+            return _renew_locked(store, provider, current, force, rejected_token, clock)
+    finally:
+        lock.release()
+    # A peer refreshed while we waited. Its token is read after the lock is released, so
+    # the next waiter is not held up by a slow store (a keyring read).
+    return _adopt(store, account)
+
+
+def _status(store: TokenStore, account: Account) -> AccountStatus:
+    try:
+        status = store.status(account.id)
+    except AccountNotFoundError:
+        status = None
+    if status is None:
+        raise NotAuthenticatedError(
+            f"{_describe(account)} was logged out while its token was being refreshed."
+        )
+    return status
+
+
+def _active(store: TokenStore, account: Account) -> Snapshot:
+    try:
+        snapshot = store.active(account.id)
+    except AccountNotFoundError:
+        snapshot = None
+    if snapshot is None:
+        raise NotAuthenticatedError(
+            f"{_describe(account)} was logged out while its token was being refreshed."
+        )
+    return snapshot
+
+
+def _adopt(store: TokenStore, account: Account) -> Snapshot:
+    snapshot = _active(store, account)
+    log.debug("adopted a token refreshed by another thread or process for %s", _describe(account))
+    emit(AuthEvent("adopted", account, expires_at=snapshot.bundle.expires_at))
+    return snapshot
+
+
+def _renew_locked(
+    store: TokenStore,
+    provider: AuthProvider,
+    current: Snapshot,
+    force: bool,
+    rejected_token: Optional[str],
+    clock: Callable[[], float],
+) -> Snapshot:
+    account = current.account
+    _check_renewable(current, provider, clock())
+    bundle = current.full_bundle() if provider.uses_refresh_token else current.bundle
+    if provider.uses_refresh_token and bundle.refresh_token is None:
+        raise RefreshUnavailableError(
+            f"The refresh token of {_describe(account)} could not be found in the store. "
+            "Log in again."
+        )
+    try:
+        renewed = provider.renew(bundle)
+    except RefreshTransientError as exc:
+        left = current.bundle.expires_at - clock() if current.bundle.expires_at else None
+        if not force and rejected_token is None and (left is None or left > 0):
+            log.warning(
+                "refresh of %s failed (%s); using the current token, which is still valid "
+                "for %.0fs",
+                _describe(account),
+                exc,
+                left if left is not None else float("inf"),
+            )
+            emit(AuthEvent("refresh_failed", account, error=exc))
+            return current
+        raise
+    try:
+        saved = store.save(account, renewed, make_default=False, expected_revision=current.revision)
+    except RevisionConflict:
+        log.info(
+            "%s changed (logout or new login) during its refresh; the result is discarded",
+            _describe(account),
+        )
+        return _active(store, account)
+    except AuthError as exc:
+        # The server has rotated: this response holds the only live refresh token. Use it
+        # in this process rather than lose it too; other processes will need a new login.
+        log.error(
+            "could not save the refreshed token of %s (%s); it is used in this process only",
+            _describe(account),
+            exc,
+        )
+        return Snapshot(account, renewed, current.revision, current.is_default)
+    left = renewed.expires_at - clock() if renewed.expires_at is not None else None
+    log.info(
+        "refreshed the access token of %s (token#%s, %s)",
+        _describe(account),
+        fingerprint(renewed.access_token),
+        "no expiry given" if left is None else f"valid for {left:.0f}s",
+    )
+    emit(AuthEvent("refreshed", account, expires_at=renewed.expires_at))
+    return saved

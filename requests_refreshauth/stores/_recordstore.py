@@ -1,0 +1,146 @@
+"""Shared logic of stores that keep their accounts as :class:`Records`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, List, Optional, TypeVar
+
+from ..bundle import Account, Snapshot, TokenBundle, fingerprint
+from ..errors import StoreReadError
+from .base import AccountStatus, RevisionConflict, resolve_ref
+from .records import Records
+
+T = TypeVar("T")
+
+
+def accounts_of(records: Records) -> List[Account]:
+    return [Account(account_id, rec.get("label")) for account_id, rec in records.accounts.items()]
+
+
+def pin_default(records: Records, account_id: str, make_default: Optional[bool]) -> None:
+    pinned = records.default is not None and records.default in records.accounts
+    if make_default or (make_default is None and not pinned):
+        records.default = account_id
+
+
+def forget(records: Records, account_id: str) -> None:
+    """Drop an account; if it was the default, pin the most recently saved remaining one."""
+    del records.accounts[account_id]
+    if records.default == account_id:
+        remaining = sorted(records.accounts.items(), key=lambda item: item[1].get("revision", 0))
+        records.default = remaining[-1][0] if remaining else None
+
+
+class RecordStore:
+    """Ref resolution, compare-and-swap saves and default pinning over :class:`Records`.
+
+    Subclasses say how records are loaded and updated and how a bundle maps to a record.
+    """
+
+    _secrets = "file"
+
+    # --- subclass hooks
+    def _load(self) -> Records:
+        raise NotImplementedError
+
+    def _update(self, mutate: Callable[[Records], T]) -> T:
+        raise NotImplementedError
+
+    def _where(self) -> str:
+        """How errors name this store (a path, or "memory")."""
+        raise NotImplementedError
+
+    # --- bundle <-> record
+    def _bundle_of(self, account_id: str, record: dict[str, Any]) -> TokenBundle:
+        try:
+            return TokenBundle.from_dict(record["bundle"])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise StoreReadError(
+                f"The stored record for account {account_id!r} in {self._where()} is "
+                "malformed. It was left unchanged; log in again to replace it."
+            ) from None
+
+    def _snapshot(self, records: Records, account: Account) -> Snapshot:
+        record = records.accounts[account.id]
+        return Snapshot(
+            account=account,
+            bundle=self._bundle_of(account.id, record),
+            revision=record.get("revision", 0),
+            is_default=records.default == account.id,
+        )
+
+    def _status(self, records: Records, account: Account) -> AccountStatus:
+        snap = self._snapshot(records, account)
+        bundle = snap.bundle
+        return AccountStatus(
+            account=account,
+            is_default=snap.is_default,
+            revision=snap.revision,
+            expires_at=bundle.expires_at,
+            refresh_expires_at=bundle.refresh_expires_at,
+            issued_at=bundle.issued_at,
+            has_refresh_token=bundle.refresh_token is not None,
+            access_fingerprint=fingerprint(bundle.access_token),
+            scope=bundle.scope,
+            token_type=bundle.token_type,
+            secrets=self._secrets,
+        )
+
+    # --- TokenStore
+    def active(self, ref: Optional[str] = None) -> Optional[Snapshot]:
+        records = self._load()
+        account = resolve_ref(accounts_of(records), records.default, ref)
+        return None if account is None else self._snapshot(records, account)
+
+    def status(self, ref: Optional[str] = None) -> Optional[AccountStatus]:
+        records = self._load()
+        account = resolve_ref(accounts_of(records), records.default, ref)
+        return None if account is None else self._status(records, account)
+
+    def accounts(self) -> List[AccountStatus]:
+        records = self._load()
+        return [self._status(records, account) for account in accounts_of(records)]
+
+    def save(
+        self,
+        account: Account,
+        bundle: TokenBundle,
+        make_default: Optional[bool] = False,
+        *,
+        expected_revision: Optional[int] = None,
+    ) -> Snapshot:
+        def mutate(records: Records) -> Snapshot:
+            old = records.accounts.get(account.id)
+            if expected_revision is not None and (
+                old is None or old.get("revision", 0) != expected_revision
+            ):
+                raise RevisionConflict(account.id)
+            label = account.label if account.label is not None else (old or {}).get("label")
+            records.accounts[account.id] = {
+                "label": label,
+                "revision": records.next_revision(),
+                "updated_at": time.time(),
+                "bundle": bundle.to_dict(),
+            }
+            pin_default(records, account.id, make_default)
+            return self._snapshot(records, Account(account.id, label))
+
+        return self._update(mutate)
+
+    def clear(self, ref: Optional[str] = None) -> Optional[Account]:
+        def mutate(records: Records) -> Optional[Account]:
+            account = resolve_ref(accounts_of(records), records.default, ref)
+            if account is not None:
+                forget(records, account.id)
+            return account
+
+        return self._update(mutate)
+
+    def set_default(self, ref: str) -> Account:
+        def mutate(records: Records) -> Account:
+            account = resolve_ref(accounts_of(records), records.default, ref)
+            assert account is not None  # a str ref never resolves to None
+            records.default = account.id
+            return account
+
+        return self._update(mutate)

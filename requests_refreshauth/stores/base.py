@@ -1,0 +1,151 @@
+"""The token-store protocol and the account-reference rules every store shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Protocol, Sequence, Tuple, runtime_checkable
+
+from ..bundle import Account, Snapshot, TokenBundle, TokenState
+from ..errors import AccountNotFoundError, NoAccountSelectedError
+from ..locking import AccountLock
+
+__all__ = [
+    "AccountStatus",
+    "RevisionConflict",
+    "TokenStore",
+    "resolve_ref",
+]
+
+
+class RevisionConflict(Exception):
+    """A conditional save found the account changed (re-login, logout) since it was read.
+
+    Internal to the engine: it discards its refresh result rather than overwrite a newer
+    login or resurrect a logged-out account.
+    """
+
+
+@dataclass(frozen=True)
+class AccountStatus:
+    """What a store knows about an account without reading any secret."""
+
+    account: Account
+    is_default: bool
+    revision: int
+    expires_at: Optional[float]
+    refresh_expires_at: Optional[float]
+    issued_at: Optional[float]
+    has_refresh_token: bool
+    access_fingerprint: Optional[str]
+    scope: Optional[Tuple[str, ...]] = None
+    token_type: str = "Bearer"
+    #: Where the secrets live: "memory", "file", "keyring" or "plaintext".
+    secrets: str = "file"
+
+    @property
+    def state(self) -> TokenState:
+        return TokenState(
+            revision=self.revision,
+            expires_at=self.expires_at,
+            issued_at=self.issued_at,
+            access_fingerprint=self.access_fingerprint,
+        )
+
+
+@runtime_checkable
+class TokenStore(Protocol):
+    """Where bundles live between processes.
+
+    Account references (``ref``) follow one rule everywhere (:func:`resolve_ref`).
+    ``save(..., expected_revision=n)`` is a compare-and-swap: it raises
+    :class:`RevisionConflict` when the account's revision is no longer ``n``.
+    """
+
+    def active(self, ref: Optional[str] = None) -> Optional[Snapshot]:
+        """The referenced account's snapshot with its access token; ``None`` if no accounts."""
+        ...
+
+    def status(self, ref: Optional[str] = None) -> Optional[AccountStatus]:
+        """Like :meth:`active` but reads no secret (cheap on keyring-backed stores)."""
+        ...
+
+    def accounts(self) -> Sequence[AccountStatus]:
+        """Every stored account, in the order they were first saved."""
+        ...
+
+    def save(
+        self,
+        account: Account,
+        bundle: TokenBundle,
+        make_default: Optional[bool] = False,
+        *,
+        expected_revision: Optional[int] = None,
+    ) -> Snapshot:
+        """Store ``bundle`` for ``account``.
+
+        ``make_default``: ``True`` pins the account as default, ``False`` leaves the
+        default alone, ``None`` pins it only when no default is pinned yet.
+        """
+        ...
+
+    def clear(self, ref: Optional[str] = None) -> Optional[Account]:
+        """Forget an account (record and secrets); returns it, or ``None`` if none stored.
+
+        When the default is cleared, the most recently saved remaining account is pinned.
+        """
+        ...
+
+    def set_default(self, ref: str) -> Account:
+        """Pin an existing account as the default."""
+        ...
+
+    def refresh_lock(self, account: Account) -> AccountLock:
+        """The lock that serialises refreshes of ``account`` across threads and processes."""
+        ...
+
+
+def resolve_ref(
+    accounts: Sequence[Account], default_id: Optional[str], ref: Optional[str]
+) -> Optional[Account]:
+    """Pick the account a reference means.
+
+    ``None``: the pinned default, else the only account, else ``None`` when there are none;
+    several and none pinned → :class:`NoAccountSelectedError`. A string matches an id
+    first, then a label; a label shared by several accounts → ``NoAccountSelectedError``;
+    no match → :class:`AccountNotFoundError`.
+    """
+    if ref is None:
+        if default_id is not None:
+            for account in accounts:
+                if account.id == default_id:
+                    return account
+        if not accounts:
+            return None
+        if len(accounts) == 1:
+            return accounts[0]
+        raise NoAccountSelectedError(
+            f"{len(accounts)} accounts are stored ({_names(accounts)}) and none is the default. "
+            "Choose one (for example with --user) or set a default."
+        )
+    for account in accounts:
+        if account.id == ref:
+            return account
+    labelled = [account for account in accounts if account.label == ref]
+    if len(labelled) == 1:
+        return labelled[0]
+    if labelled:
+        raise NoAccountSelectedError(
+            f"The label {ref!r} is shared by {len(labelled)} accounts ({_names(labelled)}). "
+            "Refer to the account by its id."
+        )
+    raise AccountNotFoundError(
+        f"No stored account has the id or label {ref!r}"
+        + (f" (stored: {_names(accounts)})." if accounts else "; no accounts are stored.")
+        + " Log in first or check the name."
+    )
+
+
+def _names(accounts: Sequence[Account], limit: int = 5) -> str:
+    shown = [a.id if a.label is None else f"{a.label} [{a.id}]" for a in accounts[:limit]]
+    more = len(accounts) - limit
+    return ", ".join(shown) + (f", and {more} more" if more > 0 else "")

@@ -1,0 +1,280 @@
+"""The JSON records file behind the file and keyring stores.
+
+Readers never lock: every write is a complete new file (temp file in the same directory,
+fsync, ``os.replace``), so a reader sees the old file or the new one, never a mix.
+Writers read-modify-write under an inter-process lock so concurrent savers of different
+accounts lose nothing. A file that cannot be understood is reported with its path and
+left exactly as it is: resetting it would log the user out of every account.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import json
+import logging
+import os
+import stat
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, TypeVar
+
+from ..errors import StoreReadError, StoreWriteError
+from ..locking import AccountLock
+
+__all__ = ["FORMAT", "VERSION", "Records", "RecordsFile", "parse_records"]
+
+log = logging.getLogger("requests_refreshauth.store")
+
+FORMAT = "requests-refreshauth/records"
+VERSION = 1
+
+T = TypeVar("T")
+
+_WINDOWS = sys.platform == "win32"
+_LOCK_TIMEOUT = 30.0
+
+
+@dataclass
+class Records:
+    """The decoded file: accounts by id (in first-saved order), default, revision counter."""
+
+    accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    default: Optional[str] = None
+    #: Bumped on every account save; account records keep the value of their last save,
+    #: so a revision is never reused even across logout and login (no ABA).
+    revision: int = 0
+    #: Top-level keys this version does not know, kept on rewrite.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def next_revision(self) -> int:
+        self.revision += 1
+        return self.revision
+
+    def to_json(self) -> str:
+        doc: dict[str, Any] = dict(self.extra)
+        doc.update(
+            format=FORMAT,
+            version=VERSION,
+            revision=self.revision,
+            default=self.default,
+            accounts=self.accounts,
+        )
+        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def parse_records(text: str, path: str) -> Records:
+    """Decode and validate a records file; :class:`StoreReadError` names ``path`` on failure."""
+
+    def bad(why: str) -> StoreReadError:
+        return StoreReadError(
+            f"The token records file {path} {why}. It was left unchanged; fix it, or move it "
+            "away and log in again."
+        )
+
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        line = getattr(exc, "lineno", None)
+        where = f" (line {line})" if line else ""
+        raise bad(f"is not valid JSON{where}") from None
+    if not isinstance(doc, dict):
+        raise bad("is not a JSON object")
+    if doc.get("format") != FORMAT:
+        raise bad(f"is not a requests-refreshauth records file (no format {FORMAT!r})")
+    version = doc.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise bad("has no valid format version")
+    if version > VERSION:
+        raise StoreReadError(
+            f"The token records file {path} was written by a newer requests-refreshauth "
+            f"(format version {version}; this one understands {VERSION}). Upgrade the "
+            "library; the file was left unchanged."
+        )
+    accounts = doc.get("accounts", {})
+    if not isinstance(accounts, dict):
+        raise bad("has a malformed 'accounts' section")
+    for account_id, record in accounts.items():
+        if not account_id or not isinstance(record, dict):
+            raise bad(f"has a malformed record for account {account_id!r}")
+        label = record.get("label")
+        rev = record.get("revision", 0)
+        if label is not None and not isinstance(label, str):
+            raise bad(f"has a malformed label for account {account_id!r}")
+        if isinstance(rev, bool) or not isinstance(rev, int) or rev < 0:
+            raise bad(f"has a malformed revision for account {account_id!r}")
+    default = doc.get("default")
+    if default is not None and not isinstance(default, str):
+        raise bad("has a malformed 'default'")
+    revision = doc.get("revision", 0)
+    if isinstance(revision, bool) or not isinstance(revision, int) or revision < 0:
+        raise bad("has a malformed 'revision'")
+    revision = max([revision, *(r.get("revision", 0) for r in accounts.values())])
+    extra = {
+        k: v
+        for k, v in doc.items()
+        if k not in ("format", "version", "revision", "default", "accounts")
+    }
+    return Records(accounts=accounts, default=default, revision=revision, extra=extra)
+
+
+class RecordsFile:
+    """One records file: lock-free reads, locked atomic read-modify-write."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        self.lock = AccountLock(self.path + ".lock")
+        self._warned_mode = False
+
+    def __repr__(self) -> str:
+        return f"RecordsFile({self.path!r})"
+
+    def refresh_lock_path(self, account_id: str) -> str:
+        """A per-account lock file beside the records (ids hashed: they may be emails)."""
+        digest = hashlib.sha256(account_id.encode("utf-8")).hexdigest()[:16]
+        return f"{self.path}.refresh-{digest}.lock"
+
+    # ------------------------------------------------------------------ reading
+
+    def load(self) -> Records:
+        """The current records; an absent file is an empty store."""
+        text = self._read_text()
+        if text is None:
+            return Records()
+        return parse_records(text, self.path)
+
+    def _read_text(self) -> Optional[str]:
+        for attempt in range(5):
+            try:
+                with open(self.path, "rb") as handle:
+                    self._check_mode(handle.fileno())
+                    raw = handle.read()
+                break
+            except FileNotFoundError:
+                return None
+            except PermissionError as exc:
+                # On Windows a concurrent os.replace briefly denies access.
+                if _WINDOWS and attempt < 4:
+                    time.sleep(0.01 * (attempt + 1))
+                    continue
+                raise StoreReadError(
+                    f"The token records file {self.path} cannot be read ({exc.strerror}). "
+                    "Check its permissions."
+                ) from None
+            except OSError as exc:
+                raise StoreReadError(
+                    f"The token records file {self.path} cannot be read "
+                    f"({exc.strerror or type(exc).__name__})."
+                ) from None
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise StoreReadError(
+                f"The token records file {self.path} is not UTF-8 text. It was left "
+                "unchanged; fix it, or move it away and log in again."
+            ) from None
+
+    def _check_mode(self, fd: int) -> None:
+        if _WINDOWS or self._warned_mode:
+            return
+        mode = os.fstat(fd).st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            self._warned_mode = True
+            log.warning(
+                "token records file %s is readable by other users (mode %o); it will be "
+                "rewritten with mode 600 on the next save",
+                self.path,
+                stat.S_IMODE(mode),
+            )
+
+    # ------------------------------------------------------------------ writing
+
+    def update(self, mutate: Callable[[Records], T]) -> T:
+        """Read, let ``mutate`` change the records, write them back — all under the lock.
+
+        ``mutate`` may raise to abort; nothing is written then, nor when it changed nothing.
+        """
+        if not self.lock.acquire(timeout=_LOCK_TIMEOUT):
+            raise StoreWriteError(
+                f"Timed out after {_LOCK_TIMEOUT:.0f}s waiting for the lock on {self.path}; "
+                "another process is holding it."
+            )
+        try:
+            records = self.load()
+            before = records.to_json()
+            result = mutate(records)
+            after = records.to_json()
+            if after != before:
+                self._write(after)
+            return result
+        finally:
+            self.lock.release()
+
+    def _write(self, text: str) -> None:
+        directory = os.path.dirname(self.path)
+        name = os.path.basename(self.path)
+        try:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            self._remove_leftovers(directory, name)
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+        except OSError as exc:
+            raise StoreWriteError(
+                f"Cannot write the token records file {self.path} ({exc.strerror}); "
+                "nothing was changed."
+            ) from None
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(text.encode("utf-8"))
+                handle.flush()
+                os.fsync(handle.fileno())
+            if not _WINDOWS:
+                os.chmod(tmp, 0o600)
+            _replace(tmp, self.path)
+            _fsync_directory(directory)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise StoreWriteError(
+                f"Cannot write the token records file {self.path} ({exc.strerror}); "
+                "the previous contents are intact."
+            ) from None
+
+    @staticmethod
+    def _remove_leftovers(directory: str, name: str) -> None:
+        """Delete temp files of writers that died mid-write (only lock holders write)."""
+        pattern = os.path.join(glob.escape(directory), f".{glob.escape(name)}.*.tmp")
+        for leftover in glob.glob(pattern):
+            with contextlib.suppress(OSError):
+                os.unlink(leftover)
+
+
+def _replace(src: str, dst: str) -> None:
+    for attempt in range(10):
+        try:
+            os.replace(src, dst)
+            return
+        except PermissionError:
+            # Windows refuses to replace a file another process has open; readers hold
+            # it for microseconds, so a short retry almost always succeeds.
+            if not _WINDOWS or attempt == 9:
+                raise
+            time.sleep(0.005 * (attempt + 1))
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make the rename itself durable (POSIX only; Windows cannot open directories)."""
+    if _WINDOWS:
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,300 @@
+"""Interpreting token-endpoint responses (RFC 6749 §5) — pure, no I/O.
+
+oauthlib parses the body and validates it; this module adds the decisions oauthlib leaves
+to the caller: which failures mean "log in again", which mean "try later", and how a
+response becomes an absolute-expiry :class:`TokenBundle` without ever dropping a
+rotated refresh token the server has already committed to.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import math
+import re
+from typing import Any, Literal, Mapping, Optional, Sequence, Tuple, Union
+
+from .bundle import TokenBundle, jwt_expiry
+from .errors import (
+    RefreshExpiredError,
+    RefreshRejectedError,
+    RefreshTransientError,
+    TokenExchangeError,
+)
+
+__all__ = [
+    "TRANSIENT_OAUTH_ERRORS",
+    "bundle_from_token_response",
+    "interpret_token_response",
+    "parse_retry_after",
+]
+
+log = logging.getLogger("requests_refreshauth.provider")
+
+#: OAuth error codes that describe the server's state, not the grant's.
+TRANSIENT_OAUTH_ERRORS = frozenset({"temporarily_unavailable", "server_error", "slow_down"})
+
+#: Characters that can never be part of a header-safe token (RFC 6750 b64token is stricter;
+#: real servers are not, so only what would break or smuggle a header is refused).
+_UNSAFE_TOKEN = re.compile(r"[\x00-\x20\x7f]")
+_MAX_RETRY_AFTER = 3600.0
+
+Grant = Literal["refresh", "exchange"]
+
+
+def parse_retry_after(value: Optional[str], now: float) -> Optional[float]:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        seconds = when.timestamp() - now
+    if not math.isfinite(seconds):
+        return None
+    return min(max(0.0, seconds), _MAX_RETRY_AFTER)
+
+
+def _clean(text: Optional[str], limit: int = 300) -> Optional[str]:
+    """Server-provided text made safe to show: printable, one line, bounded."""
+    if text is None:
+        return None
+    text = re.sub(r"[\x00-\x1f\x7f]+", " ", str(text)).strip()
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def _oauth_error_of(body: str) -> Tuple[Optional[str], Optional[str]]:
+    """(error, error_description) from an error body, via oauthlib's parser."""
+    from oauthlib.oauth2.rfc6749.errors import OAuth2Error
+    from oauthlib.oauth2.rfc6749.parameters import parse_token_response
+
+    try:
+        parse_token_response(body)
+    except OAuth2Error as exc:
+        if exc.error in (None, "missing_token", "missing_token_type"):
+            return None, None
+        return str(exc.error), exc.description or None
+    except Exception:  # noqa: BLE001 - any other parse failure means "no OAuth error here"
+        return None, None
+    return None, None
+
+
+def _error_for(
+    grant: Grant,
+    status: int,
+    error: Optional[str],
+    description: Optional[str],
+    retry_after: Optional[float],
+) -> Exception:
+    what = "refresh" if grant == "refresh" else "token exchange"
+    detail = f"{error}: {_clean(description)}" if description else (error or f"HTTP {status}")
+    if error is not None and error in TRANSIENT_OAUTH_ERRORS:
+        return RefreshTransientError(
+            f"The authorization server is temporarily unable to {what} ({detail}); "
+            "try again shortly.",
+            status_code=status,
+            retry_after=retry_after,
+        )
+    if grant == "exchange":
+        return TokenExchangeError(
+            f"The authorization server refused the token exchange ({detail}). "
+            "Start the login again."
+        )
+    if error == "invalid_grant":
+        return RefreshExpiredError(
+            f"Your session has expired or was revoked ({detail}). Log in again."
+        )
+    return RefreshRejectedError(
+        f"The authorization server rejected the refresh ({detail}). This is a client "
+        "configuration problem (client id, secret, scopes); retrying will not help.",
+        error=error,
+        error_description=_clean(description),
+        status_code=status,
+    )
+
+
+def _parse_success(body: str, requested_scope: Optional[Sequence[str]]) -> Mapping[str, Any]:
+    """oauthlib's parse of a 2xx body, salvaging what oauthlib gives up on.
+
+    A 2xx response may already have rotated the refresh token server-side; if oauthlib
+    chokes on a secondary field (a non-integer ``expires_in``) the response is re-parsed
+    without it rather than lost. A changed scope (oauthlib raises ``Warning``) is accepted.
+    """
+    from oauthlib.oauth2.rfc6749.parameters import parse_token_response
+
+    scope = list(requested_scope) if requested_scope else None
+    try:
+        return dict(parse_token_response(body, scope=scope))
+    except Warning as warning:
+        token = getattr(warning, "token", None)
+        if token is None:
+            raise
+        log.info("the server granted a different scope than requested: %s", _clean(str(warning)))
+        return dict(token)
+    except ValueError:
+        data = json.loads(body)  # ValueError here means non-JSON: handled by the caller
+        if not isinstance(data, dict):
+            raise
+        data.pop("expires_in", None)
+        data.pop("expires_at", None)
+        log.warning("token response had an unusable expires_in; ignoring it")
+        return _parse_success(json.dumps(data), requested_scope)
+
+
+def interpret_token_response(
+    status: int,
+    body: str,
+    *,
+    now: float,
+    previous: Optional[TokenBundle] = None,
+    requested_scope: Optional[Sequence[str]] = None,
+    retry_after_header: Optional[str] = None,
+    grant: Grant = "refresh",
+) -> TokenBundle:
+    """Turn a token-endpoint answer into a bundle or a typed error.
+
+    - 2xx with a usable ``access_token`` → a bundle (always; see :func:`_parse_success`).
+    - ``invalid_grant`` on a 4xx → :class:`RefreshExpiredError` (log in again).
+    - other OAuth errors or a bare 4xx → :class:`RefreshRejectedError` (not retried).
+    - 5xx, 408, 429, non-JSON, missing ``access_token`` → :class:`RefreshTransientError`.
+
+    For ``grant="exchange"`` (authorization/device code), refusals raise
+    :class:`TokenExchangeError` instead of the refresh errors.
+    """
+    from oauthlib.oauth2.rfc6749.errors import OAuth2Error
+
+    retry_after = parse_retry_after(retry_after_header, now)
+    what = "refresh" if grant == "refresh" else "token exchange"
+    if status >= 500 or status in (408, 425, 429):
+        error, description = _oauth_error_of(body)
+        detail = f" ({error})" if error else ""
+        return _raise(
+            RefreshTransientError(
+                f"The authorization server answered HTTP {status}{detail} to the {what}; "
+                "try again shortly.",
+                status_code=status,
+                retry_after=retry_after,
+            )
+        )
+    if 300 <= status < 400 or status < 200:
+        return _raise(
+            RefreshRejectedError(
+                f"The token endpoint answered HTTP {status} instead of a token response; "
+                "check the token endpoint URL.",
+                status_code=status,
+            )
+        )
+    if status >= 400:
+        error, description = _oauth_error_of(body)
+        return _raise(_error_for(grant, status, error, description, retry_after))
+
+    try:
+        params = _parse_success(body, requested_scope)
+    except OAuth2Error as exc:
+        if exc.error in ("missing_token", "missing_token_type"):
+            return _raise(
+                RefreshTransientError(
+                    f"The authorization server's {what} response carried no access token; "
+                    "try again shortly.",
+                    status_code=status,
+                )
+            )
+        # Some servers (GitHub among them) answer errors with 200.
+        return _raise(_error_for(grant, status, str(exc.error), exc.description, retry_after))
+    except (ValueError, TypeError, AttributeError, KeyError):
+        return _raise(
+            RefreshTransientError(
+                f"The authorization server's {what} response was not a valid token response "
+                "(not JSON, or the wrong shape); try again shortly.",
+                status_code=status,
+            )
+        )
+    return bundle_from_token_response(params, now=now, previous=previous)
+
+
+def _raise(exc: Exception) -> TokenBundle:
+    raise exc
+
+
+def _number(value: Any) -> Optional[float]:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0:
+        return float(value)
+    return None
+
+
+def bundle_from_token_response(
+    params: Mapping[str, Any],
+    *,
+    now: float,
+    previous: Optional[TokenBundle] = None,
+) -> TokenBundle:
+    """Build a bundle from parsed response parameters.
+
+    Keeps the previous refresh token (and its expiry) when the server sends none, takes
+    ``refresh_expires_in`` when sent, and falls back to a JWT access token's ``exp`` when
+    ``expires_in`` is missing. Raises :class:`RefreshTransientError` when the access
+    token itself is unusable.
+    """
+    access_token = params.get("access_token")
+    if not isinstance(access_token, str) or not access_token or _UNSAFE_TOKEN.search(access_token):
+        raise RefreshTransientError(
+            "The authorization server's response carried no usable access token; "
+            "try again shortly."
+        )
+
+    token_type = params.get("token_type")
+    if not isinstance(token_type, str) or not token_type.strip() or token_type.lower() == "bearer":
+        token_type = "Bearer"
+
+    expires_in = _number(params.get("expires_in"))
+    expires_at = now + expires_in if expires_in is not None else jwt_expiry(access_token)
+
+    refresh_token: Optional[str] = params.get("refresh_token")
+    rotated = isinstance(refresh_token, str) and bool(refresh_token)
+    if not rotated or (isinstance(refresh_token, str) and _UNSAFE_TOKEN.search(refresh_token)):
+        if rotated:
+            log.warning("ignoring a refresh token containing whitespace or control characters")
+        rotated = False
+        refresh_token = previous.refresh_token if previous is not None else None
+
+    refresh_expires_in = _number(params.get("refresh_expires_in"))
+    refresh_expires_at: Optional[float]
+    if refresh_expires_in is not None and refresh_token is not None:
+        # Keycloak sends 0 for "no expiry" (offline tokens).
+        refresh_expires_at = now + refresh_expires_in if refresh_expires_in > 0 else None
+    elif not rotated and previous is not None:
+        refresh_expires_at = previous.refresh_expires_at
+    else:
+        refresh_expires_at = None
+
+    scope_value: Union[str, Sequence[str], None] = params.get("scope")
+    scope: Optional[Tuple[str, ...]]
+    if isinstance(scope_value, str):
+        scope = tuple(scope_value.split())
+    elif isinstance(scope_value, (list, tuple, set)):
+        scope = tuple(str(s) for s in scope_value)
+    else:
+        scope = previous.scope if previous is not None else None
+
+    return TokenBundle(
+        access_token=access_token,
+        refresh_token=refresh_token,
+        expires_at=expires_at,
+        refresh_expires_at=refresh_expires_at,
+        token_type=token_type,
+        scope=scope or None,
+        issued_at=now,
+    )
