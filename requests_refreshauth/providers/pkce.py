@@ -9,8 +9,9 @@ last token) in attributes, which threads sharing one provider must not share.
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Tuple
 
 from .._urls import for_oauthlib, from_oauthlib, require_secure_url
 from ..bundle import TokenBundle
@@ -39,6 +40,8 @@ class PkceProvider:
     ``session`` is the ``requests.Session`` every call to the authorization server goes
     through (proxies, CA bundle, mTLS); by default a private one. ``timeout`` is the
     requests timeout for each attempt. Endpoints must be https, except loopback hosts.
+    ``clock`` (epoch seconds) turns ``expires_in`` into absolute expiries; tests pass one
+    that runs ahead.
     """
 
     uses_refresh_token = True
@@ -60,6 +63,7 @@ class PkceProvider:
         device_authorization_endpoint: Optional[str] = None,
         issuer: Optional[str] = None,
         authorization_params: Optional[Mapping[str, str]] = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not client_id:
             raise ValueError("client_id is required")
@@ -100,6 +104,7 @@ class PkceProvider:
             timeout=timeout,
             retry=retry or RetryPolicy(),
             auth=_form_encoded_basic(basic),
+            clock=clock,
         )
 
     def __repr__(self) -> str:
