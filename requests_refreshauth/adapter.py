@@ -97,8 +97,7 @@ class RefreshAdapter(HTTPAdapter):
         assert request.url is not None
         if origin_of(request.url) not in self._origins():
             log.warning(
-                "not attaching the access token to a request for %s: outside the adapter's "
-                "origin",
+                "not attaching the access token to a request for %s: outside the adapter's origin",
                 "://".join(origin_of(request.url)[:2]),
             )
             return super().send(request, **options)

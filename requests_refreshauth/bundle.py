@@ -44,9 +44,21 @@ def _normalize_scope(scope: ScopeLike) -> Optional[Tuple[str, ...]]:
 def _check_expiry(name: str, value: Optional[float]) -> Optional[float]:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    number = _finite(value)
+    if number is None:
         raise TypeError(f"{name} must be epoch seconds (a finite number) or None")
-    return float(value)
+    return number
+
+
+def _finite(value: Any) -> Optional[float]:
+    """``value`` as a finite float, or ``None`` (bools, NaN, ±inf, ints beyond float range)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def fingerprint(secret: str) -> str:
@@ -258,11 +270,8 @@ def jwt_expiry(token: str) -> Optional[float]:
     try:
         raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
         claims = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, RecursionError):
         return None
     if not isinstance(claims, dict):
         return None
-    exp = claims.get("exp")
-    if isinstance(exp, bool) or not isinstance(exp, (int, float)) or not math.isfinite(exp):
-        return None
-    return float(exp)
+    return _finite(claims.get("exp"))

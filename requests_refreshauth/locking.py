@@ -23,6 +23,8 @@ import time
 from types import TracebackType
 from typing import Any, Optional, Type
 
+from .errors import StoreWriteError
+
 __all__ = ["DEFAULT_DELAY", "DEFAULT_MAX_DELAY", "AccountLock", "LockTimeout"]
 
 log = logging.getLogger("requests_refreshauth.lock")
@@ -98,7 +100,11 @@ class AccountLock:
         return f"AccountLock({self.path or self._key!r})"
 
     def acquire(self, timeout: Optional[float] = None) -> bool:
-        """Take the lock, waiting at most ``timeout`` seconds (``None``: forever)."""
+        """Take the lock, waiting at most ``timeout`` seconds (``None``: forever).
+
+        Raises :class:`~requests_refreshauth.errors.StoreWriteError` when the lock file
+        cannot be created or locked.
+        """
         if getattr(self._held, "entry", None) is not None:
             raise RuntimeError(f"{self!r} is not re-entrant and is already held by this thread")
         entry = _entry_for(self._key, self.path)
@@ -115,6 +121,15 @@ class AccountLock:
                 acquired = entry.interprocess.acquire(
                     blocking=True, delay=self.delay, max_delay=self.max_delay, timeout=remaining
                 )
+            except (OSError, threading.ThreadError) as exc:
+                entry.thread_lock.release()
+                # fasteners creates the lock file's directory and the file itself here.
+                cause = exc.__cause__ or exc
+                reason = getattr(cause, "strerror", None) or type(cause).__name__
+                raise StoreWriteError(
+                    f"Cannot use the lock file {entry.path} ({reason}). Check that its "
+                    "directory exists and is writable."
+                ) from None
             except BaseException:
                 entry.thread_lock.release()
                 raise

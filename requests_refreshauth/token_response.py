@@ -35,9 +35,13 @@ log = logging.getLogger("requests_refreshauth.provider")
 #: OAuth error codes that describe the server's state, not the grant's.
 TRANSIENT_OAUTH_ERRORS = frozenset({"temporarily_unavailable", "server_error", "slow_down"})
 
-#: Characters that can never be part of a header-safe token (RFC 6750 b64token is stricter;
-#: real servers are not, so only what would break or smuggle a header is refused).
-_UNSAFE_TOKEN = re.compile(r"[\x00-\x20\x7f]")
+#: A token must be visible ASCII: RFC 6750's b64token is stricter, real servers are not,
+#: but anything else breaks the header (non-Latin-1) or smuggles one (CR, LF).
+_USABLE_TOKEN = re.compile(r"[\x21-\x7e]+")
+#: RFC 9110 token characters, for the token_type that becomes the header's scheme.
+_HTTP_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+#: Exceptions oauthlib's parser can raise on malformed bodies besides OAuth2Error.
+_PARSE_ERRORS = (ValueError, TypeError, AttributeError, KeyError, OverflowError, RecursionError)
 _MAX_RETRY_AFTER = 3600.0
 
 Grant = Literal["refresh", "exchange"]
@@ -56,7 +60,7 @@ def parse_retry_after(value: Optional[str], now: float) -> Optional[float]:
         except (TypeError, ValueError, IndexError):
             return None
         seconds = when.timestamp() - now
-    if not math.isfinite(seconds):
+    if math.isnan(seconds):
         return None
     return min(max(0.0, seconds), _MAX_RETRY_AFTER)
 
@@ -65,7 +69,7 @@ def _clean(text: Optional[str], limit: int = 300) -> Optional[str]:
     """Server-provided text made safe to show: printable, one line, bounded."""
     if text is None:
         return None
-    text = re.sub(r"[\x00-\x1f\x7f]+", " ", str(text)).strip()
+    text = " ".join("".join(c if c.isprintable() else " " for c in str(text)).split())
     return text[:limit] + ("…" if len(text) > limit else "")
 
 
@@ -80,7 +84,7 @@ def _oauth_error_of(body: str) -> Tuple[Optional[str], Optional[str]]:
         if exc.error in (None, "missing_token", "missing_token_type"):
             return None, None
         return str(exc.error), exc.description or None
-    except Exception:  # noqa: BLE001 - any other parse failure means "no OAuth error here"
+    except _PARSE_ERRORS:  # no readable OAuth error in this body
         return None, None
     return None, None
 
@@ -92,7 +96,7 @@ def _error_for(
     description: Optional[str],
     retry_after: Optional[float],
 ) -> Exception:
-    what = "refresh" if grant == "refresh" else "token exchange"
+    what = "refresh the token" if grant == "refresh" else "exchange the code"
     detail = f"{error}: {_clean(description)}" if description else (error or f"HTTP {status}")
     if error is not None and error in TRANSIENT_OAUTH_ERRORS:
         return RefreshTransientError(
@@ -126,9 +130,25 @@ def _parse_success(body: str, requested_scope: Optional[Sequence[str]]) -> Mappi
     chokes on a secondary field (a non-integer ``expires_in``) the response is re-parsed
     without it rather than lost. A changed scope (oauthlib raises ``Warning``) is accepted.
     """
-    from oauthlib.oauth2.rfc6749.parameters import parse_token_response
 
     scope = list(requested_scope) if requested_scope else None
+    try:
+        return _oauthlib_parse(body, scope)
+    except _PARSE_ERRORS:
+        try:
+            data = json.loads(body)
+        except _PARSE_ERRORS:
+            data = None
+        salvaged = _without_malformed_fields(data)
+        if salvaged is None:
+            raise
+        log.warning("the token response had malformed optional fields; they were ignored")
+        return _oauthlib_parse(json.dumps(salvaged), scope)
+
+
+def _oauthlib_parse(body: str, scope: Optional[list[str]]) -> Mapping[str, Any]:
+    from oauthlib.oauth2.rfc6749.parameters import parse_token_response
+
     try:
         return dict(parse_token_response(body, scope=scope))
     except Warning as warning:
@@ -137,14 +157,30 @@ def _parse_success(body: str, requested_scope: Optional[Sequence[str]]) -> Mappi
             raise
         log.info("the server granted a different scope than requested: %s", _clean(str(warning)))
         return dict(token)
-    except ValueError:
-        data = json.loads(body)  # ValueError here means non-JSON: handled by the caller
-        if not isinstance(data, dict):
-            raise
-        data.pop("expires_in", None)
-        data.pop("expires_at", None)
-        log.warning("token response had an unusable expires_in; ignoring it")
-        return _parse_success(json.dumps(data), requested_scope)
+
+
+def _without_malformed_fields(data: Any) -> Optional[dict[str, Any]]:
+    """A JSON success body minus the optional fields oauthlib cannot digest, or ``None``.
+
+    Only bodies that carry a string access token and no real error are salvaged.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
+        return None
+    if data.get("error") not in (None, ""):
+        return None
+    cleaned = {k: v for k, v in data.items() if k != "error"}
+    for key in ("expires_in", "expires_at", "refresh_expires_in"):
+        if key in cleaned and _number(cleaned[key]) is None:
+            del cleaned[key]
+    if "expires_in" in cleaned:
+        cleaned["expires_in"] = int(_number(cleaned["expires_in"]) or 0)
+    scope = cleaned.get("scope")
+    if scope is not None and not (
+        isinstance(scope, str)
+        or (isinstance(scope, list) and all(isinstance(item, str) for item in scope))
+    ):
+        del cleaned["scope"]
+    return cleaned
 
 
 def interpret_token_response(
@@ -183,13 +219,13 @@ def interpret_token_response(
             )
         )
     if 300 <= status < 400 or status < 200:
-        return _raise(
-            RefreshRejectedError(
-                f"The token endpoint answered HTTP {status} instead of a token response; "
-                "check the token endpoint URL.",
-                status_code=status,
-            )
+        message = (
+            f"The token endpoint answered HTTP {status} instead of a token response; "
+            "check the token endpoint URL."
         )
+        if grant == "exchange":
+            return _raise(TokenExchangeError(message))
+        return _raise(RefreshRejectedError(message, status_code=status))
     if status >= 400:
         error, description = _oauth_error_of(body)
         return _raise(_error_for(grant, status, error, description, retry_after))
@@ -207,7 +243,7 @@ def interpret_token_response(
             )
         # Some servers (GitHub among them) answer errors with 200.
         return _raise(_error_for(grant, status, str(exc.error), exc.description, retry_after))
-    except (ValueError, TypeError, AttributeError, KeyError):
+    except _PARSE_ERRORS:
         return _raise(
             RefreshTransientError(
                 f"The authorization server's {what} response was not a valid token response "
@@ -230,8 +266,13 @@ def _number(value: Any) -> Optional[float]:
             value = float(value)
         except ValueError:
             return None
-    if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0:
-        return float(value)
+    if isinstance(value, (int, float)):
+        try:
+            number = float(value)
+        except OverflowError:
+            return None
+        if math.isfinite(number) and number >= 0:
+            return number
     return None
 
 
@@ -249,25 +290,27 @@ def bundle_from_token_response(
     token itself is unusable.
     """
     access_token = params.get("access_token")
-    if not isinstance(access_token, str) or not access_token or _UNSAFE_TOKEN.search(access_token):
+    if not isinstance(access_token, str) or not _USABLE_TOKEN.fullmatch(access_token):
         raise RefreshTransientError(
-            "The authorization server's response carried no usable access token; "
-            "try again shortly."
+            "The authorization server's response carried no usable access token; try again shortly."
         )
 
     token_type = params.get("token_type")
-    if not isinstance(token_type, str) or not token_type.strip() or token_type.lower() == "bearer":
+    if not isinstance(token_type, str) or not _HTTP_TOKEN.fullmatch(token_type):
+        if token_type is not None:
+            log.warning("ignoring a malformed token_type; using Bearer")
+        token_type = "Bearer"
+    elif token_type.lower() == "bearer":
         token_type = "Bearer"
 
     expires_in = _number(params.get("expires_in"))
     expires_at = now + expires_in if expires_in is not None else jwt_expiry(access_token)
 
     refresh_token: Optional[str] = params.get("refresh_token")
-    rotated = isinstance(refresh_token, str) and bool(refresh_token)
-    if not rotated or (isinstance(refresh_token, str) and _UNSAFE_TOKEN.search(refresh_token)):
-        if rotated:
-            log.warning("ignoring a refresh token containing whitespace or control characters")
-        rotated = False
+    rotated = isinstance(refresh_token, str) and _USABLE_TOKEN.fullmatch(refresh_token) is not None
+    if not rotated:
+        if refresh_token:
+            log.warning("ignoring a refresh token that is not visible ASCII; keeping the old one")
         refresh_token = previous.refresh_token if previous is not None else None
 
     refresh_expires_in = _number(params.get("refresh_expires_in"))

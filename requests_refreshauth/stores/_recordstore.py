@@ -54,7 +54,7 @@ class RecordStore:
     def _bundle_of(self, account_id: str, record: dict[str, Any]) -> TokenBundle:
         try:
             return TokenBundle.from_dict(record["bundle"])
-        except (KeyError, TypeError, ValueError, AttributeError):
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
             raise StoreReadError(
                 f"The stored record for account {account_id!r} in {self._where()} is "
                 "malformed. It was left unchanged; log in again to replace it."

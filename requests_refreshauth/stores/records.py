@@ -35,6 +35,8 @@ VERSION = 1
 T = TypeVar("T")
 
 _WINDOWS = sys.platform == "win32"
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_BINARY = getattr(os, "O_BINARY", 0)
 _LOCK_TIMEOUT = 30.0
 
 
@@ -81,6 +83,8 @@ def parse_records(text: str, path: str) -> Records:
         line = getattr(exc, "lineno", None)
         where = f" (line {line})" if line else ""
         raise bad(f"is not valid JSON{where}") from None
+    except RecursionError:
+        raise bad("is nested too deeply to be a records file") from None
     if not isinstance(doc, dict):
         raise bad("is not a JSON object")
     if doc.get("format") != FORMAT:
@@ -146,10 +150,21 @@ class RecordsFile:
             return Records()
         return parse_records(text, self.path)
 
+    def _refuse_symlink(self) -> None:
+        """A symlinked records file would be replaced by a regular file on the next save,
+        silently forking the two copies; refuse it instead."""
+        if os.path.islink(self.path):
+            raise StoreReadError(
+                f"The token records file {self.path} is a symbolic link. Point the store at "
+                "the real file (os.path.realpath) instead; nothing was changed."
+            )
+
     def _read_text(self) -> Optional[str]:
+        self._refuse_symlink()
         for attempt in range(5):
             try:
-                with open(self.path, "rb") as handle:
+                fd = os.open(self.path, os.O_RDONLY | _NOFOLLOW | _BINARY)
+                with open(fd, "rb") as handle:
                     self._check_mode(handle.fileno())
                     raw = handle.read()
                 break
@@ -197,6 +212,16 @@ class RecordsFile:
 
         ``mutate`` may raise to abort; nothing is written then, nor when it changed nothing.
         """
+        self._refuse_symlink()
+        directory = os.path.dirname(self.path)
+        try:
+            # Before the lock does (fasteners would create it with the default mode).
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise StoreWriteError(
+                f"Cannot create the directory of the token records file {self.path} "
+                f"({exc.strerror}); nothing was changed."
+            ) from None
         if not self.lock.acquire(timeout=_LOCK_TIMEOUT):
             raise StoreWriteError(
                 f"Timed out after {_LOCK_TIMEOUT:.0f}s waiting for the lock on {self.path}; "
@@ -217,7 +242,6 @@ class RecordsFile:
         directory = os.path.dirname(self.path)
         name = os.path.basename(self.path)
         try:
-            os.makedirs(directory, mode=0o700, exist_ok=True)
             self._remove_leftovers(directory, name)
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
         except OSError as exc:
