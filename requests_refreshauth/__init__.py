@@ -27,9 +27,17 @@ from .errors import (
     TokenExchangeError,
 )
 from .events import AuthEvent, add_listener, remove_listener
+from .migrate import ImportResult, import_legacy_token
 from .providers import AuthorizationRequest, AuthProvider, PkceProvider, RetryPolicy
 from .refresh import refresh_access_token
-from .stores import AccountStatus, FileTokenStore, MemoryTokenStore, TokenStore
+from .stores import (
+    AccountStatus,
+    FileTokenStore,
+    KeyringTokenStore,
+    MemoryTokenStore,
+    TokenStore,
+    WriteReport,
+)
 
 __version__ = "0.1.0"
 
@@ -43,6 +51,8 @@ __all__ = [
     "AuthorizationRequest",
     "CallbackTimeoutError",
     "FileTokenStore",
+    "ImportResult",
+    "KeyringTokenStore",
     "MemoryTokenStore",
     "NoAccountSelectedError",
     "NotAuthenticatedError",
@@ -61,8 +71,10 @@ __all__ = [
     "TokenBundle",
     "TokenExchangeError",
     "TokenStore",
+    "WriteReport",
     "__version__",
     "add_listener",
+    "import_legacy_token",
     "refresh_access_token",
     "remove_listener",
 ]

@@ -170,10 +170,10 @@ def _without_malformed_fields(data: Any) -> Optional[dict[str, Any]]:
         return None
     cleaned = {k: v for k, v in data.items() if k != "error"}
     for key in ("expires_in", "expires_at", "refresh_expires_in"):
-        if key in cleaned and _number(cleaned[key]) is None:
+        if key in cleaned and number_or_none(cleaned[key]) is None:
             del cleaned[key]
     if "expires_in" in cleaned:
-        cleaned["expires_in"] = int(_number(cleaned["expires_in"]) or 0)
+        cleaned["expires_in"] = int(number_or_none(cleaned["expires_in"]) or 0)
     scope = cleaned.get("scope")
     if scope is not None and not (
         isinstance(scope, str)
@@ -258,7 +258,8 @@ def _raise(exc: Exception) -> TokenBundle:
     raise exc
 
 
-def _number(value: Any) -> Optional[float]:
+def number_or_none(value: Any) -> Optional[float]:
+    """A finite, non-negative number from a JSON value (numeric strings too), else None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
@@ -303,7 +304,7 @@ def bundle_from_token_response(
     elif token_type.lower() == "bearer":
         token_type = "Bearer"
 
-    expires_in = _number(params.get("expires_in"))
+    expires_in = number_or_none(params.get("expires_in"))
     expires_at = now + expires_in if expires_in is not None else jwt_expiry(access_token)
 
     refresh_token: Optional[str] = params.get("refresh_token")
@@ -313,7 +314,7 @@ def bundle_from_token_response(
             log.warning("ignoring a refresh token that is not visible ASCII; keeping the old one")
         refresh_token = previous.refresh_token if previous is not None else None
 
-    refresh_expires_in = _number(params.get("refresh_expires_in"))
+    refresh_expires_in = number_or_none(params.get("refresh_expires_in"))
     refresh_expires_at: Optional[float]
     if refresh_expires_in is not None and refresh_token is not None:
         # Keycloak sends 0 for "no expiry" (offline tokens).

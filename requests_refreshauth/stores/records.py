@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Iterator, Optional, TypeVar
 
 from ..errors import StoreReadError, StoreWriteError
 from ..locking import AccountLock
@@ -212,6 +212,17 @@ class RecordsFile:
 
         ``mutate`` may raise to abort; nothing is written then, nor when it changed nothing.
         """
+        with self.locked():
+            records = self.load()
+            before = records.to_json()
+            result = mutate(records)
+            if records.to_json() != before:
+                self.write(records)
+            return result
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the records lock (for writers that interleave other I/O with the update)."""
         self._refuse_symlink()
         directory = os.path.dirname(self.path)
         try:
@@ -228,15 +239,13 @@ class RecordsFile:
                 "another process is holding it."
             )
         try:
-            records = self.load()
-            before = records.to_json()
-            result = mutate(records)
-            after = records.to_json()
-            if after != before:
-                self._write(after)
-            return result
+            yield
         finally:
             self.lock.release()
+
+    def write(self, records: Records) -> None:
+        """Replace the file with ``records`` (callers hold :meth:`locked`)."""
+        self._write(records.to_json())
 
     def _write(self, text: str) -> None:
         directory = os.path.dirname(self.path)

@@ -1,0 +1,218 @@
+"""Bounded-time access to one keyring backend.
+
+Keyrings can block: a locked Secret Service collection waits for an unlock prompt, a
+stalled D-Bus never answers, backend detection imports and probes every backend. Every
+call here runs in a short-lived daemon thread and is abandoned after ``timeout`` seconds.
+A timeout or an error is a *failure* (the caller's read or write fails), never proof that
+the keyring is absent: only "no backend", a low-priority backend nobody chose, or
+``NoKeyringError`` is absence.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from typing import Any, Callable, List, Optional, TypeVar
+
+__all__ = ["KeyringAbsent", "KeyringAccess", "KeyringFailure", "split_for_limit"]
+
+log = logging.getLogger("requests_refreshauth.store")
+
+T = TypeVar("T")
+_USABLE = "usable"
+
+#: Windows Credential Manager's blob limit (CRED_MAX_CREDENTIAL_BLOB_SIZE), in bytes of
+#: UTF-16: about 1280 characters (keyring issues #355, #540).
+WINDOWS_LIMIT_UTF16_BYTES = 2560
+
+
+class KeyringFailure(Exception):
+    """The keyring errored or did not answer in time (not the same as absent)."""
+
+
+class KeyringAbsent(Exception):
+    """There is no usable keyring on this machine."""
+
+
+def _bounded(fn: Callable[[], T], timeout: float, what: str) -> T:
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="refreshauth-keyring", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise KeyringFailure(
+            f"the keyring did not answer within {timeout:g}s while {what} (is the keyring "
+            "locked, or waiting for an unlock prompt?)"
+        )
+    if "error" in outcome:
+        raise outcome["error"]
+    value: T = outcome["value"]
+    return value
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le"))
+
+
+def split_for_limit(secret: str, limit_utf16_bytes: Optional[int]) -> List[str]:
+    """``secret`` in pieces that each fit ``limit`` (UTF-16 bytes); one piece if no limit."""
+    if limit_utf16_bytes is None or _utf16_len(secret) <= limit_utf16_bytes:
+        return [secret]
+    pieces: List[str] = []
+    current: List[str] = []
+    size = 0
+    for char in secret:
+        width = _utf16_len(char)
+        if size + width > limit_utf16_bytes:
+            pieces.append("".join(current))
+            current, size = [], 0
+        current.append(char)
+        size += width
+    pieces.append("".join(current))
+    return pieces
+
+
+class KeyringAccess:
+    """One backend (explicit, or keyring's default), with every call time-bounded."""
+
+    def __init__(self, backend: Any = None, timeout: float = 10.0) -> None:
+        self._backend = backend
+        self._explicit = backend is not None
+        self._verdict: Optional[object] = None  # not assessed yet; then _USABLE or an Absent
+        self.timeout = timeout
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        name = type(self._backend).__name__ if self._backend is not None else "undetected"
+        return f"KeyringAccess({name}, timeout={self.timeout:g})"
+
+    # ------------------------------------------------------------------ detection
+
+    def backend(self) -> Any:
+        """The backend to use; raises :class:`KeyringAbsent` or :class:`KeyringFailure`.
+
+        The verdict is kept for the life of the object: probing a backend's priority can
+        open a D-Bus connection, which the hot path should not pay for twice.
+        """
+        with self._lock:
+            if self._verdict is None:
+                if self._backend is None:
+                    self._backend = self._detect()
+                backend = self._backend
+                absent = _bounded(
+                    lambda: self._assess(backend), self.timeout, "checking the keyring backend"
+                )
+                self._verdict = _USABLE if absent is None else absent
+            outcome, backend = self._verdict, self._backend
+        if isinstance(outcome, KeyringAbsent):
+            raise outcome
+        return backend
+
+    def _detect(self) -> Any:
+        import keyring
+
+        try:
+            backend = _bounded(keyring.get_keyring, self.timeout, "detecting the keyring backend")
+        except KeyringFailure:
+            raise
+        except Exception as exc:  # noqa: BLE001 - backends raise anything
+            raise KeyringFailure(f"keyring backend detection failed ({_describe(exc)})") from None
+        # A backend chosen in keyring's environment variable or config file is explicit.
+        self._explicit = bool(os.environ.get("PYTHON_KEYRING_BACKEND")) or _configured()
+        return backend
+
+    def _assess(self, backend: Any) -> Optional[KeyringAbsent]:
+        """``None`` if usable, a :class:`KeyringAbsent` if known absent; raises on errors."""
+        from keyring.backends import fail
+
+        if isinstance(backend, fail.Keyring):
+            return KeyringAbsent("no keyring backend is available")
+        try:
+            children = getattr(backend, "backends", None)  # keyring's ChainerBackend
+            members = list(children) if children is not None else [backend]
+            best = max((member.priority for member in members), default=0)
+        except Exception as exc:  # noqa: BLE001 - backends raise anything
+            raise KeyringFailure(f"the keyring backend is not viable ({_describe(exc)})") from None
+        if best <= 0 or (best < 1 and not self._explicit):
+            return KeyringAbsent(
+                f"only a low-priority keyring backend ({type(backend).__name__}) is available, "
+                "and it was not chosen explicitly"
+            )
+        return None
+
+    def usable(self) -> bool:
+        """True if usable, False if known absent; raises :class:`KeyringFailure` otherwise."""
+        try:
+            self.backend()
+        except KeyringAbsent:
+            return False
+        return True
+
+    @property
+    def limit_utf16_bytes(self) -> Optional[int]:
+        """The backend's per-secret limit in UTF-16 bytes, where one is known."""
+        backend = self.backend()
+        declared = getattr(backend, "max_secret_utf16_bytes", None)
+        if isinstance(declared, int):
+            return declared
+        if type(backend).__module__.startswith("keyring.backends.Windows"):
+            return WINDOWS_LIMIT_UTF16_BYTES
+        return None
+
+    # ------------------------------------------------------------------ operations
+
+    def _call(self, what: str, fn: Callable[[Any], T]) -> T:
+        from keyring.errors import NoKeyringError
+
+        backend = self.backend()
+        try:
+            return _bounded(lambda: fn(backend), self.timeout, what)
+        except NoKeyringError:
+            raise KeyringAbsent("the keyring backend reports that no keyring exists") from None
+        except (KeyringFailure, KeyringAbsent):
+            raise
+        except Exception as exc:  # noqa: BLE001 - backends raise anything
+            raise KeyringFailure(f"the keyring failed while {what} ({_describe(exc)})") from None
+
+    def get(self, service: str, slot: str) -> Optional[str]:
+        value: Optional[str] = self._call(
+            "reading a token", lambda backend: backend.get_password(service, slot)
+        )
+        return value
+
+    def set(self, service: str, slot: str, value: str) -> None:
+        self._call("writing a token", lambda backend: backend.set_password(service, slot, value))
+
+    def delete(self, service: str, slot: str) -> None:
+        """Delete a slot; a slot that does not exist is not an error."""
+        from keyring.errors import PasswordDeleteError
+
+        def delete(backend: Any) -> None:
+            with contextlib.suppress(PasswordDeleteError):
+                backend.delete_password(service, slot)
+
+        self._call("deleting a token", delete)
+
+
+def _configured() -> bool:
+    """Whether keyring's config file names a default backend."""
+    try:
+        from keyring.core import load_config
+
+        return load_config() is not None
+    except Exception:  # noqa: BLE001 - a broken config is keyring's to report
+        return False
+
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

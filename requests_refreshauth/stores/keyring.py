@@ -1,0 +1,531 @@
+"""Bundles with their secrets in the OS keyring and everything else in a records file.
+
+The records file (same atomic, locked, 0600 writing as :class:`FileTokenStore`) holds what
+is not secret — accounts, labels, the default, expiries, a revision counter, fingerprints
+of the tokens, and where each account's secrets live. The keyring holds the secrets: the
+access token in the account's slot, the refresh token in ``<slot>/refresh``.
+
+That split keeps the hot path cheap. A cold process reads the records file and one
+keyring slot (the access token); a warm one reads nothing; the refresh token is read only
+when a refresh POST is actually going to happen. Whether a peer refreshed while we waited
+for the lock is decided from the records file's revision alone.
+
+Policies (``credential_store``):
+
+- ``"system"``: the keyring is required; without one, reads and writes fail.
+- ``"fallback"`` (default): the keyring when one exists; when it is *known absent* (no
+  backend, only a low-priority one nobody chose, ``NoKeyringError``), plaintext in the
+  records file, reported in :attr:`KeyringTokenStore.last_write` and logged.
+- ``"plaintext"``: never touches the keyring.
+
+A keyring that errors or times out is not absent: the operation fails with a typed error
+and an account whose secrets are in the keyring never silently moves to plaintext.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Literal, Optional, Tuple
+
+from ..bundle import Account, Snapshot, TokenBundle, fingerprint
+from ..errors import StoreReadError, StoreWriteError
+from ..locking import AccountLock
+from ._keyring_access import KeyringAbsent, KeyringAccess, KeyringFailure, split_for_limit
+from ._recordstore import RecordStore, accounts_of, forget, pin_default
+from .base import AccountStatus, RevisionConflict, resolve_ref
+from .records import Records, RecordsFile
+
+__all__ = ["CredentialStorePolicy", "KeyringTokenStore", "WriteReport", "default_slot"]
+
+log = logging.getLogger("requests_refreshauth.store")
+
+CredentialStorePolicy = Literal["system", "fallback", "plaintext"]
+_Location = Literal["keyring", "plaintext"]
+_POLICIES = ("system", "fallback", "plaintext")
+_REFRESH_SUFFIX = "/refresh"
+_READ_ATTEMPTS = 3
+
+
+def default_slot(account_id: str) -> str:
+    """The keyring slot (keyring "username") of an account: its id.
+
+    Slot names are persisted user state — every existing login lives under them — so this
+    must never change; each record also stores the slot it used.
+    """
+    return account_id
+
+
+@dataclass(frozen=True)
+class WriteReport:
+    """Where the last save put an account's secrets, and what to tell the user about it."""
+
+    account: Account
+    location: _Location
+    warning: Optional[str] = None
+
+
+class KeyringTokenStore(RecordStore):
+    """Multi-account token store on the OS keyring (see the module docstring).
+
+    ``service``: the keyring service name (your application's name). ``records_path``: the
+    records file. ``slot_for``: account id → slot name for new accounts. ``backend``: a
+    ``keyring`` backend instance to use instead of keyring's detection (counts as chosen
+    explicitly). ``timeout``: seconds any single keyring call may take.
+    """
+
+    _secrets = "keyring"
+
+    def __init__(
+        self,
+        service: str,
+        records_path: str | os.PathLike[str],
+        *,
+        credential_store: CredentialStorePolicy = "fallback",
+        slot_for: Optional[Callable[[str], str]] = None,
+        backend: Any = None,
+        timeout: float = 10.0,
+    ) -> None:
+        if not service:
+            raise ValueError("service is required")
+        if credential_store not in _POLICIES:
+            raise ValueError(f"credential_store must be one of {_POLICIES}")
+        self.service = service
+        self.policy: CredentialStorePolicy = credential_store
+        self.slot_for = slot_for or default_slot
+        self.records_file = RecordsFile(records_path)
+        self.path = self.records_file.path
+        self.keyring = KeyringAccess(backend, timeout)
+        #: What the most recent :meth:`save` did (``None`` before the first save).
+        self.last_write: Optional[WriteReport] = None
+        # Secrets this process has read or written, by account: (revision, access, refresh).
+        # Lets a failed save restore what it overwrote without extra keyring reads.
+        self._known: Dict[str, Tuple[int, Optional[str], Optional[str]]] = {}
+        self._known_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"KeyringTokenStore(service={self.service!r}, records={self.path!r}, "
+            f"credential_store={self.policy!r})"
+        )
+
+    # ------------------------------------------------------------------ RecordStore hooks
+
+    def _where(self) -> str:
+        return self.path
+
+    def _load(self) -> Records:
+        return self.records_file.load()
+
+    def _update(self, mutate: Callable[[Records], Any]) -> Any:
+        return self.records_file.update(mutate)
+
+    def refresh_lock(self, account: Account) -> AccountLock:
+        return AccountLock(self.records_file.refresh_lock_path(account.id))
+
+    # ------------------------------------------------------------------ record layout
+
+    def _meta(self, account_id: str, record: Dict[str, Any]) -> Dict[str, Any]:
+        meta = record.get("meta")
+        location = record.get("secrets")
+        if not isinstance(meta, dict) or location not in ("keyring", "plaintext"):
+            raise StoreReadError(
+                f"The stored record for account {account_id!r} in {self.path} is malformed "
+                "(it may have been written by FileTokenStore). It was left unchanged; log in "
+                "again to replace it."
+            )
+        return meta
+
+    def _status(self, records: Records, account: Account) -> AccountStatus:
+        record = records.accounts[account.id]
+        meta = self._meta(account.id, record)
+        try:
+            shell = TokenBundle(
+                access_token="-",  # noqa: S106 - a placeholder; the secret is in the keyring
+                expires_at=meta.get("expires_at"),
+                refresh_expires_at=meta.get("refresh_expires_at"),
+                issued_at=meta.get("issued_at"),
+                token_type=meta.get("token_type", "Bearer"),
+                scope=meta.get("scope"),
+            )
+        except (TypeError, ValueError, OverflowError):
+            raise StoreReadError(
+                f"The stored record for account {account.id!r} in {self.path} is malformed. "
+                "It was left unchanged; log in again to replace it."
+            ) from None
+        return AccountStatus(
+            account=account,
+            is_default=records.default == account.id,
+            revision=record.get("revision", 0),
+            expires_at=shell.expires_at,
+            refresh_expires_at=shell.refresh_expires_at,
+            issued_at=shell.issued_at,
+            has_refresh_token=meta.get("refresh_fingerprint") is not None,
+            access_fingerprint=meta.get("access_fingerprint"),
+            scope=shell.scope,
+            token_type=shell.token_type,
+            secrets=record["secrets"],
+        )
+
+    def _snapshot(self, records: Records, account: Account) -> Snapshot:
+        """The account with its access token (one keyring read); refresh token lazily."""
+        status = self._status(records, account)
+        record = records.accounts[account.id]
+        access = self._read_secret(account, record, "access")
+        self._remember(account.id, status.revision, access=access)
+        bundle = TokenBundle(
+            access_token=access,
+            expires_at=status.expires_at,
+            refresh_expires_at=status.refresh_expires_at,
+            issued_at=status.issued_at,
+            token_type=status.token_type,
+            scope=status.scope,
+        )
+        return Snapshot(
+            account=account,
+            bundle=bundle,
+            revision=status.revision,
+            is_default=status.is_default,
+            has_refresh_token=status.has_refresh_token,
+            refresh_token_loader=lambda: self._load_refresh(account, record, status.revision),
+        )
+
+    def active(self, ref: Optional[str] = None) -> Optional[Snapshot]:
+        # A writer may be between its keyring write and its records commit; a fingerprint
+        # mismatch means "read the records again", a few times, before it means "corrupt".
+        for attempt in range(_READ_ATTEMPTS):
+            records = self._load()
+            account = resolve_ref(accounts_of(records), records.default, ref)
+            if account is None:
+                return None
+            try:
+                return self._snapshot(records, account)
+            except _Mismatch:
+                if attempt == _READ_ATTEMPTS - 1:
+                    raise StoreReadError(
+                        f"The keyring entry of account {account.id!r} does not match the "
+                        f"records in {self.path} (changed outside this library?). Log in again."
+                    ) from None
+                time.sleep(0.02 * (attempt + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _load_refresh(self, account: Account, record: Dict[str, Any], revision: int) -> str:
+        try:
+            token = self._read_secret(account, record, "refresh")
+        except _Mismatch:
+            raise StoreReadError(
+                f"The refresh token of account {account.id!r} in the keyring does not match "
+                f"the records in {self.path}. Log in again."
+            ) from None
+        self._remember(account.id, revision, refresh=token)
+        return token
+
+    # ------------------------------------------------------------------ secrets
+
+    def _read_secret(self, account: Account, record: Dict[str, Any], kind: str) -> str:
+        meta = self._meta(account.id, record)
+        expected = meta.get(f"{kind}_fingerprint")
+        if record["secrets"] == "plaintext":
+            tokens = record.get("tokens")
+            value = tokens.get(f"{kind}_token") if isinstance(tokens, dict) else None
+        else:
+            value = self._keyring_read(account, record, kind)
+        if not isinstance(value, str) or not value:
+            raise StoreReadError(
+                f"The {kind} token of account {account.id!r} is missing from "
+                f"{'the keyring' if record['secrets'] == 'keyring' else self.path} (removed "
+                "outside this library?). Log in again."
+            )
+        if expected is not None and fingerprint(value) != expected:
+            raise _Mismatch
+        return value
+
+    def _keyring_read(self, account: Account, record: Dict[str, Any], kind: str) -> Optional[str]:
+        if self.policy == "plaintext":
+            raise StoreReadError(
+                f"The tokens of account {account.id!r} are in the OS keyring, but this store "
+                "was opened with credential_store='plaintext'. Open it with 'fallback' or "
+                "'system', or log in again."
+            )
+        slot = _slot_name(record, kind)
+        chunks = _chunk_count(record, kind)
+        try:
+            parts = [self.keyring.get(self.service, _chunk_slot(slot, i)) for i in range(chunks)]
+        except (KeyringFailure, KeyringAbsent) as exc:
+            raise StoreReadError(
+                f"Cannot read the tokens of account {account.id!r} from the OS keyring: {exc}."
+            ) from None
+        if any(part is None for part in parts):
+            return None
+        return "".join(part for part in parts if part is not None)
+
+    def _remember(
+        self,
+        account_id: str,
+        revision: int,
+        *,
+        access: Optional[str] = None,
+        refresh: Optional[str] = None,
+    ) -> None:
+        with self._known_lock:
+            old = self._known.get(account_id)
+            if old is not None and old[0] == revision:
+                access = access if access is not None else old[1]
+                refresh = refresh if refresh is not None else old[2]
+            self._known[account_id] = (revision, access, refresh)
+
+    def _where_to_write(self, old: Optional[Dict[str, Any]]) -> Tuple[_Location, Optional[str]]:
+        """("keyring" | "plaintext", warning) for a save, by policy and keyring state."""
+        if self.policy == "plaintext":
+            return "plaintext", None
+        try:
+            usable = self.keyring.usable()
+        except KeyringFailure as exc:
+            raise StoreWriteError(
+                f"Cannot save tokens: the OS keyring failed ({exc}). Nothing was changed."
+            ) from None
+        if usable:
+            return "keyring", None
+        if self.policy == "system":
+            raise StoreWriteError(
+                "Cannot save tokens: no OS keyring is available and credential_store='system' "
+                "forbids plaintext. Install or unlock a keyring (Secret Service, macOS "
+                "Keychain, Windows Credential Manager). Nothing was changed."
+            )
+        if old is not None and old.get("secrets") == "keyring":
+            raise StoreWriteError(
+                "Cannot save tokens: this account's tokens are in the OS keyring, which is not "
+                "available now; they are not moved to plaintext silently. Nothing was changed."
+            )
+        return "plaintext", (
+            f"No OS keyring is available, so the tokens were saved in plaintext in {self.path} "
+            "(readable only by you, mode 600). Install a keyring backend, or use "
+            "credential_store='system' to refuse plaintext."
+        )
+
+    # ------------------------------------------------------------------ save / clear
+
+    def save(
+        self,
+        account: Account,
+        bundle: TokenBundle,
+        make_default: Optional[bool] = False,
+        *,
+        expected_revision: Optional[int] = None,
+    ) -> Snapshot:
+        with self.records_file.locked():
+            records = self.records_file.load()
+            old = records.accounts.get(account.id)
+            if expected_revision is not None and (
+                old is None or old.get("revision", 0) != expected_revision
+            ):
+                raise RevisionConflict(account.id)
+            location, warning = self._where_to_write(old)
+            label = account.label if account.label is not None else (old or {}).get("label")
+            slot = old.get("slot") if old and old.get("secrets") == "keyring" else None
+            slot = slot or self.slot_for(account.id)
+            record: Dict[str, Any] = {
+                "label": label,
+                "revision": records.next_revision(),
+                "updated_at": time.time(),
+                "secrets": location,
+                "meta": _meta_of(bundle),
+            }
+            undo: List[Tuple[str, Optional[str]]] = []
+            if location == "keyring":
+                record["slot"] = slot
+                undo = self._write_secrets(account, old, slot, bundle, record)
+            else:
+                record["tokens"] = {
+                    "access_token": bundle.access_token,
+                    "refresh_token": bundle.refresh_token,
+                }
+            records.accounts[account.id] = record
+            pin_default(records, account.id, make_default)
+            try:
+                self.records_file.write(records)
+            except StoreWriteError:
+                self._undo(undo)
+                raise
+        # Committed. Only now remove slots the new record no longer points to (a refresh
+        # token the new bundle lacks, surplus chunks).
+        if old is not None and self.policy != "plaintext":
+            self._delete_quietly(sorted(set(_slots_of(old)) - set(_slots_of(record))))
+        self._remember(
+            account.id, record["revision"], access=bundle.access_token, refresh=bundle.refresh_token
+        )
+        self.last_write = WriteReport(Account(account.id, label), location, warning)
+        if warning:
+            log.warning("%s", warning)
+        final = Account(account.id, label)
+        return Snapshot(
+            account=final,
+            bundle=bundle,
+            revision=record["revision"],
+            is_default=records.default == account.id,
+        )
+
+    def _write_secrets(
+        self,
+        account: Account,
+        old: Optional[Dict[str, Any]],
+        slot: str,
+        bundle: TokenBundle,
+        record: Dict[str, Any],
+    ) -> List[Tuple[str, Optional[str]]]:
+        """Write the access and refresh slots; returns how to undo the writes.
+
+        On failure everything written so far is restored and ``StoreWriteError`` raised.
+        """
+        try:
+            limit = self.keyring.limit_utf16_bytes
+        except (KeyringFailure, KeyringAbsent) as exc:
+            raise StoreWriteError(f"Cannot save tokens to the OS keyring: {exc}.") from None
+        previous = self._previous_values(account, old, limit)
+        writes: List[Tuple[str, str]] = []
+        chunks: Dict[str, int] = {}
+        for kind, value in (("access", bundle.access_token), ("refresh", bundle.refresh_token)):
+            if value is None:
+                continue
+            pieces = split_for_limit(value, limit)
+            if len(pieces) > 1:
+                chunks[kind] = len(pieces)
+            base = _kind_slot(slot, kind)
+            writes += [(_chunk_slot(base, i), piece) for i, piece in enumerate(pieces)]
+        if chunks:
+            record["chunks"] = chunks
+        undo: List[Tuple[str, Optional[str]]] = []
+        try:
+            for name, value in writes:
+                undo.append((name, previous.get(name)))
+                self.keyring.set(self.service, name, value)
+        except (KeyringFailure, KeyringAbsent) as exc:
+            self._undo(undo)
+            raise StoreWriteError(
+                f"Cannot save the tokens of account {account.id!r} to the OS keyring: {exc}. "
+                "What was written has been rolled back; the stored login is unchanged."
+            ) from None
+        return undo
+
+    def _previous_values(
+        self, account: Account, old: Optional[Dict[str, Any]], limit: Optional[int]
+    ) -> Dict[str, Optional[str]]:
+        """What the slots a save overwrites held, for rollback; read only if not known."""
+        if old is None or old.get("secrets") != "keyring":
+            return {}
+        with self._known_lock:
+            known = self._known.get(account.id)
+        if known is not None and known[0] != old.get("revision", 0):
+            known = None
+        values: Dict[str, Optional[str]] = {}
+        has_refresh = self._meta(account.id, old).get("refresh_fingerprint") is not None
+        for kind in ("access", "refresh") if has_refresh else ("access",):
+            value = None if known is None else (known[1] if kind == "access" else known[2])
+            if value is None:
+                try:
+                    value = self._keyring_read(account, old, kind)
+                except StoreReadError as exc:
+                    raise StoreWriteError(
+                        f"Cannot save the tokens of account {account.id!r}: {exc}"
+                    ) from None
+            if value is not None:
+                base = _slot_name(old, kind)
+                for i, piece in enumerate(split_for_limit(value, limit)):
+                    values[_chunk_slot(base, i)] = piece
+        return values
+
+    def _undo(self, undo: List[Tuple[str, Optional[str]]]) -> None:
+        for name, value in reversed(undo):
+            try:
+                if value is None:
+                    self.keyring.delete(self.service, name)
+                else:
+                    self.keyring.set(self.service, name, value)
+            except (KeyringFailure, KeyringAbsent) as exc:
+                log.error("could not roll back keyring slot %r: %s", name, exc)
+
+    def _delete_quietly(self, slots: List[str]) -> None:
+        for name in slots:
+            try:
+                self.keyring.delete(self.service, name)
+            except (KeyringFailure, KeyringAbsent) as exc:
+                log.warning("could not remove stale keyring slot %r: %s", name, exc)
+
+    def clear(self, ref: Optional[str] = None) -> Optional[Account]:
+        """Remove the account's secrets, then its record (a failed removal keeps both)."""
+        with self.records_file.locked():
+            records = self.records_file.load()
+            account = resolve_ref(accounts_of(records), records.default, ref)
+            if account is None:
+                return None
+            record = records.accounts[account.id]
+            if record.get("secrets") == "keyring" and self.policy != "plaintext":
+                try:
+                    for name in _slots_of(record):
+                        self.keyring.delete(self.service, name)
+                except (KeyringFailure, KeyringAbsent) as exc:
+                    raise StoreWriteError(
+                        f"Cannot remove the tokens of account {account.id!r} from the OS "
+                        f"keyring: {exc}. The account was kept; try again."
+                    ) from None
+            forget(records, account.id)
+            self.records_file.write(records)
+        with self._known_lock:
+            self._known.pop(account.id, None)
+        return account
+
+
+class _Mismatch(Exception):
+    """A secret's fingerprint differs from the record's (a concurrent write, or tampering)."""
+
+
+def _meta_of(bundle: TokenBundle) -> Dict[str, Any]:
+    return {
+        "token_type": bundle.token_type,
+        "scope": list(bundle.scope) if bundle.scope is not None else None,
+        "expires_at": bundle.expires_at,
+        "refresh_expires_at": bundle.refresh_expires_at,
+        "issued_at": bundle.issued_at,
+        "access_fingerprint": fingerprint(bundle.access_token),
+        "refresh_fingerprint": (
+            fingerprint(bundle.refresh_token) if bundle.refresh_token is not None else None
+        ),
+    }
+
+
+def _kind_slot(slot: str, kind: str) -> str:
+    return slot if kind == "access" else slot + _REFRESH_SUFFIX
+
+
+def _slot_name(record: Dict[str, Any], kind: str) -> str:
+    slot = record.get("slot")
+    if not isinstance(slot, str) or not slot:
+        raise StoreReadError("a keyring record names no slot")
+    return _kind_slot(slot, kind)
+
+
+def _chunk_slot(base: str, index: int) -> str:
+    """Chunk 0 is the slot itself; further chunks are ``<slot>#2``, ``<slot>#3``, ..."""
+    return base if index == 0 else f"{base}#{index + 1}"
+
+
+def _chunk_count(record: Dict[str, Any], kind: str) -> int:
+    chunks = record.get("chunks")
+    count = chunks.get(kind, 1) if isinstance(chunks, dict) else 1
+    return count if isinstance(count, int) and count >= 1 else 1
+
+
+def _slots_of(record: Dict[str, Any]) -> List[str]:
+    """Every keyring slot a record's secrets occupy."""
+    if record.get("secrets") != "keyring" or not isinstance(record.get("slot"), str):
+        return []
+    has_refresh = (record.get("meta") or {}).get("refresh_fingerprint") is not None
+    kinds = ("access", "refresh") if has_refresh else ("access",)
+    return [
+        _chunk_slot(_kind_slot(record["slot"], kind), i)
+        for kind in kinds
+        for i in range(_chunk_count(record, kind))
+    ]
