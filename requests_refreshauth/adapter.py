@@ -27,7 +27,7 @@ from .challenge import refresh_may_help
 from .errors import AuthError
 from .providers.base import AuthProvider
 from .refresh import DEFAULT_SKEW
-from .replay import can_replay, rewind
+from .replay import can_replay, release, rewind
 from .source import TokenSource
 from .stores.base import TokenStore
 
@@ -119,13 +119,13 @@ class RefreshAdapter(HTTPAdapter):
         try:
             renewed = self.source.after_rejection(snapshot.bundle.access_token)
         except AuthError as exc:
+            release(response)
             exc.response = response
             exc.request = sent
             raise
         if renewed.bundle.authorization == snapshot.bundle.authorization:
             return response
-        _ = response.content
-        response.close()
+        release(response)
         retry = request.copy()
         rewind(retry)
         extract_cookies_to_jar(retry._cookies, sent, response.raw)  # type: ignore[attr-defined,no-untyped-call]

@@ -24,7 +24,7 @@ from .challenge import refresh_may_help
 from .errors import AuthError
 from .providers.base import AuthProvider
 from .refresh import DEFAULT_SKEW
-from .replay import can_replay, rewind
+from .replay import can_replay, release, rewind
 from .source import TokenSource
 from .stores.base import TokenStore
 
@@ -112,20 +112,23 @@ class _RetryOn401:
         try:
             snapshot = self.source.after_rejection(rejected)
         except AuthError as exc:
+            release(response)
             exc.response = response
             exc.request = request
             raise
         if snapshot.bundle.authorization == self.authorization:
             return response
 
-        # Release the connection, then resend a copy carrying the new token.
-        _ = response.content
-        response.close()
+        release(response)
+        # requests builds redirect hops from this request object, not from our copy; it
+        # must carry the new token too, or a redirect after the resend sends the old one.
+        # The 401 keeps a copy of what was really sent.
+        response.request = request.copy()
+        request.headers["Authorization"] = snapshot.bundle.authorization
         retry = request.copy()
         rewind(retry)
         extract_cookies_to_jar(retry._cookies, request, response.raw)  # type: ignore[attr-defined,no-untyped-call]
         retry.prepare_cookies(retry._cookies)  # type: ignore[attr-defined]
-        retry.headers["Authorization"] = snapshot.bundle.authorization
         self.authorization = snapshot.bundle.authorization
         log.debug("resending a request rejected with 401 with a refreshed token")
         new_response: Response = response.connection.send(retry, **kwargs)

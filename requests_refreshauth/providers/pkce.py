@@ -181,7 +181,10 @@ class PkceProvider:
         )
         try:
             return self.token_endpoint.post(
-                body, grant="exchange", requested_scope=self.scopes or None
+                body,
+                grant="exchange",
+                requested_scope=self.scopes or None,
+                secrets=(code, request.code_verifier, self._client_secret),
             )
         except RefreshTransientError as exc:
             raise TokenExchangeError(str(exc)) from None
@@ -198,7 +201,12 @@ class PkceProvider:
         body = self._client().prepare_refresh_body(
             refresh_token=current.refresh_token, **self._credentials(client_id=True)
         )
-        return self.token_endpoint.post(body, grant="refresh", previous=current)
+        return self.token_endpoint.post(
+            body,
+            grant="refresh",
+            previous=current,
+            secrets=(current.refresh_token, self._client_secret),
+        )
 
 
 def _form_encoded_basic(pair: Optional[Tuple[str, Optional[str]]]) -> Optional[Tuple[str, str]]:

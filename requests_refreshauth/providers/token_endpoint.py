@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional, Sequence, Tuple, Union
 import requests
 
 from ..bundle import TokenBundle
-from ..errors import RefreshTransientError
+from ..errors import AuthError, RefreshTransientError
 from ..token_response import Grant, interpret_token_response
 
 __all__ = ["RetryPolicy", "SessionFactory", "Timeout", "TokenEndpoint"]
@@ -139,8 +139,26 @@ class TokenEndpoint:
         grant: Grant,
         previous: Optional[TokenBundle] = None,
         requested_scope: Optional[Sequence[str]] = None,
+        secrets: Sequence[Optional[str]] = (),
     ) -> TokenBundle:
-        """Send a token request and interpret the answer (retrying only what is safe)."""
+        """Send a token request and interpret the answer (retrying only what is safe).
+
+        ``secrets`` (the refresh token, the code) are scrubbed from error messages, in case
+        a server echoes them in its ``error_description``.
+        """
+        try:
+            return self._post(body, grant, previous, requested_scope)
+        except AuthError as exc:
+            _scrub(exc, [secret for secret in secrets if secret])
+            raise
+
+    def _post(
+        self,
+        body: str,
+        grant: Grant,
+        previous: Optional[TokenBundle],
+        requested_scope: Optional[Sequence[str]],
+    ) -> TokenBundle:
         what = "refresh" if grant == "refresh" else "token exchange"
         policy = self.retry
         for attempt in range(1, policy.attempts + 1):
@@ -203,3 +221,13 @@ class TokenEndpoint:
                 )
                 self._sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _scrub(exc: AuthError, secrets: Sequence[str]) -> None:
+    for secret in secrets:
+        if secret in exc.message:
+            exc.message = exc.message.replace(secret, "***")
+            exc.args = (exc.message,)
+        description = getattr(exc, "error_description", None)
+        if isinstance(description, str) and secret in description:
+            exc.error_description = description.replace(secret, "***")  # type: ignore[attr-defined]
