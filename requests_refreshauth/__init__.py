@@ -2,44 +2,88 @@
 
     session.auth = RefreshAuth(store, provider)
 
-Importing this package imports ``requests`` and the standard library only; oauthlib,
-fasteners and keyring are imported on first use.
+Public names are loaded on first use (PEP 562), so a CLI's start-up pays only for what
+it touches; oauthlib, fasteners and keyring are imported when first needed.
 """
 
 from __future__ import annotations
 
-from .adapter import RefreshAdapter
-from .auth import RefreshAuth
-from .bundle import Account, Snapshot, TokenBundle
-from .errors import (
-    AccountNotFoundError,
-    AuthError,
-    CallbackTimeoutError,
-    NoAccountSelectedError,
-    NotAuthenticatedError,
-    OAuthFlowError,
-    RefreshExpiredError,
-    RefreshRejectedError,
-    RefreshTransientError,
-    RefreshUnavailableError,
-    StoreReadError,
-    StoreWriteError,
-    TokenExchangeError,
-)
-from .events import AuthEvent, add_listener, remove_listener
-from .migrate import ImportResult, import_legacy_token
-from .providers import AuthorizationRequest, AuthProvider, PkceProvider, RetryPolicy
-from .refresh import refresh_access_token
-from .stores import (
-    AccountStatus,
-    FileTokenStore,
-    KeyringTokenStore,
-    MemoryTokenStore,
-    TokenStore,
-    WriteReport,
-)
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .adapter import RefreshAdapter
+    from .auth import RefreshAuth
+    from .bundle import Account, Snapshot, TokenBundle
+    from .errors import (
+        AccountNotFoundError,
+        AuthError,
+        CallbackTimeoutError,
+        NoAccountSelectedError,
+        NotAuthenticatedError,
+        OAuthFlowError,
+        RefreshExpiredError,
+        RefreshRejectedError,
+        RefreshTransientError,
+        RefreshUnavailableError,
+        StoreReadError,
+        StoreWriteError,
+        TokenExchangeError,
+    )
+    from .events import AuthEvent, add_listener, remove_listener
+    from .migrate import ImportResult, import_legacy_token
+    from .providers import AuthorizationRequest, AuthProvider, PkceProvider, RetryPolicy
+    from .refresh import refresh_access_token
+    from .stores import (
+        AccountStatus,
+        FileTokenStore,
+        KeyringTokenStore,
+        MemoryTokenStore,
+        TokenStore,
+        WriteReport,
+    )
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "Account": ".bundle",
+    "AccountNotFoundError": ".errors",
+    "AccountStatus": ".stores.base",
+    "AuthError": ".errors",
+    "AuthEvent": ".events",
+    "AuthProvider": ".providers.base",
+    "AuthorizationRequest": ".providers.pkce",
+    "CallbackTimeoutError": ".errors",
+    "FileTokenStore": ".stores.file",
+    "ImportResult": ".migrate",
+    "KeyringTokenStore": ".stores.keyring",
+    "MemoryTokenStore": ".stores.memory",
+    "NoAccountSelectedError": ".errors",
+    "NotAuthenticatedError": ".errors",
+    "OAuthFlowError": ".errors",
+    "PkceProvider": ".providers.pkce",
+    "RefreshAdapter": ".adapter",
+    "RefreshAuth": ".auth",
+    "RefreshExpiredError": ".errors",
+    "RefreshRejectedError": ".errors",
+    "RefreshTransientError": ".errors",
+    "RefreshUnavailableError": ".errors",
+    "RetryPolicy": ".providers.token_endpoint",
+    "Snapshot": ".bundle",
+    "StoreReadError": ".errors",
+    "StoreWriteError": ".errors",
+    "TokenBundle": ".bundle",
+    "TokenExchangeError": ".errors",
+    "TokenStore": ".stores.base",
+    "WriteReport": ".stores.keyring",
+    "add_listener": ".events",
+    "import_legacy_token": ".migrate",
+    "refresh_access_token": ".refresh",
+    "remove_listener": ".events",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "Account",

@@ -12,8 +12,9 @@ import binascii
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Optional, Tuple, Union
+
+from ._values import Value
 
 __all__ = [
     "Account",
@@ -27,8 +28,6 @@ __all__ = [
     "refresh_token_expired",
     "seconds_left",
 ]
-
-_REDACTED = "'***'"
 
 ScopeLike = Union[str, Iterable[str], None]
 
@@ -66,54 +65,67 @@ def fingerprint(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()[:10]
 
 
-@dataclass(frozen=True)
-class TokenBundle:
+class TokenBundle(Value):
     """What a token endpoint gave us, with absolute expiries.
 
     ``issued_at`` (when we received the access token) lets the skew be clamped to half
-    the token's lifetime; ``None`` means "unknown" and disables the clamp.
+    the token's lifetime; ``None`` means "unknown" and disables the clamp. Immutable;
+    ``repr`` shows ``'***'`` for both tokens.
     """
 
+    __slots__ = (
+        "access_token",
+        "refresh_token",
+        "expires_at",
+        "refresh_expires_at",
+        "token_type",
+        "scope",
+        "issued_at",
+    )
+    _secret_fields = frozenset({"access_token", "refresh_token"})
+
     access_token: str
-    refresh_token: Optional[str] = None
-    expires_at: Optional[float] = None
-    refresh_expires_at: Optional[float] = None
-    token_type: str = "Bearer"
-    scope: Optional[Tuple[str, ...]] = None
-    issued_at: Optional[float] = None
+    refresh_token: Optional[str]
+    expires_at: Optional[float]
+    refresh_expires_at: Optional[float]
+    token_type: str
+    scope: Optional[Tuple[str, ...]]
+    issued_at: Optional[float]
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.access_token, str) or not self.access_token:
+    def __init__(
+        self,
+        access_token: str,
+        refresh_token: Optional[str] = None,
+        expires_at: Optional[float] = None,
+        refresh_expires_at: Optional[float] = None,
+        token_type: str = "Bearer",
+        scope: ScopeLike = None,
+        issued_at: Optional[float] = None,
+    ) -> None:
+        if not isinstance(access_token, str) or not access_token:
             raise TypeError("access_token must be a non-empty string")
-        if self.refresh_token is not None and (
-            not isinstance(self.refresh_token, str) or not self.refresh_token
-        ):
+        if refresh_token is not None and (not isinstance(refresh_token, str) or not refresh_token):
             raise TypeError("refresh_token must be a non-empty string or None")
-        if not isinstance(self.token_type, str) or not self.token_type:
+        if not isinstance(token_type, str) or not token_type:
             raise TypeError("token_type must be a non-empty string")
-        for name in ("expires_at", "refresh_expires_at", "issued_at"):
-            object.__setattr__(self, name, _check_expiry(name, getattr(self, name)))
-        object.__setattr__(self, "scope", _normalize_scope(self.scope))
-
-    def __repr__(self) -> str:
-        refresh = _REDACTED if self.refresh_token is not None else "None"
-        return (
-            f"TokenBundle(access_token={_REDACTED}, refresh_token={refresh}, "
-            f"expires_at={self.expires_at!r}, refresh_expires_at={self.refresh_expires_at!r}, "
-            f"token_type={self.token_type!r}, scope={self.scope!r})"
+        self._set(
+            access_token=access_token,
+            refresh_token=refresh_token,
+            expires_at=_check_expiry("expires_at", expires_at),
+            refresh_expires_at=_check_expiry("refresh_expires_at", refresh_expires_at),
+            token_type=token_type,
+            scope=_normalize_scope(scope),
+            issued_at=_check_expiry("issued_at", issued_at),
         )
 
-    __str__ = __repr__
+    def __str__(self) -> str:
+        return repr(self)
 
     @property
     def authorization(self) -> str:
         """The ``Authorization`` header value for this token."""
         scheme = "Bearer" if self.token_type.lower() == "bearer" else self.token_type
         return f"{scheme} {self.access_token}"
-
-    def replace(self, **changes: Any) -> TokenBundle:
-        """A copy with some fields changed (``dataclasses.replace`` under a short name)."""
-        return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, secrets included: for stores, never for logs."""
@@ -140,28 +152,43 @@ class TokenBundle:
         )
 
 
-@dataclass(frozen=True)
-class Account:
+class Account(Value):
     """Who a bundle belongs to. ``id`` is stable (``sub``, email); ``label`` is for people."""
 
+    __slots__ = ("id", "label")
     id: str
-    label: Optional[str] = None
+    label: Optional[str]
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.id, str) or not self.id:
+    def __init__(self, id: str, label: Optional[str] = None) -> None:
+        if not isinstance(id, str) or not id:
             raise TypeError("Account.id must be a non-empty string")
-        if self.label is not None and not isinstance(self.label, str):
+        if label is not None and not isinstance(label, str):
             raise TypeError("Account.label must be a string or None")
+        self._set(id=id, label=label)
 
 
-@dataclass(frozen=True)
-class TokenState:
+class TokenState(Value):
     """The non-secret facts the refresh decision needs about a stored access token."""
 
+    __slots__ = ("revision", "expires_at", "issued_at", "access_fingerprint")
     revision: int
     expires_at: Optional[float]
     issued_at: Optional[float]
     access_fingerprint: Optional[str]
+
+    def __init__(
+        self,
+        revision: int,
+        expires_at: Optional[float],
+        issued_at: Optional[float],
+        access_fingerprint: Optional[str],
+    ) -> None:
+        self._set(
+            revision=revision,
+            expires_at=expires_at,
+            issued_at=issued_at,
+            access_fingerprint=access_fingerprint,
+        )
 
     def is_fresh(self, now: float, skew: float) -> bool:
         """Same rule as :func:`is_fresh`, on metadata alone."""
@@ -170,8 +197,7 @@ class TokenState:
         return self.expires_at - now > _clamp_skew(skew, self.expires_at, self.issued_at)
 
 
-@dataclass(frozen=True)
-class Snapshot:
+class Snapshot(Value):
     """One consistent read of an account's stored state.
 
     ``revision`` increases on every save of the account, so "did someone refresh while I
@@ -180,18 +206,43 @@ class Snapshot:
     ``refresh_token_loader``; call :meth:`load_refresh_token` instead of reading the field.
     """
 
+    __slots__ = (
+        "account",
+        "bundle",
+        "revision",
+        "is_default",
+        "has_refresh_token",
+        "refresh_token_loader",
+    )
+    _hidden_fields = frozenset({"refresh_token_loader"})
+    _uncompared_fields = frozenset({"refresh_token_loader"})
+
     account: Account
     bundle: TokenBundle
-    revision: int = 0
-    is_default: bool = False
-    has_refresh_token: Optional[bool] = None
-    refresh_token_loader: Optional[Callable[[], Optional[str]]] = field(
-        default=None, repr=False, compare=False
-    )
+    revision: int
+    is_default: bool
+    has_refresh_token: bool
+    refresh_token_loader: Optional[Callable[[], Optional[str]]]
 
-    def __post_init__(self) -> None:
-        if self.has_refresh_token is None:
-            object.__setattr__(self, "has_refresh_token", self.bundle.refresh_token is not None)
+    def __init__(
+        self,
+        account: Account,
+        bundle: TokenBundle,
+        revision: int = 0,
+        is_default: bool = False,
+        has_refresh_token: Optional[bool] = None,
+        refresh_token_loader: Optional[Callable[[], Optional[str]]] = None,
+    ) -> None:
+        self._set(
+            account=account,
+            bundle=bundle,
+            revision=revision,
+            is_default=is_default,
+            has_refresh_token=(
+                bundle.refresh_token is not None if has_refresh_token is None else has_refresh_token
+            ),
+            refresh_token_loader=refresh_token_loader,
+        )
 
     @property
     def state(self) -> TokenState:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, List, NamedTuple, Optional
 
 from .bundle import Account
 from .errors import AuthError
@@ -27,8 +26,7 @@ log = logging.getLogger("requests_refreshauth.events")
 EVENT_KINDS = ("refreshed", "adopted", "login_required", "refresh_failed")
 
 
-@dataclass(frozen=True)
-class AuthEvent:
+class AuthEvent(NamedTuple):
     kind: str
     account: Optional[Account]
     expires_at: Optional[float] = None

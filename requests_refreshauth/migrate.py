@@ -17,8 +17,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Optional, Union
+from typing import Any, Literal, Mapping, NamedTuple, Optional, Union
 
 from .bundle import Account, TokenBundle, fingerprint
 from .errors import AccountNotFoundError, StoreReadError
@@ -32,8 +31,7 @@ log = logging.getLogger("requests_refreshauth.store")
 LegacyToken = Union[Mapping[str, Any], str, "os.PathLike[str]"]
 
 
-@dataclass(frozen=True)
-class ImportResult:
+class ImportResult(NamedTuple):
     """What :func:`import_legacy_token` did.
 
     ``status``: ``"imported"``; ``"already-present"`` (the store holds this very token);

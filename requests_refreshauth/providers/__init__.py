@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
-from .base import AuthProvider
-from .pkce import AuthorizationRequest, PkceProvider
-from .token_endpoint import RetryPolicy
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .base import AuthProvider
+    from .pkce import AuthorizationRequest, PkceProvider
+    from .token_endpoint import RetryPolicy
+
+_EXPORTS = {
+    "AuthProvider": ".base",
+    "AuthorizationRequest": ".pkce",
+    "PkceProvider": ".pkce",
+    "RetryPolicy": ".token_endpoint",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = ["AuthProvider", "AuthorizationRequest", "PkceProvider", "RetryPolicy"]

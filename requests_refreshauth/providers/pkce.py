@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple, Optional, Tuple
 
 from .._urls import for_oauthlib, from_oauthlib, require_secure_url
 from ..bundle import TokenBundle
@@ -24,14 +23,16 @@ if TYPE_CHECKING:
 __all__ = ["AuthorizationRequest", "PkceProvider"]
 
 
-@dataclass(frozen=True)
-class AuthorizationRequest:
+class AuthorizationRequest(NamedTuple):
     """One authorization attempt: the URL to open and what the callback must match."""
 
     url: str
-    state: str = field(repr=False)
-    code_verifier: str = field(repr=False)
+    state: str
+    code_verifier: str
     redirect_uri: str
+
+    def __repr__(self) -> str:  # state and verifier are secrets of the flow
+        return f"AuthorizationRequest(url={self.url!r}, redirect_uri={self.redirect_uri!r})"
 
 
 class PkceProvider:

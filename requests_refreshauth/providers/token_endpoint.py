@@ -13,8 +13,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple, Union
 
 import requests
 
@@ -31,8 +30,7 @@ Timeout = Union[float, Tuple[float, float]]
 _USER_AGENT = "requests-refreshauth"
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(NamedTuple):
     """Bounded retries for failures that prove the request was not processed."""
 
     attempts: int = 3
@@ -40,10 +38,6 @@ class RetryPolicy:
     max_wait: float = 10.0
     #: Backoff base for connect failures and 429/503 without Retry-After.
     backoff: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError("RetryPolicy.attempts must be at least 1")
 
 
 class SessionFactory:
@@ -115,6 +109,8 @@ class TokenEndpoint:
         self.sessions = sessions
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
+        if self.retry.attempts < 1:
+            raise ValueError("RetryPolicy.attempts must be at least 1")
         self._auth = auth
         self._sleep = sleep
         self._clock = clock

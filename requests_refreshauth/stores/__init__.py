@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
-from .base import AccountStatus, RevisionConflict, TokenStore, resolve_ref
-from .file import FileTokenStore
-from .keyring import KeyringTokenStore, WriteReport
-from .memory import MemoryTokenStore
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .base import AccountStatus, RevisionConflict, TokenStore, resolve_ref
+    from .file import FileTokenStore
+    from .keyring import KeyringTokenStore, WriteReport
+    from .memory import MemoryTokenStore
+
+_EXPORTS = {
+    "AccountStatus": ".base",
+    "FileTokenStore": ".file",
+    "KeyringTokenStore": ".keyring",
+    "MemoryTokenStore": ".memory",
+    "RevisionConflict": ".base",
+    "TokenStore": ".base",
+    "WriteReport": ".keyring",
+    "resolve_ref": ".base",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "AccountStatus",

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional, Protocol, Sequence, Tuple, runtime_checkable
+from typing import NamedTuple, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
 from ..bundle import Account, Snapshot, TokenBundle, TokenState
 from ..errors import AccountNotFoundError, NoAccountSelectedError
@@ -25,8 +24,7 @@ class RevisionConflict(Exception):
     """
 
 
-@dataclass(frozen=True)
-class AccountStatus:
+class AccountStatus(NamedTuple):
     """What a store knows about an account without reading any secret."""
 
     account: Account

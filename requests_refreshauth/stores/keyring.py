@@ -28,8 +28,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Literal, Optional, Tuple
+from typing import Any, Callable, Dict, List, Literal, NamedTuple, Optional, Tuple
 
 from ..bundle import Account, Snapshot, TokenBundle, fingerprint
 from ..errors import StoreReadError, StoreWriteError
@@ -59,8 +58,7 @@ def default_slot(account_id: str) -> str:
     return account_id
 
 
-@dataclass(frozen=True)
-class WriteReport:
+class WriteReport(NamedTuple):
     """Where the last save put an account's secrets, and what to tell the user about it."""
 
     account: Account

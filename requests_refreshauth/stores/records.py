@@ -19,7 +19,6 @@ import stat
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional, TypeVar
 
 from ..errors import StoreReadError, StoreWriteError
@@ -40,17 +39,38 @@ _BINARY = getattr(os, "O_BINARY", 0)
 _LOCK_TIMEOUT = 30.0
 
 
-@dataclass
 class Records:
     """The decoded file: accounts by id (in first-saved order), default, revision counter."""
 
-    accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    default: Optional[str] = None
-    #: Bumped on every account save; account records keep the value of their last save,
-    #: so a revision is never reused even across logout and login (no ABA).
-    revision: int = 0
-    #: Top-level keys this version does not know, kept on rewrite.
-    extra: dict[str, Any] = field(default_factory=dict)
+    def __init__(
+        self,
+        accounts: Optional[dict[str, dict[str, Any]]] = None,
+        default: Optional[str] = None,
+        revision: int = 0,
+        extra: Optional[dict[str, Any]] = None,
+    ) -> None:
+        self.accounts: dict[str, dict[str, Any]] = accounts if accounts is not None else {}
+        self.default = default
+        #: Bumped on every account save; account records keep the value of their last
+        #: save, so a revision is never reused even across logout and login (no ABA).
+        self.revision = revision
+        #: Top-level keys this version does not know, kept on rewrite.
+        self.extra: dict[str, Any] = extra if extra is not None else {}
+
+    def __repr__(self) -> str:
+        return f"Records(accounts={list(self.accounts)}, default={self.default!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Records):
+            return NotImplemented
+        return (self.accounts, self.default, self.revision, self.extra) == (
+            other.accounts,
+            other.default,
+            other.revision,
+            other.extra,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
 
     def next_revision(self) -> int:
         self.revision += 1
