@@ -24,6 +24,7 @@ __all__ = [
     "effective_skew",
     "fingerprint",
     "is_fresh",
+    "jwt_claims",
     "jwt_expiry",
     "refresh_token_expired",
     "seconds_left",
@@ -308,11 +309,11 @@ def refresh_token_expired(bundle: TokenBundle, now: float) -> bool:
     return bundle.refresh_expires_at is not None and now >= bundle.refresh_expires_at
 
 
-def jwt_expiry(token: str) -> Optional[float]:
-    """The ``exp`` claim of a JWT access token, or ``None`` if it is not a readable JWT.
+def jwt_claims(token: str) -> Optional[dict[str, Any]]:
+    """The payload of a JWT, *unverified*, or ``None`` if ``token`` is not a readable JWT.
 
-    Only the payload is decoded: the value decides when *we* refresh, it grants nothing,
-    so no signature check is needed.
+    Only for decisions that grant nothing: when to refresh (``exp``), what to call the
+    account (``sub``). Never for authorization.
     """
     parts = token.split(".")
     if len(parts) != 3 or not parts[1]:
@@ -323,6 +324,14 @@ def jwt_expiry(token: str) -> Optional[float]:
         claims = json.loads(raw)
     except (binascii.Error, ValueError, RecursionError):
         return None
-    if not isinstance(claims, dict):
-        return None
-    return _finite(claims.get("exp"))
+    return claims if isinstance(claims, dict) else None
+
+
+def jwt_expiry(token: str) -> Optional[float]:
+    """The ``exp`` claim of a JWT access token, or ``None`` if it is not a readable JWT.
+
+    Only the payload is decoded: the value decides when *we* refresh, it grants nothing,
+    so no signature check is needed.
+    """
+    claims = jwt_claims(token)
+    return None if claims is None else _finite(claims.get("exp"))

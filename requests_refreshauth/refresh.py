@@ -113,9 +113,16 @@ def refresh_access_token(
     """
     account: Optional[Account] = None
     try:
-        snapshot = store.active(ref)
+        own = _own_account(provider, ref)
+        snapshot = _active_or_none(store, own.id) if own is not None else store.active(ref)
         if snapshot is None:
-            raise NotAuthenticatedError("No account is logged in. Log in first.")
+            if own is None:
+                raise NotAuthenticatedError("No account is logged in. Log in first.")
+            account = own
+            acquired = _acquire(store, provider, own, lock_timeout, clock)
+            if acquired is not None:
+                return acquired
+            snapshot = _active(store, own)  # a peer acquired one while we waited
         account = snapshot.account
         return _refresh(store, provider, snapshot, skew, force, rejected_token, lock_timeout, clock)
     except AuthError as exc:
@@ -176,6 +183,47 @@ def _refresh(
     # A peer refreshed while we waited. Its token is read after the lock is released, so
     # the next waiter is not held up by a slow store (a keyring read).
     return _adopt(store, account)
+
+
+def _own_account(provider: AuthProvider, ref: Optional[str]) -> Optional[Account]:
+    """The account of a provider that needs no user (client credentials), if it is meant."""
+    account = getattr(provider, "account", None)
+    if provider.uses_refresh_token or not isinstance(account, Account):
+        return None
+    return account if ref in (None, account.id) else None
+
+
+def _active_or_none(store: TokenStore, account_id: str) -> Optional[Snapshot]:
+    try:
+        return store.active(account_id)
+    except AccountNotFoundError:
+        return None
+
+
+def _acquire(
+    store: TokenStore,
+    provider: AuthProvider,
+    account: Account,
+    lock_timeout: Optional[float],
+    clock: Callable[[], float],
+) -> Optional[Snapshot]:
+    """First token of a provider that needs no user; ``None`` if a peer got it first."""
+    lock = store.refresh_lock(account)
+    wait = lock_timeout if lock_timeout is not None else lock_timeout_for(provider)
+    if not lock.acquire(timeout=wait):
+        raise RefreshTransientError(
+            f"Timed out after {wait:.0f}s waiting for a concurrent token request of "
+            f"{_describe(account)}; try again."
+        )
+    try:
+        if _active_or_none(store, account.id) is not None:
+            return None
+        renewed = provider.renew(None)
+        saved = store.save(account, renewed, make_default=None)
+    finally:
+        lock.release()
+    emit(AuthEvent("refreshed", account, expires_at=renewed.expires_at))
+    return saved
 
 
 def _status(store: TokenStore, account: Account) -> AccountStatus:

@@ -73,7 +73,7 @@ def _clean(text: Optional[str], limit: int = 300) -> Optional[str]:
     return text[:limit] + ("…" if len(text) > limit else "")
 
 
-def _oauth_error_of(body: str) -> Tuple[Optional[str], Optional[str]]:
+def oauth_error_of(body: str) -> Tuple[Optional[str], Optional[str]]:
     """(error, error_description) from an error body, via oauthlib's parser."""
     from oauthlib.oauth2.rfc6749.errors import OAuth2Error
     from oauthlib.oauth2.rfc6749.parameters import parse_token_response
@@ -208,7 +208,7 @@ def interpret_token_response(
     retry_after = parse_retry_after(retry_after_header, now)
     what = "refresh" if grant == "refresh" else "token exchange"
     if status >= 500 or status in (408, 425, 429):
-        error, description = _oauth_error_of(body)
+        error, description = oauth_error_of(body)
         detail = f" ({error})" if error else ""
         return _raise(
             RefreshTransientError(
@@ -227,7 +227,7 @@ def interpret_token_response(
             return _raise(TokenExchangeError(message))
         return _raise(RefreshRejectedError(message, status_code=status))
     if status >= 400:
-        error, description = _oauth_error_of(body)
+        error, description = oauth_error_of(body)
         return _raise(_error_for(grant, status, error, description, retry_after))
 
     try:

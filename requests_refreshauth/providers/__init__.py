@@ -8,16 +8,24 @@ from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .base import AuthProvider
+    from .client_credentials import ClientCredentialsProvider
     from .pkce import AuthorizationRequest, PkceProvider
     from .token_endpoint import RetryPolicy
 
 _EXPORTS = {
     "AuthProvider": ".base",
     "AuthorizationRequest": ".pkce",
+    "ClientCredentialsProvider": ".client_credentials",
     "PkceProvider": ".pkce",
     "RetryPolicy": ".token_endpoint",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
-__all__ = ["AuthProvider", "AuthorizationRequest", "PkceProvider", "RetryPolicy"]
+__all__ = [
+    "AuthProvider",
+    "AuthorizationRequest",
+    "ClientCredentialsProvider",
+    "PkceProvider",
+    "RetryPolicy",
+]

@@ -8,7 +8,7 @@ own credentials (client credentials) without any refresh token.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Optional, Protocol, runtime_checkable
 
 from ..bundle import TokenBundle
 
@@ -37,10 +37,12 @@ class AuthProvider(Protocol):
         """
         ...
 
-    def renew(self, current: TokenBundle) -> TokenBundle:
+    def renew(self, current: Optional[TokenBundle]) -> TokenBundle:
         """Obtain a new bundle.
 
-        ``current`` carries the refresh token when :attr:`uses_refresh_token`. Raises
+        ``current`` carries the refresh token when :attr:`uses_refresh_token`; it is
+        ``None`` when a provider that needs no user (client credentials, which exposes an
+        ``account`` attribute) fills an empty store. Raises
         ``RefreshExpiredError`` (log in again), ``RefreshRejectedError`` (configuration),
         or ``RefreshTransientError`` (try later); the engine keeps the stored bundle then.
         """

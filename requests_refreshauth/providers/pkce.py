@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple, Optional
 
-from .._urls import for_oauthlib, from_oauthlib, require_secure_url
-from ..bundle import TokenBundle
+from .._urls import for_oauthlib, from_oauthlib
 from ..errors import RefreshTransientError, RefreshUnavailableError, TokenExchangeError
-from .token_endpoint import RetryPolicy, SessionFactory, Timeout, TokenEndpoint
+from .client import OAuthClient, _optional_url
+from .token_endpoint import RetryPolicy, Timeout
 
 if TYPE_CHECKING:
+    import os
+
     import requests
+
+    from ..bundle import TokenBundle
 
 __all__ = ["AuthorizationRequest", "PkceProvider"]
 
@@ -32,17 +36,18 @@ class AuthorizationRequest(NamedTuple):
     redirect_uri: str
 
     def __repr__(self) -> str:  # state and verifier are secrets of the flow
-        return f"AuthorizationRequest(url={self.url!r}, redirect_uri={self.redirect_uri!r})"
+        return f"AuthorizationRequest(redirect_uri={self.redirect_uri!r})"
 
 
-class PkceProvider:
+class PkceProvider(OAuthClient):
     """A public (or optionally confidential) client using authorization code + PKCE.
 
-    ``session`` is the ``requests.Session`` every call to the authorization server goes
-    through (proxies, CA bundle, mTLS); by default a private one. ``timeout`` is the
-    requests timeout for each attempt. Endpoints must be https, except loopback hosts.
-    ``clock`` (epoch seconds) turns ``expires_in`` into absolute expiries; tests pass one
-    that runs ahead.
+    Renews with the refresh-token grant. ``session`` is the ``requests.Session`` every
+    call to the authorization server goes through (proxies, CA bundle, mTLS); by default
+    a private one. ``timeout`` is the requests timeout per attempt. Endpoints must be
+    https, except loopback hosts. ``clock`` (epoch seconds) turns ``expires_in`` into
+    absolute expiries; tests pass one that runs ahead. ``iss_parameter_supported``: the
+    server promises RFC 9207's ``iss`` in authorization responses (discovery sets it).
     """
 
     uses_refresh_token = True
@@ -63,87 +68,69 @@ class PkceProvider:
         userinfo_endpoint: Optional[str] = None,
         device_authorization_endpoint: Optional[str] = None,
         issuer: Optional[str] = None,
+        iss_parameter_supported: bool = False,
         authorization_params: Optional[Mapping[str, str]] = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not client_id:
-            raise ValueError("client_id is required")
-        if client_auth not in ("basic", "post"):
-            raise ValueError("client_auth must be 'basic' or 'post'")
-        self.client_id = client_id
-        self.scopes: Tuple[str, ...] = tuple(scopes)
-        self.authorization_endpoint = (
-            require_secure_url(authorization_endpoint, "authorization_endpoint")
-            if authorization_endpoint
-            else None
-        )
-        self.token_endpoint_url = require_secure_url(token_endpoint, "token_endpoint")
-        self.revocation_endpoint = (
-            require_secure_url(revocation_endpoint, "revocation_endpoint")
-            if revocation_endpoint
-            else None
-        )
-        self.userinfo_endpoint = (
-            require_secure_url(userinfo_endpoint, "userinfo_endpoint")
-            if userinfo_endpoint
-            else None
-        )
-        self.device_authorization_endpoint = (
-            require_secure_url(device_authorization_endpoint, "device_authorization_endpoint")
-            if device_authorization_endpoint
-            else None
-        )
-        self.issuer = issuer
-        self.authorization_params = dict(authorization_params or {})
-        self._client_secret = client_secret
-        self._client_auth = client_auth
-        self.sessions = SessionFactory(session)
-        basic = (client_id, client_secret) if client_secret and client_auth == "basic" else None
-        self.token_endpoint = TokenEndpoint(
-            self.token_endpoint_url,
-            sessions=self.sessions,
-            timeout=timeout,
-            retry=retry or RetryPolicy(),
-            auth=_form_encoded_basic(basic),
+        super().__init__(
+            client_id,
+            token_endpoint,
+            scopes,
+            session,
+            timeout,
+            client_secret=client_secret,
+            client_auth=client_auth,
+            retry=retry,
+            revocation_endpoint=revocation_endpoint,
+            userinfo_endpoint=userinfo_endpoint,
+            issuer=issuer,
             clock=clock,
         )
-
-    def __repr__(self) -> str:
-        kind = "confidential" if self._client_secret else "public"
-        return (
-            f"PkceProvider(client_id={self.client_id!r}, token_endpoint="
-            f"{self.token_endpoint_url!r}, scopes={self.scopes!r}, {kind})"
+        self.authorization_endpoint = _optional_url(
+            authorization_endpoint, "authorization_endpoint"
         )
+        self.device_authorization_endpoint = _optional_url(
+            device_authorization_endpoint, "device_authorization_endpoint"
+        )
+        self.iss_parameter_supported = iss_parameter_supported
+        self.authorization_params = dict(authorization_params or {})
 
-    @property
-    def session(self) -> requests.Session:
-        return self.sessions.get()
+    @classmethod
+    def from_issuer(
+        cls,
+        issuer: str,
+        client_id: str,
+        scopes: Iterable[str] = (),
+        *,
+        session: Optional[requests.Session] = None,
+        cache_dir: Optional[os.PathLike[str] | str] = None,
+        cache_ttl: float = 24 * 3600.0,
+        **kwargs: Any,
+    ) -> PkceProvider:
+        """Configure from the issuer's metadata (RFC 8414 / OIDC discovery, cached on disk)."""
+        from ..discovery import discover
 
-    @property
-    def renew_timeout(self) -> float:
-        return self.token_endpoint.worst_case_seconds
-
-    # ------------------------------------------------------------------ oauthlib glue
+        metadata = discover(issuer, session=session, cache_dir=cache_dir, ttl=cache_ttl)
+        return cls(
+            client_id,
+            token_endpoint=metadata["token_endpoint"],
+            authorization_endpoint=metadata.get("authorization_endpoint"),
+            scopes=scopes,
+            session=session,
+            revocation_endpoint=metadata.get("revocation_endpoint"),
+            userinfo_endpoint=metadata.get("userinfo_endpoint"),
+            device_authorization_endpoint=metadata.get("device_authorization_endpoint"),
+            issuer=metadata["issuer"],
+            iss_parameter_supported=bool(
+                metadata.get("authorization_response_iss_parameter_supported")
+            ),
+            **kwargs,
+        )
 
     def _client(self) -> Any:
         from oauthlib.oauth2 import WebApplicationClient
 
         return WebApplicationClient(self.client_id)
-
-    def _credentials(self, *, client_id: bool) -> dict[str, Any]:
-        """Body parameters identifying the client (none when it uses HTTP Basic).
-
-        ``client_id``: pass it explicitly (the refresh helper needs it; the code-exchange
-        helper adds its own and warns when given one).
-        """
-        if self._client_secret and self._client_auth == "basic":
-            return {"include_client_id": False}
-        params: dict[str, Any] = {"include_client_id": True}
-        if client_id:
-            params["client_id"] = self.client_id
-        if self._client_secret:
-            params["client_secret"] = self._client_secret
-        return params
 
     # ------------------------------------------------------------------ authorization code
 
@@ -180,22 +167,22 @@ class PkceProvider:
             code_verifier=request.code_verifier,
             **self._credentials(client_id=False),
         )
+        return self._exchange(body, self._secrets(code, request.code_verifier))
+
+    def _exchange(self, body: str, hidden: Any) -> TokenBundle:
         try:
             return self.token_endpoint.post(
-                body,
-                grant="exchange",
-                requested_scope=self.scopes or None,
-                secrets=(code, request.code_verifier, self._client_secret),
+                body, grant="exchange", requested_scope=self.scopes or None, secrets=hidden
             )
         except RefreshTransientError as exc:
             raise TokenExchangeError(str(exc)) from None
 
     # ------------------------------------------------------------------ refresh
 
-    def renew(self, current: TokenBundle) -> TokenBundle:
+    def renew(self, current: Optional[TokenBundle]) -> TokenBundle:
         """The refresh-token grant (RFC 6749 §6). The old refresh token is kept if none
         comes back; the scope is not sent, so the server keeps the granted one."""
-        if not current.refresh_token:
+        if current is None or not current.refresh_token:
             raise RefreshUnavailableError(
                 "The access token expired and no refresh token is stored. Log in again."
             )
@@ -206,14 +193,5 @@ class PkceProvider:
             body,
             grant="refresh",
             previous=current,
-            secrets=(current.refresh_token, self._client_secret),
+            secrets=self._secrets(current.refresh_token),
         )
-
-
-def _form_encoded_basic(pair: Optional[Tuple[str, Optional[str]]]) -> Optional[Tuple[str, str]]:
-    """RFC 6749 §2.3.1: client id and secret are form-encoded before HTTP Basic."""
-    if pair is None or pair[1] is None:
-        return None
-    from urllib.parse import quote_plus
-
-    return quote_plus(pair[0]), quote_plus(pair[1])

@@ -1,0 +1,180 @@
+"""The device authorization grant (RFC 8628): log in from a machine without a browser.
+
+The CLI shows a short code and a URL; the user opens the URL on any device and enters the
+code; meanwhile the CLI polls the token endpoint, waiting ``interval`` seconds between
+polls and five more after every ``slow_down`` (§3.5).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
+from urllib.parse import urlencode
+
+from .errors import CallbackTimeoutError, OAuthFlowError, RefreshTransientError
+from .token_response import interpret_token_response, oauth_error_of
+
+if TYPE_CHECKING:
+    from .bundle import TokenBundle
+    from .providers.pkce import PkceProvider
+
+__all__ = ["DeviceAuthorization", "poll_device_token", "start_device_authorization"]
+
+log = logging.getLogger("requests_refreshauth.login")
+
+_MIN_INTERVAL = 1.0
+_DEFAULT_INTERVAL = 5.0
+
+
+class DeviceAuthorization(NamedTuple):
+    """What the user must see, and what the poller needs (``device_code`` is secret)."""
+
+    device_code: str
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: Optional[str]
+    expires_at: float
+    interval: float
+
+    def __repr__(self) -> str:
+        return (
+            f"DeviceAuthorization(user_code={self.user_code!r}, "
+            f"verification_uri={self.verification_uri!r})"
+        )
+
+
+def start_device_authorization(
+    provider: PkceProvider, *, clock: Callable[[], float] = time.time
+) -> DeviceAuthorization:
+    """Ask the device authorization endpoint for a user code (RFC 8628 §3.1)."""
+    endpoint = provider.device_authorization_endpoint
+    if not endpoint:
+        raise OAuthFlowError(
+            "This authorization server does not support the device flow (no "
+            "device_authorization_endpoint); use the browser login instead."
+        )
+    params = {"client_id": provider.client_id}
+    if provider.scopes:
+        params["scope"] = " ".join(provider.scopes)
+    try:
+        response = provider.session.post(
+            endpoint,
+            data=urlencode(params),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Accept": "application/json",
+            },
+            timeout=provider.timeout,
+        )
+    except Exception as exc:  # noqa: BLE001 - typed below
+        raise OAuthFlowError(
+            f"Could not reach the device authorization endpoint ({type(exc).__name__})."
+        ) from None
+    with response:
+        text = response.text
+        status = response.status_code
+    data: Any = None
+    if status == 200:
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+    if not isinstance(data, dict):
+        error, description = oauth_error_of(text)
+        raise OAuthFlowError(
+            f"The device authorization request failed (HTTP {status}"
+            + (f", {error}: {description}" if error else "")
+            + ")."
+        )
+    try:
+        return DeviceAuthorization(
+            device_code=str(data["device_code"]),
+            user_code=str(data["user_code"]),
+            verification_uri=str(data.get("verification_uri") or data["verification_url"]),
+            verification_uri_complete=data.get("verification_uri_complete"),
+            expires_at=clock() + float(data.get("expires_in", 600)),
+            interval=max(_MIN_INTERVAL, float(data.get("interval", _DEFAULT_INTERVAL))),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise OAuthFlowError("The device authorization response is malformed.") from None
+
+
+def poll_device_token(
+    provider: PkceProvider,
+    authorization: DeviceAuthorization,
+    *,
+    on_wait: Optional[Callable[[float], None]] = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
+) -> TokenBundle:
+    """Poll until the user approves (§3.4-3.5); ``on_wait(seconds_left)`` before each wait.
+
+    ``access_denied`` and ``expired_token`` end the flow with
+    :class:`~requests_refreshauth.errors.OAuthFlowError`; running past the code's
+    lifetime raises :class:`~requests_refreshauth.errors.CallbackTimeoutError`.
+    """
+    from oauthlib.oauth2 import DeviceClient
+
+    interval = authorization.interval
+    body = DeviceClient(provider.client_id).prepare_request_body(
+        authorization.device_code, **provider._credentials(client_id=False)
+    )
+    while True:
+        left = authorization.expires_at - clock()
+        if left <= 0:
+            raise CallbackTimeoutError(
+                "The device code expired before the sign-in was approved. Start again."
+            )
+        if on_wait is not None:
+            on_wait(left)
+        sleep(min(interval, left))
+        try:
+            response = provider.session.post(
+                provider.token_endpoint_url,
+                data=body,
+                headers={
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "Accept": "application/json",
+                },
+                auth=provider._basic,
+                timeout=provider.timeout,
+                allow_redirects=False,
+            )
+        except Exception as exc:  # noqa: BLE001 - a lost poll is retried at the next tick
+            log.info("device token poll failed (%s); polling again", type(exc).__name__)
+            interval += _MIN_INTERVAL
+            continue
+        with response:
+            text, status = response.text, response.status_code
+            retry_after = response.headers.get("Retry-After")
+        if status == 200:
+            return interpret_token_response(
+                status,
+                text,
+                now=clock(),
+                requested_scope=provider.scopes or None,
+                retry_after_header=retry_after,
+                grant="exchange",
+            )
+        error, _ = oauth_error_of(text)
+        if error == "authorization_pending":
+            continue
+        if error == "slow_down":
+            interval += 5.0
+            continue
+        if error == "access_denied":
+            raise OAuthFlowError("The sign-in was declined on the verification page.")
+        if error == "expired_token":
+            raise CallbackTimeoutError(
+                "The device code expired before the sign-in was approved. Start again."
+            )
+        if status >= 500 or status == 429:
+            log.info("device token poll answered HTTP %s; polling again", status)
+            continue
+        try:
+            return interpret_token_response(
+                status, text, now=clock(), retry_after_header=retry_after, grant="exchange"
+            )
+        except RefreshTransientError:
+            continue

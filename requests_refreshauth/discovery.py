@@ -1,0 +1,154 @@
+"""Authorization-server metadata (RFC 8414, OpenID Connect Discovery), cached on disk.
+
+A CLI that configures itself from an issuer URL should not fetch the metadata on every
+invocation: the document changes rarely, and the fetch would double the start-up latency
+of every command. It is cached per issuer for ``ttl`` seconds in the user's cache
+directory; a cache that cannot be read or written is only a missed optimisation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from ._urls import require_secure_url
+from .errors import OAuthFlowError
+
+__all__ = ["default_cache_dir", "discover", "metadata_urls"]
+
+log = logging.getLogger("requests_refreshauth.discovery")
+
+DEFAULT_TTL = 24 * 3600.0
+
+
+def default_cache_dir() -> Path:
+    """The per-user cache directory of this library (XDG, macOS, Windows conventions)."""
+    override = os.environ.get("REFRESHAUTH_CACHE_DIR")
+    if override:
+        return Path(override)
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "requests-refreshauth"
+
+
+def metadata_urls(issuer: str) -> List[str]:
+    """Where an issuer's metadata may live, in the order RFC 8414 §3.1 and OIDC give."""
+    parts = urlsplit(issuer.rstrip("/"))
+    path = parts.path
+    oauth = "/.well-known/oauth-authorization-server" + path
+    oidc = path + "/.well-known/openid-configuration"
+    return [urlunsplit((parts.scheme, parts.netloc, p, "", "")) for p in (oauth, oidc)]
+
+
+def discover(
+    issuer: str,
+    *,
+    session: Optional[requests.Session] = None,
+    cache_dir: Optional[os.PathLike[str] | str] = None,
+    ttl: float = DEFAULT_TTL,
+    timeout: float = 10.0,
+) -> Dict[str, Any]:
+    """The issuer's metadata, from the cache when younger than ``ttl`` seconds.
+
+    Raises :class:`~requests_refreshauth.errors.OAuthFlowError` when no valid document
+    is found, or when the document names another issuer (RFC 8414 §3.3).
+    """
+    require_secure_url(issuer, "issuer")
+    cache = _cache_file(issuer, cache_dir) if ttl > 0 else None
+    cached = _read_cache(cache, issuer, ttl) if cache is not None else None
+    if cached is not None:
+        return cached
+    own = session is None
+    http = session or requests.Session()
+    try:
+        metadata = _fetch(http, issuer, timeout)
+    finally:
+        if own:
+            http.close()
+    if cache is not None:
+        _write_cache(cache, issuer, metadata)
+    return metadata
+
+
+def _fetch(http: requests.Session, issuer: str, timeout: float) -> Dict[str, Any]:
+    problems: List[str] = []
+    for url in metadata_urls(issuer):
+        try:
+            response = http.get(url, timeout=timeout, headers={"Accept": "application/json"})
+        except requests.RequestException as exc:
+            problems.append(f"{url}: {type(exc).__name__}")
+            continue
+        with response:
+            if response.status_code != 200:
+                problems.append(f"{url}: HTTP {response.status_code}")
+                continue
+            try:
+                metadata = response.json()
+            except ValueError:
+                problems.append(f"{url}: not JSON")
+                continue
+        problem = _validate(metadata, issuer)
+        if problem:
+            problems.append(f"{url}: {problem}")
+            continue
+        return dict(metadata)
+    raise OAuthFlowError(
+        f"Could not discover the authorization server of {issuer} ({'; '.join(problems)})."
+    )
+
+
+def _validate(metadata: Any, issuer: str) -> Optional[str]:
+    if not isinstance(metadata, dict):
+        return "not a JSON object"
+    if str(metadata.get("issuer", "")).rstrip("/") != issuer.rstrip("/"):
+        return "the document names a different issuer"
+    if not isinstance(metadata.get("token_endpoint"), str):
+        return "no token_endpoint"
+    return None
+
+
+def _cache_file(issuer: str, cache_dir: Optional[os.PathLike[str] | str]) -> Path:
+    base = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    digest = hashlib.sha256(issuer.rstrip("/").encode("utf-8")).hexdigest()[:24]
+    return base / "discovery" / f"{digest}.json"
+
+
+def _read_cache(path: Path, issuer: str, ttl: float) -> Optional[Dict[str, Any]]:
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        fetched_at = float(entry["fetched_at"])
+        metadata = entry["metadata"]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.info("ignoring unreadable discovery cache %s (%s)", path, type(exc).__name__)
+        return None
+    if not 0 <= time.time() - fetched_at < ttl or _validate(metadata, issuer):
+        return None
+    return dict(metadata)
+
+
+def _write_cache(path: Path, issuer: str, metadata: Dict[str, Any]) -> None:
+    entry = {"issuer": issuer, "fetched_at": time.time(), "metadata": metadata}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".discovery.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(entry, handle)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.info("could not cache discovery metadata in %s (%s)", path, exc.strerror)

@@ -1,0 +1,178 @@
+"""What every OAuth client of this library shares: identity, endpoints, transport.
+
+Client authentication (none, HTTP Basic, or the secret in the body), the token endpoint
+with its retry policy, revocation (RFC 7009) and userinfo live here; the providers add
+their grants.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional, Tuple
+from urllib.parse import quote_plus
+
+from .._urls import for_oauthlib, require_secure_url
+from ..errors import OAuthFlowError
+from .token_endpoint import RetryPolicy, SessionFactory, Timeout, TokenEndpoint
+
+if TYPE_CHECKING:
+    import requests
+
+    from ..bundle import TokenBundle
+
+__all__ = ["OAuthClient"]
+
+log = logging.getLogger("requests_refreshauth.provider")
+
+
+def _optional_url(url: Optional[str], what: str) -> Optional[str]:
+    return require_secure_url(url, what) if url else None
+
+
+class OAuthClient:
+    """An OAuth 2.0 client registration at one authorization server.
+
+    ``session``: the ``requests.Session`` for every call (proxies, CA bundle, mTLS);
+    by default a private one, recreated after ``fork()``. ``timeout``: per attempt.
+    Endpoints must be https, except on loopback hosts.
+    """
+
+    def __init__(
+        self,
+        client_id: str,
+        token_endpoint: str,
+        scopes: Iterable[str] = (),
+        session: Optional[requests.Session] = None,
+        timeout: Timeout = 30.0,
+        *,
+        client_secret: Optional[str] = None,
+        client_auth: str = "basic",
+        retry: Optional[RetryPolicy] = None,
+        revocation_endpoint: Optional[str] = None,
+        userinfo_endpoint: Optional[str] = None,
+        issuer: Optional[str] = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not client_id:
+            raise ValueError("client_id is required")
+        if client_auth not in ("basic", "post"):
+            raise ValueError("client_auth must be 'basic' or 'post'")
+        self.client_id = client_id
+        self.scopes: Tuple[str, ...] = tuple(scopes)
+        self.token_endpoint_url = require_secure_url(token_endpoint, "token_endpoint")
+        self.revocation_endpoint = _optional_url(revocation_endpoint, "revocation_endpoint")
+        self.userinfo_endpoint = _optional_url(userinfo_endpoint, "userinfo_endpoint")
+        self.issuer = issuer
+        self.timeout = timeout
+        self._client_secret = client_secret
+        self._client_auth = client_auth
+        self.sessions = SessionFactory(session)
+        self._basic = (
+            (quote_plus(client_id), quote_plus(client_secret))  # RFC 6749 §2.3.1
+            if client_secret and client_auth == "basic"
+            else None
+        )
+        self.token_endpoint = TokenEndpoint(
+            self.token_endpoint_url,
+            sessions=self.sessions,
+            timeout=timeout,
+            retry=retry or RetryPolicy(),
+            auth=self._basic,
+            clock=clock,
+        )
+
+    def __repr__(self) -> str:
+        kind = "confidential" if self._client_secret else "public"
+        return (
+            f"{type(self).__name__}(client_id={self.client_id!r}, token_endpoint="
+            f"{self.token_endpoint_url!r}, scopes={self.scopes!r}, {kind})"
+        )
+
+    @property
+    def session(self) -> requests.Session:
+        return self.sessions.get()
+
+    @property
+    def renew_timeout(self) -> float:
+        return self.token_endpoint.worst_case_seconds
+
+    def _credentials(self, *, client_id: bool) -> Dict[str, Any]:
+        """oauthlib body parameters identifying the client (none with HTTP Basic).
+
+        ``client_id``: add it explicitly (oauthlib's code-exchange and device helpers add
+        their own and warn when given one).
+        """
+        if self._basic is not None:
+            return {"include_client_id": False}
+        params: Dict[str, Any] = {"include_client_id": True}
+        if client_id:
+            params["client_id"] = self.client_id
+        if self._client_secret:
+            params["client_secret"] = self._client_secret
+        return params
+
+    def _secrets(self, *values: Optional[str]) -> Tuple[Optional[str], ...]:
+        return (*values, self._client_secret)
+
+    # ------------------------------------------------------------------ RFC 7009
+
+    def revoke(self, token: str, token_type_hint: str = "refresh_token") -> bool:
+        """Revoke a token at the revocation endpoint; ``False`` if there is none or it failed.
+
+        Best effort by design: it is called after local state is already gone (logout),
+        where failing loudly would help no one. Failures are logged without the token.
+        """
+        if not self.revocation_endpoint:
+            return False
+        from oauthlib.oauth2 import Client
+
+        credentials = self._credentials(client_id=True)
+        credentials.pop("include_client_id", None)
+        _, headers, body = Client(self.client_id).prepare_token_revocation_request(
+            for_oauthlib(self.revocation_endpoint), token, token_type_hint, **credentials
+        )
+        try:
+            response = self.session.post(
+                self.revocation_endpoint,
+                data=body,
+                headers=headers,
+                auth=self._basic,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except Exception as exc:  # noqa: BLE001 - best effort, reported below
+            log.warning("token revocation failed (%s)", type(exc).__name__)
+            return False
+        with response:
+            if response.status_code == 200:
+                return True
+            log.warning("token revocation answered HTTP %s", response.status_code)
+            return False
+
+    # ------------------------------------------------------------------ OIDC userinfo
+
+    def userinfo(self, bundle: TokenBundle) -> Dict[str, Any]:
+        """The userinfo endpoint's claims for ``bundle``'s access token."""
+        if not self.userinfo_endpoint:
+            raise OAuthFlowError("This provider has no userinfo endpoint.")
+        try:
+            response = self.session.get(
+                self.userinfo_endpoint,
+                headers={"Authorization": bundle.authorization, "Accept": "application/json"},
+                timeout=self.timeout,
+            )
+        except Exception as exc:  # noqa: BLE001 - typed below
+            raise OAuthFlowError(
+                f"Could not reach the userinfo endpoint ({type(exc).__name__})."
+            ) from None
+        with response:
+            try:
+                claims = response.json() if response.status_code == 200 else None
+            except ValueError:
+                claims = None
+        if not isinstance(claims, dict):
+            raise OAuthFlowError(
+                f"The userinfo endpoint answered HTTP {response.status_code} without claims."
+            )
+        return claims

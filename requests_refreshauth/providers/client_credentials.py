@@ -1,0 +1,74 @@
+"""Client credentials (RFC 6749 §4.4) for service accounts, renewed without a refresh token.
+
+A service authenticates as itself, so "refreshing" is simply asking again. It still goes
+through the engine: the token is cached and shared through the store, and a pool of
+workers with an expired token asks the server once, not once per worker.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
+
+from ..bundle import Account
+from .client import OAuthClient
+from .token_endpoint import RetryPolicy, Timeout
+
+if TYPE_CHECKING:
+    import requests
+
+    from ..bundle import TokenBundle
+
+__all__ = ["ClientCredentialsProvider"]
+
+
+class ClientCredentialsProvider(OAuthClient):
+    """A confidential client that obtains tokens with its own id and secret.
+
+    ``account``: the store account its tokens are kept under (default: the client id).
+    With an empty store, the first request obtains a token by itself — no login step.
+    """
+
+    uses_refresh_token = False
+
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        token_endpoint: str,
+        scopes: Iterable[str] = (),
+        session: Optional[requests.Session] = None,
+        timeout: Timeout = 30.0,
+        *,
+        client_auth: str = "basic",
+        retry: Optional[RetryPolicy] = None,
+        account: Optional[str] = None,
+        revocation_endpoint: Optional[str] = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not client_secret:
+            raise ValueError("client_secret is required for client credentials")
+        super().__init__(
+            client_id,
+            token_endpoint,
+            scopes,
+            session,
+            timeout,
+            client_secret=client_secret,
+            client_auth=client_auth,
+            retry=retry,
+            revocation_endpoint=revocation_endpoint,
+            clock=clock,
+        )
+        self.account = Account(account or client_id)
+
+    def renew(self, current: Optional[TokenBundle]) -> TokenBundle:
+        from oauthlib.oauth2 import BackendApplicationClient
+
+        params: Any = self._credentials(client_id=False)
+        body = BackendApplicationClient(self.client_id).prepare_request_body(
+            scope=list(self.scopes) or None, **params
+        )
+        return self.token_endpoint.post(
+            body, grant="refresh", requested_scope=self.scopes or None, secrets=self._secrets()
+        )
