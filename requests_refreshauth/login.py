@@ -61,9 +61,14 @@ def _is_wsl() -> bool:
 def default_browser() -> Optional[BrowserOpener]:
     """A function that opens a URL in the user's browser, or ``None`` if there is none.
 
-    Headless Linux (no ``DISPLAY``/``WAYLAND_DISPLAY``, e.g. over SSH) has none; WSL opens
-    the Windows browser (``wslview``, else ``explorer.exe``); elsewhere ``webbrowser``.
+    ``$BROWSER`` is honoured first (``webbrowser`` reads it). Headless Linux (no
+    ``DISPLAY``/``WAYLAND_DISPLAY``, e.g. over SSH) has none; WSL opens the Windows
+    browser (``wslview``, else ``explorer.exe``); elsewhere ``webbrowser``.
     """
+    if os.environ.get("BROWSER"):  # the user's explicit choice wins, even over SSH
+        import webbrowser
+
+        return lambda url: bool(webbrowser.open(url, new=1))
     if sys.platform.startswith("linux") and _is_wsl():
         for command in ("wslview", "explorer.exe"):
             path = shutil.which(command)

@@ -1,0 +1,111 @@
+"""``python -m requests_refreshauth``: the auth verbs for any provider, for debugging.
+
+    python -m requests_refreshauth --issuer https://auth.example.com --client-id mycli login
+    python -m requests_refreshauth --issuer ... --client-id ... status --json
+
+Tokens go to the OS keyring (records file under the user's config directory) unless
+``--store file`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, List, Optional, Tuple
+
+from .cli import AuthCommands, _add_verbs
+
+if TYPE_CHECKING:
+    from .providers.base import AuthProvider
+    from .stores.base import TokenStore
+
+__all__ = ["main"]
+
+
+def _config_dir() -> Path:
+    if sys.platform == "win32":
+        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "requests-refreshauth"
+
+
+def build_parser() -> Tuple[argparse.ArgumentParser, _StandaloneCommands]:
+    parser = argparse.ArgumentParser(
+        prog="python -m requests_refreshauth",
+        description="Sign in to an OAuth 2.0 / OpenID Connect provider and keep the token fresh.",
+    )
+    parser.add_argument("--issuer", help="issuer URL (metadata is discovered and cached)")
+    parser.add_argument("--client-id", help="the public client id registered at the issuer")
+    parser.add_argument(
+        "--scope", action="append", default=None, help="a scope to request (repeatable)"
+    )
+    parser.add_argument(
+        "--store",
+        choices=("keyring", "file"),
+        default="keyring",
+        help="where tokens live (keyring falls back to the records file when none exists)",
+    )
+    parser.add_argument("--records", type=Path, help="records file (default: per issuer/client)")
+    verbs = parser.add_subparsers(dest="command", metavar="COMMAND")
+    verbs.required = True
+    commands = _StandaloneCommands(parser)
+    _add_verbs(verbs, commands)
+    return parser, commands
+
+
+class _StandaloneCommands(AuthCommands):
+    """AuthCommands whose store and provider come from the command line."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        super().__init__(
+            self._make_store, self._make_provider, prog="python -m requests_refreshauth"
+        )
+        self.parser = parser
+        self.args: Optional[argparse.Namespace] = None
+
+    def _need(self) -> argparse.Namespace:
+        assert self.args is not None
+        if not self.args.issuer or not self.args.client_id:
+            self.parser.error("--issuer and --client-id are required for this command")
+        return self.args
+
+    def _records(self, args: argparse.Namespace) -> Path:
+        if args.records:
+            return Path(args.records)
+        key = hashlib.sha256(f"{args.issuer}\n{args.client_id}".encode()).hexdigest()[:16]
+        return _config_dir() / f"tokens-{key}.json"
+
+    def _make_store(self) -> TokenStore:
+        from .stores.file import FileTokenStore
+        from .stores.keyring import KeyringTokenStore
+
+        args = self._need()
+        records = self._records(args)
+        if args.store == "file":
+            return FileTokenStore(records)
+        return KeyringTokenStore(f"requests-refreshauth:{args.issuer}", records)
+
+    def _make_provider(self) -> AuthProvider:
+        from .providers.pkce import PkceProvider
+
+        args = self._need()
+        scopes = args.scope if args.scope is not None else ["openid", "offline_access"]
+        return PkceProvider.from_issuer(args.issuer, args.client_id, scopes)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser, commands = build_parser()
+    args = parser.parse_args(argv)
+    commands.args = args
+    status: int = args.func(args)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

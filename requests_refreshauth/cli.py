@@ -1,0 +1,483 @@
+"""Drop-in ``auth`` commands for an existing argparse or click CLI.
+
+    # argparse
+    sub = parser.add_subparsers()
+    add_auth_commands(sub, store=make_store, provider=make_provider)
+    args = parser.parse_args(); sys.exit(args.func(args))
+
+    # click
+    cli.add_command(click_auth_group(store=make_store, provider=make_provider))
+
+Both give ``auth login [--device] [--no-browser]``, ``auth logout``, ``auth status``,
+``auth token``, and ``auth accounts list|use REF|remove REF``, each with ``--user REF``
+and ``--json``. ``store`` and ``provider`` may be objects or zero-argument factories
+(so ``--help`` does not read a keyring or fetch discovery metadata). Human output goes to
+stdout, progress and errors to stderr; ``--json`` prints one JSON document on stdout.
+Exit codes follow the error's ``code`` (:data:`EXIT_CODES`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import IO, TYPE_CHECKING, Any, Callable, Dict, Optional, TypeVar, Union
+
+from .errors import AuthError
+
+if TYPE_CHECKING:
+    import argparse
+
+    from .providers.base import AuthProvider
+    from .stores.base import AccountStatus, TokenStore
+
+__all__ = ["EXIT_CODES", "AuthCommands", "add_auth_commands", "click_auth_group"]
+
+T = TypeVar("T")
+Factory = Union[T, Callable[[], T]]
+
+#: Process exit status by error code. 0 is success, 1 an unexpected error, 2 a usage
+#: error (argparse/click), 130 Ctrl-C.
+EXIT_CODES: Dict[str, int] = {
+    "NOT_AUTHENTICATED": 3,
+    "AUTH_REFRESH_EXPIRED": 3,
+    "AUTH_REFRESH_UNAVAILABLE": 3,
+    "AUTH_REFRESH_TRANSIENT": 4,
+    "AUTH_REFRESH_REJECTED": 5,
+    "AUTH_OAUTH_FAILED": 5,
+    "AUTH_TOKEN_EXCHANGE_FAILED": 5,
+    "AUTH_STORE_READ_FAILED": 6,
+    "AUTH_STORE_WRITE_FAILED": 6,
+    "ACCOUNT_NOT_FOUND": 7,
+    "NO_ACCOUNT_SELECTED": 7,
+    "AUTH_CALLBACK_TIMEOUT": 8,
+}
+
+
+def _resolve(value: Factory[T]) -> T:
+    """An object, or the result of calling a zero-argument factory for it."""
+    return value() if callable(value) else value
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(abs(seconds))
+    if seconds < 90:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 90:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h {minutes:02d}m"
+    return f"{hours // 24}d {hours % 24}h"
+
+
+def _when(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(epoch))
+
+
+class AuthCommands:
+    """The verbs, independent of the argument parser; each returns an exit status."""
+
+    def __init__(
+        self,
+        store: Factory[TokenStore],
+        provider: Factory[AuthProvider],
+        *,
+        prog: str = "",
+        stdout: Optional[IO[str]] = None,
+        stderr: Optional[IO[str]] = None,
+    ) -> None:
+        self._store_factory = store
+        self._provider_factory = provider
+        self._store: Optional[TokenStore] = None
+        self._provider: Optional[AuthProvider] = None
+        self.prog = prog
+        self._stdout = stdout
+        self._stderr = stderr
+
+    # Streams are looked up at use time so test runners that swap sys.stdout see output.
+    @property
+    def stdout(self) -> IO[str]:
+        return self._stdout or sys.stdout
+
+    @property
+    def stderr(self) -> IO[str]:
+        return self._stderr or sys.stderr
+
+    @property
+    def store(self) -> TokenStore:
+        if self._store is None:
+            self._store = _resolve(self._store_factory)
+        return self._store
+
+    @property
+    def provider(self) -> AuthProvider:
+        if self._provider is None:
+            self._provider = _resolve(self._provider_factory)
+        return self._provider
+
+    def _provider_for_revocation(self) -> Any:
+        """The provider, or ``None`` if it cannot be built (offline discovery): logging
+        out must work without the server."""
+        try:
+            provider = self.provider
+        except AuthError as exc:
+            self.say(f"warning: cannot reach the authorization server to revoke tokens: {exc}")
+            return None
+        return provider if hasattr(provider, "revoke") else None
+
+    # ------------------------------------------------------------------ plumbing
+
+    def say(self, message: str) -> None:
+        print(message, file=self.stderr, flush=True)
+
+    def _emit(self, as_json: bool, data: Any, human: str) -> None:
+        if as_json:
+            print(json.dumps(data, indent=2, sort_keys=True), file=self.stdout, flush=True)
+        elif human:
+            print(human, file=self.stdout, flush=True)
+
+    def run(self, verb: Callable[..., int], *, as_json: bool = False, **kwargs: Any) -> int:
+        """Run a verb, turning errors into a message and an exit status."""
+        try:
+            return verb(as_json=as_json, **kwargs)
+        except AuthError as exc:
+            status = EXIT_CODES.get(exc.code, 1)
+            if as_json:
+                self._emit(True, {"error": {"code": exc.code, "message": str(exc)}}, "")
+            else:
+                hint = ""
+                if exc.login_required and self.prog:
+                    hint = f"\nRun `{self.prog} login` to sign in."
+                self.say(f"error: {exc}{hint}")
+            return status
+        except KeyboardInterrupt:
+            self.say("Cancelled.")
+            return 130
+
+    # ------------------------------------------------------------------ verbs
+
+    def login(
+        self,
+        *,
+        as_json: bool = False,
+        device: bool = False,
+        no_browser: bool = False,
+        default: Optional[bool] = None,
+        timeout: float = 180.0,
+    ) -> int:
+        from .login import device_login, login
+        from .providers.pkce import PkceProvider
+        from .refresh import refresh_access_token
+
+        provider = self.provider
+        if isinstance(provider, PkceProvider):
+            if device:
+                snapshot = device_login(self.store, provider, make_default=default, say=self.say)
+            else:
+                snapshot = login(
+                    self.store,
+                    provider,
+                    open_browser=False if no_browser else None,
+                    make_default=default,
+                    timeout=timeout,
+                    say=self.say,
+                )
+        else:  # a provider that needs no user: obtaining a token is the login
+            snapshot = refresh_access_token(self.store, provider, force=True)
+        data = {
+            "account": {"id": snapshot.account.id, "label": snapshot.account.label},
+            "default": snapshot.is_default,
+            "expires_at": snapshot.bundle.expires_at,
+        }
+        self._emit(as_json, data, "")
+        return 0
+
+    def logout(self, *, as_json: bool = False, user: Optional[str] = None) -> int:
+        from .login import logout
+
+        result = logout(self.store, self._provider_for_revocation(), user)
+        if result is None:
+            self._emit(as_json, {"account": None}, "Not logged in.")
+            return 0
+        account = result.account
+        data = {"account": {"id": account.id, "label": account.label}, "revoked": result.revoked}
+        note = {True: "", False: " (the server could not be told)", None: ""}[result.revoked]
+        self._emit(as_json, data, f"Logged out of {_name(account.id, account.label)}{note}.")
+        return 0
+
+    def status(self, *, as_json: bool = False, user: Optional[str] = None) -> int:
+        from .errors import NotAuthenticatedError
+
+        status = self.store.status(user)
+        if status is None:
+            raise NotAuthenticatedError("Not logged in.")
+        data = _status_data(status)
+        self._emit(as_json, data, _status_text(status))
+        return 0
+
+    def token(self, *, as_json: bool = False, user: Optional[str] = None) -> int:
+        from .refresh import refresh_access_token
+
+        snapshot = refresh_access_token(self.store, self.provider, user)
+        bundle = snapshot.bundle
+        data = {
+            "access_token": bundle.access_token,
+            "token_type": bundle.token_type,
+            "expires_at": bundle.expires_at,
+            "account": snapshot.account.id,
+        }
+        self._emit(as_json, data, bundle.access_token)
+        return 0
+
+    def accounts_list(self, *, as_json: bool = False) -> int:
+        statuses = list(self.store.accounts())
+        if as_json:
+            self._emit(True, [_status_data(s) for s in statuses], "")
+            return 0
+        if not statuses:
+            self._emit(False, None, "No accounts. Log in first.")
+            return 0
+        rows = [
+            (
+                "*" if s.is_default else " ",
+                _name(s.account.id, s.account.label),
+                _expiry_text(s.expires_at),
+                "refresh token" if s.has_refresh_token else "no refresh token",
+            )
+            for s in statuses
+        ]
+        width = max(len(r[1]) for r in rows)
+        lines = [
+            f"{mark} {name:<{width}}  {expiry}, {refresh}" for mark, name, expiry, refresh in rows
+        ]
+        self._emit(False, None, "\n".join(lines))
+        return 0
+
+    def accounts_use(self, ref: str, *, as_json: bool = False) -> int:
+        account = self.store.set_default(ref)
+        data = {"default": {"id": account.id, "label": account.label}}
+        self._emit(as_json, data, f"{_name(account.id, account.label)} is now the default account.")
+        return 0
+
+    def accounts_remove(self, ref: str, *, as_json: bool = False) -> int:
+        return self.logout(as_json=as_json, user=ref)
+
+
+def _name(account_id: str, label: Optional[str]) -> str:
+    return account_id if not label or label == account_id else f"{label} ({account_id})"
+
+
+def _expiry_text(expires_at: Optional[float]) -> str:
+    if expires_at is None:
+        return "no expiry known"
+    left = expires_at - time.time()
+    if left <= 0:
+        return f"expired {_duration(left)} ago"
+    return f"valid for {_duration(left)}"
+
+
+def _status_data(status: AccountStatus) -> Dict[str, Any]:
+    now = time.time()
+    return {
+        "account": {"id": status.account.id, "label": status.account.label},
+        "default": status.is_default,
+        "expires_at": status.expires_at,
+        "expires_in": None if status.expires_at is None else round(status.expires_at - now, 1),
+        "has_refresh_token": status.has_refresh_token,
+        "refresh_expires_at": status.refresh_expires_at,
+        "scope": list(status.scope) if status.scope is not None else None,
+        "secrets": status.secrets,
+    }
+
+
+def _status_text(status: AccountStatus) -> str:
+    lines = [
+        f"Account:  {_name(status.account.id, status.account.label)}"
+        + ("  [default]" if status.is_default else ""),
+        f"Token:    {_expiry_text(status.expires_at)}"
+        + (f" (until {_when(status.expires_at)})" if status.expires_at else ""),
+    ]
+    if status.has_refresh_token:
+        until = f", until {_when(status.refresh_expires_at)}" if status.refresh_expires_at else ""
+        lines.append(f"Refresh:  yes{until}")
+    else:
+        lines.append("Refresh:  no (log in again when the token expires)")
+    if status.scope:
+        lines.append(f"Scope:    {' '.join(status.scope)}")
+    lines.append(f"Stored:   {status.secrets}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- argparse
+
+
+def add_auth_commands(
+    subparsers: Any,
+    *,
+    store: Factory[TokenStore],
+    provider: Factory[AuthProvider],
+    name: str = "auth",
+    prog: Optional[str] = None,
+) -> argparse.ArgumentParser:
+    """Add ``<name> login|logout|status|token|accounts`` to an argparse CLI.
+
+    ``subparsers`` is what ``parser.add_subparsers()`` returned. Each verb sets
+    ``func`` (call ``sys.exit(args.func(args))``), the argparse convention.
+    """
+    parent = subparsers.add_parser(name, help="sign in, sign out and inspect accounts")
+    verbs = parent.add_subparsers(dest=f"{name}_command", metavar="COMMAND")
+    verbs.required = True
+    commands = AuthCommands(store, provider, prog=prog or f"{parent.prog}")
+    _add_verbs(verbs, commands)
+    return parent  # type: ignore[no-any-return]
+
+
+def _add_verbs(verbs: Any, commands: AuthCommands) -> None:
+    def common(parser: Any, user: bool = True) -> None:
+        parser.add_argument("--json", action="store_true", help="print JSON on stdout")
+        if user:
+            parser.add_argument("--user", metavar="REF", help="account id or label")
+
+    login = verbs.add_parser("login", help="sign in (browser, or --device)")
+    common(login, user=False)
+    login.add_argument(
+        "--device", action="store_true", help="sign in with a code on another device"
+    )
+    login.add_argument("--no-browser", action="store_true", help="only print the sign-in URL")
+    login.add_argument(
+        "--default", action="store_true", default=None, help="make this the default account"
+    )
+    login.set_defaults(
+        func=lambda a: commands.run(
+            commands.login,
+            as_json=a.json,
+            device=a.device,
+            no_browser=a.no_browser,
+            default=a.default,
+        )
+    )
+    logout = verbs.add_parser("logout", help="sign out and revoke the tokens")
+    common(logout)
+    logout.set_defaults(func=lambda a: commands.run(commands.logout, as_json=a.json, user=a.user))
+    status = verbs.add_parser("status", help="show the account and its token's expiry")
+    common(status)
+    status.set_defaults(func=lambda a: commands.run(commands.status, as_json=a.json, user=a.user))
+    token = verbs.add_parser("token", help="print a valid access token (refreshing it)")
+    common(token)
+    token.set_defaults(func=lambda a: commands.run(commands.token, as_json=a.json, user=a.user))
+
+    accounts = verbs.add_parser("accounts", help="list, choose or remove accounts")
+    account_verbs = accounts.add_subparsers(dest="accounts_command", metavar="ACTION")
+    account_verbs.required = True
+    listing = account_verbs.add_parser("list", help="list stored accounts")
+    common(listing, user=False)
+    listing.set_defaults(func=lambda a: commands.run(commands.accounts_list, as_json=a.json))
+    use = account_verbs.add_parser("use", help="make an account the default")
+    common(use, user=False)
+    use.add_argument("ref", metavar="REF")
+    use.set_defaults(
+        func=lambda a: commands.run(lambda **kw: commands.accounts_use(a.ref, **kw), as_json=a.json)
+    )
+    remove = account_verbs.add_parser("remove", help="log out of an account")
+    common(remove, user=False)
+    remove.add_argument("ref", metavar="REF")
+    remove.set_defaults(
+        func=lambda a: commands.run(
+            lambda **kw: commands.accounts_remove(a.ref, **kw), as_json=a.json
+        )
+    )
+
+
+# --------------------------------------------------------------------------- click
+
+
+def click_auth_group(
+    *,
+    store: Factory[TokenStore],
+    provider: Factory[AuthProvider],
+    name: str = "auth",
+    prog: Optional[str] = None,
+) -> Any:
+    """A click group with the same verbs: ``cli.add_command(click_auth_group(...))``.
+
+    click is imported here, not at module import: it is the host CLI's dependency.
+    """
+    import click
+
+    commands = AuthCommands(store, provider, prog=prog or name)
+
+    def finish(status: int) -> None:
+        if status:
+            raise SystemExit(status)
+
+    json_option = click.option("--json", "as_json", is_flag=True, help="print JSON on stdout")
+    user_option = click.option("--user", metavar="REF", default=None, help="account id or label")
+
+    @click.group(name=name, help="Sign in, sign out and inspect accounts.")
+    def group() -> None:
+        pass
+
+    @group.command(help="Sign in (browser, or --device).")
+    @json_option
+    @click.option("--device", is_flag=True, help="sign in with a code on another device")
+    @click.option("--no-browser", is_flag=True, help="only print the sign-in URL")
+    @click.option(
+        "--default",
+        "make_default",
+        is_flag=True,
+        default=None,
+        help="make this the default account",
+    )
+    def login(as_json: bool, device: bool, no_browser: bool, make_default: Optional[bool]) -> None:
+        finish(
+            commands.run(
+                commands.login,
+                as_json=as_json,
+                device=device,
+                no_browser=no_browser,
+                default=make_default or None,
+            )
+        )
+
+    @group.command(help="Sign out and revoke the tokens.")
+    @json_option
+    @user_option
+    def logout(as_json: bool, user: Optional[str]) -> None:
+        finish(commands.run(commands.logout, as_json=as_json, user=user))
+
+    @group.command(help="Show the account and its token's expiry.")
+    @json_option
+    @user_option
+    def status(as_json: bool, user: Optional[str]) -> None:
+        finish(commands.run(commands.status, as_json=as_json, user=user))
+
+    @group.command(help="Print a valid access token (refreshing it).")
+    @json_option
+    @user_option
+    def token(as_json: bool, user: Optional[str]) -> None:
+        finish(commands.run(commands.token, as_json=as_json, user=user))
+
+    @group.group(help="List, choose or remove accounts.")
+    def accounts() -> None:
+        pass
+
+    @accounts.command(name="list", help="List stored accounts.")
+    @json_option
+    def list_(as_json: bool) -> None:
+        finish(commands.run(commands.accounts_list, as_json=as_json))
+
+    @accounts.command(help="Make an account the default.")
+    @json_option
+    @click.argument("ref")
+    def use(as_json: bool, ref: str) -> None:
+        finish(commands.run(lambda **kw: commands.accounts_use(ref, **kw), as_json=as_json))
+
+    @accounts.command(help="Log out of an account.")
+    @json_option
+    @click.argument("ref")
+    def remove(as_json: bool, ref: str) -> None:
+        finish(commands.run(lambda **kw: commands.accounts_remove(ref, **kw), as_json=as_json))
+
+    return group
