@@ -102,6 +102,7 @@ def refresh_access_token(
     rejected_token: Optional[str] = None,
     lock_timeout: Optional[float] = None,
     clock: Callable[[], float] = time.time,
+    known: Optional[Snapshot] = None,
 ) -> Snapshot:
     """Return a snapshot whose access token is usable, refreshing it if needed.
 
@@ -110,11 +111,21 @@ def refresh_access_token(
     ``skew`` seconds before expiry count as expired (clamped to half the lifetime).
     Raises :class:`~requests_refreshauth.errors.AuthError` subclasses; the stored bundle
     is kept on every failure.
+
+    ``known``: a snapshot the caller already holds (a warm cache). If the store's revision
+    of that account is unchanged it is used instead of reading the secrets again — on a
+    keyring store that saves a keyring read per refresh.
     """
     account: Optional[Account] = None
     try:
         own = _own_account(provider, ref)
-        snapshot = _active_or_none(store, own.id) if own is not None else store.active(ref)
+        snapshot: Optional[Snapshot]
+        if known is not None:
+            snapshot = _current(store, known)
+        elif own is not None:
+            snapshot = _active_or_none(store, own.id)
+        else:
+            snapshot = store.active(ref)
         if snapshot is None:
             if own is None:
                 raise NotAuthenticatedError("No account is logged in. Log in first.")
@@ -183,6 +194,12 @@ def _refresh(
     # A peer refreshed while we waited. Its token is read after the lock is released, so
     # the next waiter is not held up by a slow store (a keyring read).
     return _adopt(store, account)
+
+
+def _current(store: TokenStore, known: Snapshot) -> Snapshot:
+    """``known`` if its account is unchanged in the store (records only), else a new read."""
+    status = _status(store, known.account)
+    return known if status.revision == known.revision else _active(store, known.account)
 
 
 def _own_account(provider: AuthProvider, ref: Optional[str]) -> Optional[Account]:

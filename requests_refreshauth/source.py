@@ -52,7 +52,7 @@ class TokenSource:
         ):
             return cached
         snapshot = refresh_access_token(
-            self.store, self.provider, self.account, skew=self.skew, clock=self._clock
+            self.store, self.provider, self.account, skew=self.skew, clock=self._clock, known=cached
         )
         now = self._clock()
         if not is_fresh(snapshot.bundle, now, self.skew) and snapshot.bundle.expires_at:
@@ -73,6 +73,7 @@ class TokenSource:
             force=True,
             rejected_token=rejected_token,
             clock=self._clock,
+            known=self._cached,
         )
         self._cached = snapshot
         return snapshot

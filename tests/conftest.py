@@ -99,4 +99,4 @@ def expire(store: FileTokenStore, account: str = "alice", *, by: float = 10.0) -
     """Make the stored access token look expired (the server would still accept it)."""
     snap = store.active(account)
     assert snap is not None
-    store.save(snap.account, snap.bundle.replace(expires_at=time.time() - by))
+    store.save(snap.account, snap.full_bundle().replace(expires_at=time.time() - by))

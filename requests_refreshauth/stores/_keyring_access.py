@@ -161,27 +161,28 @@ class KeyringAccess:
     def limit_utf16_bytes(self) -> Optional[int]:
         """The backend's per-secret limit in UTF-16 bytes, where one is known."""
         backend = self.backend()
-        declared = getattr(backend, "max_secret_utf16_bytes", None)
-        if isinstance(declared, int):
-            return declared
-        if type(backend).__module__.startswith("keyring.backends.Windows"):
-            return WINDOWS_LIMIT_UTF16_BYTES
-        return None
+        children = getattr(backend, "backends", None)  # a chainer writes to any member
+        members = list(children) if children is not None else [backend]
+        limits = [limit for limit in map(_limit_of, members) if limit is not None]
+        return min(limits) if limits else None
 
     # ------------------------------------------------------------------ operations
 
-    def _call(self, what: str, fn: Callable[[Any], T]) -> T:
+    def _call(self, what: str, fn: Callable[[Any], T], secret: Optional[str] = None) -> T:
         from keyring.errors import NoKeyringError
 
         backend = self.backend()
         try:
             return _bounded(lambda: fn(backend), self.timeout, what)
         except NoKeyringError:
+            with self._lock:  # known absent from now on
+                self._verdict = KeyringAbsent("the keyring backend reports no keyring")
             raise KeyringAbsent("the keyring backend reports that no keyring exists") from None
         except (KeyringFailure, KeyringAbsent):
             raise
         except Exception as exc:  # noqa: BLE001 - backends raise anything
-            raise KeyringFailure(f"the keyring failed while {what} ({_describe(exc)})") from None
+            detail = _describe(exc, secret)
+            raise KeyringFailure(f"the keyring failed while {what} ({detail})") from None
 
     def get(self, service: str, slot: str) -> Optional[str]:
         value: Optional[str] = self._call(
@@ -190,7 +191,11 @@ class KeyringAccess:
         return value
 
     def set(self, service: str, slot: str, value: str) -> None:
-        self._call("writing a token", lambda backend: backend.set_password(service, slot, value))
+        self._call(
+            "writing a token",
+            lambda backend: backend.set_password(service, slot, value),
+            secret=value,
+        )
 
     def delete(self, service: str, slot: str) -> None:
         """Delete a slot; a slot that does not exist is not an error."""
@@ -213,6 +218,19 @@ def _configured() -> bool:
         return False
 
 
-def _describe(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())[:200]
+def _limit_of(backend: Any) -> Optional[int]:
+    declared = getattr(backend, "max_secret_utf16_bytes", None)
+    if isinstance(declared, int):
+        return declared
+    if any(cls.__module__.startswith("keyring.backends.Windows") for cls in type(backend).__mro__):
+        return WINDOWS_LIMIT_UTF16_BYTES
+    return None
+
+
+def _describe(exc: BaseException, secret: Optional[str] = None) -> str:
+    """The exception for a message: type and text, with ``secret`` (if echoed) masked."""
+    text = " ".join(str(exc).split())
+    if secret:
+        text = text.replace(secret, "***")
+    text = text[:200]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -193,22 +193,29 @@ class KeyringTokenStore(RecordStore):
 
     def active(self, ref: Optional[str] = None) -> Optional[Snapshot]:
         # A writer may be between its keyring write and its records commit; a fingerprint
-        # mismatch means "read the records again", a few times, before it means "corrupt".
+        # mismatch means "read again". Two quick retries, then one read under the records
+        # lock, which writers hold until they commit: if that still disagrees, the keyring
+        # was changed behind our back.
         for attempt in range(_READ_ATTEMPTS):
-            records = self._load()
-            account = resolve_ref(accounts_of(records), records.default, ref)
-            if account is None:
-                return None
             try:
-                return self._snapshot(records, account)
-            except _Mismatch:
+                if attempt < _READ_ATTEMPTS - 1:
+                    return self._read_active(ref)
+                with self.records_file.locked():
+                    return self._read_active(ref)
+            except _Mismatch as mismatch:
                 if attempt == _READ_ATTEMPTS - 1:
                     raise StoreReadError(
-                        f"The keyring entry of account {account.id!r} does not match the "
-                        f"records in {self.path} (changed outside this library?). Log in again."
+                        f"The keyring entry of account {mismatch.account_id!r} does not match "
+                        f"the records in {self.path} (changed outside this library?). Log in "
+                        "again."
                     ) from None
                 time.sleep(0.02 * (attempt + 1))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read_active(self, ref: Optional[str]) -> Optional[Snapshot]:
+        records = self._load()
+        account = resolve_ref(accounts_of(records), records.default, ref)
+        return None if account is None else self._snapshot(records, account)
 
     def _load_refresh(self, account: Account, record: Dict[str, Any], revision: int) -> str:
         try:
@@ -238,7 +245,7 @@ class KeyringTokenStore(RecordStore):
                 "outside this library?). Log in again."
             )
         if expected is not None and fingerprint(value) != expected:
-            raise _Mismatch
+            raise _Mismatch(account.id)
         return value
 
     def _keyring_read(self, account: Account, record: Dict[str, Any], kind: str) -> Optional[str]:
@@ -334,9 +341,15 @@ class KeyringTokenStore(RecordStore):
             }
             undo: List[Tuple[str, Optional[str]]] = []
             if location == "keyring":
-                record["slot"] = slot
-                undo = self._write_secrets(account, old, slot, bundle, record)
-            else:
+                try:
+                    undo = self._write_secrets(account, old, slot, bundle, record)
+                    record["slot"] = slot
+                except _AbsentDuringWrite:
+                    # NoKeyringError: known absent after all. Decide again, by policy.
+                    location, warning = self._where_to_write(old)
+                    record["secrets"] = location
+                    record.pop("chunks", None)
+            if location == "plaintext":
                 record["tokens"] = {
                     "access_token": bundle.access_token,
                     "refresh_token": bundle.refresh_token,
@@ -380,7 +393,9 @@ class KeyringTokenStore(RecordStore):
         """
         try:
             limit = self.keyring.limit_utf16_bytes
-        except (KeyringFailure, KeyringAbsent) as exc:
+        except KeyringAbsent as exc:
+            raise _AbsentDuringWrite(str(exc)) from None
+        except KeyringFailure as exc:
             raise StoreWriteError(f"Cannot save tokens to the OS keyring: {exc}.") from None
         previous = self._previous_values(account, old, limit)
         writes: List[Tuple[str, str]] = []
@@ -400,7 +415,10 @@ class KeyringTokenStore(RecordStore):
             for name, value in writes:
                 undo.append((name, previous.get(name)))
                 self.keyring.set(self.service, name, value)
-        except (KeyringFailure, KeyringAbsent) as exc:
+        except KeyringAbsent as exc:
+            self._undo(undo)
+            raise _AbsentDuringWrite(str(exc)) from None
+        except KeyringFailure as exc:
             self._undo(undo)
             raise StoreWriteError(
                 f"Cannot save the tokens of account {account.id!r} to the OS keyring: {exc}. "
@@ -476,8 +494,16 @@ class KeyringTokenStore(RecordStore):
         return account
 
 
+class _AbsentDuringWrite(StoreWriteError):
+    """The backend said ``NoKeyringError`` mid-save (nothing of it remains written)."""
+
+
 class _Mismatch(Exception):
     """A secret's fingerprint differs from the record's (a concurrent write, or tampering)."""
+
+    def __init__(self, account_id: str) -> None:
+        super().__init__(account_id)
+        self.account_id = account_id
 
 
 def _meta_of(bundle: TokenBundle) -> Dict[str, Any]:
