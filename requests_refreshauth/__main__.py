@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional, Tuple
@@ -99,10 +100,26 @@ class _StandaloneCommands(AuthCommands):
         return PkceProvider.from_issuer(args.issuer, args.client_id, scopes)
 
 
+def _invocation(args: argparse.Namespace) -> str:
+    """How this invocation was configured, so hints like "run … login" work as printed."""
+    words = ["python -m requests_refreshauth"]
+    for flag, value in (("--issuer", args.issuer), ("--client-id", args.client_id)):
+        if value:
+            words += [flag, shlex.quote(value)]
+    for scope in args.scope or ():
+        words += ["--scope", shlex.quote(scope)]
+    if args.store != "keyring":
+        words += ["--store", args.store]
+    if args.records:
+        words += ["--records", shlex.quote(str(args.records))]
+    return " ".join(words)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser, commands = build_parser()
     args = parser.parse_args(argv)
     commands.args = args
+    commands.prog = _invocation(args)
     status: int = args.func(args)
     return status
 

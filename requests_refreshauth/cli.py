@@ -218,9 +218,14 @@ class AuthCommands:
         return 0
 
     def token(self, *, as_json: bool = False, user: Optional[str] = None) -> int:
-        from .refresh import refresh_access_token
+        from .bundle import is_fresh
+        from .refresh import DEFAULT_SKEW, refresh_access_token
 
-        snapshot = refresh_access_token(self.store, self.provider, user)
+        snapshot = self.store.active(user)
+        if snapshot is None or not is_fresh(snapshot.bundle, time.time(), DEFAULT_SKEW):
+            # Only now build the provider: a valid token must print offline, even when
+            # the provider's configuration needs the network (discovery).
+            snapshot = refresh_access_token(self.store, self.provider, user, known=snapshot)
         bundle = snapshot.bundle
         data = {
             "access_token": bundle.access_token,
@@ -412,6 +417,15 @@ def click_auth_group(
         if status:
             raise SystemExit(status)
 
+    def host_prog() -> None:
+        """Hints say `<host> auth login`: learn the command path from click at run time."""
+        if prog is None:
+            context = click.get_current_context(silent=True)
+            while context is not None and context.command is not group:
+                context = context.parent
+            if context is not None:
+                commands.prog = context.command_path
+
     json_option = click.option("--json", "as_json", is_flag=True, help="print JSON on stdout")
     user_option = click.option("--user", metavar="REF", default=None, help="account id or label")
 
@@ -431,6 +445,7 @@ def click_auth_group(
         help="make this the default account",
     )
     def login(as_json: bool, device: bool, no_browser: bool, make_default: Optional[bool]) -> None:
+        host_prog()
         finish(
             commands.run(
                 commands.login,
@@ -445,18 +460,21 @@ def click_auth_group(
     @json_option
     @user_option
     def logout(as_json: bool, user: Optional[str]) -> None:
+        host_prog()
         finish(commands.run(commands.logout, as_json=as_json, user=user))
 
     @group.command(help="Show the account and its token's expiry.")
     @json_option
     @user_option
     def status(as_json: bool, user: Optional[str]) -> None:
+        host_prog()
         finish(commands.run(commands.status, as_json=as_json, user=user))
 
     @group.command(help="Print a valid access token (refreshing it).")
     @json_option
     @user_option
     def token(as_json: bool, user: Optional[str]) -> None:
+        host_prog()
         finish(commands.run(commands.token, as_json=as_json, user=user))
 
     @group.group(help="List, choose or remove accounts.")
@@ -466,18 +484,21 @@ def click_auth_group(
     @accounts.command(name="list", help="List stored accounts.")
     @json_option
     def list_(as_json: bool) -> None:
+        host_prog()
         finish(commands.run(commands.accounts_list, as_json=as_json))
 
     @accounts.command(help="Make an account the default.")
     @json_option
     @click.argument("ref")
     def use(as_json: bool, ref: str) -> None:
+        host_prog()
         finish(commands.run(lambda **kw: commands.accounts_use(ref, **kw), as_json=as_json))
 
     @accounts.command(help="Log out of an account.")
     @json_option
     @click.argument("ref")
     def remove(as_json: bool, ref: str) -> None:
+        host_prog()
         finish(commands.run(lambda **kw: commands.accounts_remove(ref, **kw), as_json=as_json))
 
     return group

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from ._urls import require_secure_url
-from .errors import OAuthFlowError
+from .errors import OAuthFlowError, RefreshTransientError
 
 __all__ = ["default_cache_dir", "discover", "metadata_urls"]
 
@@ -65,7 +65,9 @@ def discover(
     """The issuer's metadata, from the cache when younger than ``ttl`` seconds.
 
     Raises :class:`~requests_refreshauth.errors.OAuthFlowError` when no valid document
-    is found, or when the document names another issuer (RFC 8414 §3.3).
+    is found, or when the document names another issuer (RFC 8414 §3.3), and
+    :class:`~requests_refreshauth.errors.RefreshTransientError` when the server cannot
+    be reached at all.
     """
     require_secure_url(issuer, "issuer")
     cache = _cache_file(issuer, cache_dir) if ttl > 0 else None
@@ -86,11 +88,13 @@ def discover(
 
 def _fetch(http: requests.Session, issuer: str, timeout: float) -> Dict[str, Any]:
     problems: List[str] = []
+    unreachable = 0
     for url in metadata_urls(issuer):
         try:
             response = http.get(url, timeout=timeout, headers={"Accept": "application/json"})
         except requests.RequestException as exc:
             problems.append(f"{url}: {type(exc).__name__}")
+            unreachable += 1
             continue
         with response:
             if response.status_code != 200:
@@ -106,9 +110,10 @@ def _fetch(http: requests.Session, issuer: str, timeout: float) -> Dict[str, Any
             problems.append(f"{url}: {problem}")
             continue
         return dict(metadata)
-    raise OAuthFlowError(
-        f"Could not discover the authorization server of {issuer} ({'; '.join(problems)})."
-    )
+    message = f"Could not discover the authorization server of {issuer} ({'; '.join(problems)})."
+    if unreachable == len(problems):  # the network, not the server's answer: try later
+        raise RefreshTransientError(message + " Check the network and try again.")
+    raise OAuthFlowError(message)
 
 
 def _validate(metadata: Any, issuer: str) -> Optional[str]:

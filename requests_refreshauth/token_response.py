@@ -123,7 +123,7 @@ def _error_for(
     )
 
 
-def _parse_success(body: str, requested_scope: Optional[Sequence[str]]) -> Mapping[str, Any]:
+def _parse_success(body: str, requested_scope: Optional[Sequence[str]]) -> dict[str, Any]:
     """oauthlib's parse of a 2xx body, salvaging what oauthlib gives up on.
 
     A 2xx response may already have rotated the refresh token server-side; if oauthlib
@@ -132,21 +132,31 @@ def _parse_success(body: str, requested_scope: Optional[Sequence[str]]) -> Mappi
     """
 
     scope = list(requested_scope) if requested_scope else None
+    raw = _json_object(body)
     try:
-        return _oauthlib_parse(body, scope)
+        params = _oauthlib_parse(body, scope)
     except _PARSE_ERRORS:
-        try:
-            data = json.loads(body)
-        except _PARSE_ERRORS:
-            data = None
-        salvaged = _without_malformed_fields(data)
+        salvaged = _without_malformed_fields(raw)
         if salvaged is None:
             raise
         log.warning("the token response had malformed optional fields; they were ignored")
-        return _oauthlib_parse(json.dumps(salvaged), scope)
+        params = _oauthlib_parse(json.dumps(salvaged), scope)
+    if raw is not None and "expires_in" in raw:
+        # oauthlib truncates expires_in to an int and drops it when that is 0; the raw
+        # value (0, 0.5) is what the server meant. number_or_none() judges it later.
+        params["expires_in"] = raw["expires_in"]
+    return params
 
 
-def _oauthlib_parse(body: str, scope: Optional[list[str]]) -> Mapping[str, Any]:
+def _json_object(body: str) -> Optional[dict[str, Any]]:
+    try:
+        data = json.loads(body)
+    except _PARSE_ERRORS:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _oauthlib_parse(body: str, scope: Optional[list[str]]) -> dict[str, Any]:
     from oauthlib.oauth2.rfc6749.parameters import parse_token_response
 
     try:

@@ -179,7 +179,9 @@ def test_refresh_expires_in_ignored_without_any_refresh_token() -> None:
     [
         (3600, NOW + 3600),
         ("3600", NOW + 3600),
-        (3600.9, NOW + 3600),
+        (3600.9, NOW + 3600.9),  # the raw value, not oauthlib's truncation
+        (0, NOW),  # oauthlib drops a 0; the server meant "already expired"
+        (0.5, NOW + 0.5),
         (" 120 ", NOW + 120),
         ("1e3", NOW + 1000),  # a number in a string is still a number
     ],

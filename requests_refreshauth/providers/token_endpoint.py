@@ -77,7 +77,9 @@ def _connect_failure(exc: requests.RequestException) -> bool:
         return True
     if isinstance(exc, requests.exceptions.SSLError):
         return False  # a certificate problem does not fix itself
-    if isinstance(exc, (requests.exceptions.ProxyError, requests.exceptions.ConnectionError)):
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return True  # the proxy refused or failed the tunnel: our request was never sent
+    if isinstance(exc, requests.exceptions.ConnectionError):
         from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
         reason: Any = exc.args[0] if exc.args else None

@@ -149,7 +149,7 @@ class RecordsFile:
     """One records file: lock-free reads, locked atomic read-modify-write."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.path.abspath(os.fspath(path))
+        self.path = os.path.abspath(os.path.expanduser(os.fspath(path)))
         self.lock = AccountLock(self.path + ".lock")
         self._warned_mode = False
 

@@ -1,0 +1,470 @@
+"""``LocalAuthServer``: a real OAuth 2.0 authorization server and API on 127.0.0.1.
+
+For this library's tests, demos and benchmarks, and for anyone testing their own CLI's
+authentication without a real provider: it speaks the protocol over real sockets (so the
+client under test runs unmodified), approves logins headlessly, rotates refresh tokens
+and revokes a grant on reuse like production servers do, counts what it served, and
+fails on request.
+
+    with LocalAuthServer(access_token_ttl=5) as server:
+        provider = server.provider()
+        store.save(Account("alice"), server.login("alice"))
+        session.auth = RefreshAuth(store, provider)
+        session.get(server.resource_url)        # {"sub": "alice", ...}
+        assert server.stats().refresh_served == 0
+
+The protocol is oauthlib's (:mod:`.endpoints`, :mod:`.validator`); this module is the
+routing between HTTP paths and those endpoints, plus the conveniences around them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple
+from urllib.parse import parse_qs, urlsplit
+
+from oauthlib.oauth2.rfc6749.errors import OAuth2Error
+from oauthlib.oauth2.rfc6749.tokens import get_token_from_header
+
+from ..errors import OAuthFlowError
+from .endpoints import OAuthServer
+from .faults import FaultQueue
+from .http_server import Reply, Server
+from .stats import Counters, ServerStats
+from .validator import Client, MemoryValidator
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    import requests
+
+    from ..bundle import TokenBundle
+    from ..providers.pkce import PkceProvider
+
+__all__ = ["DEFAULT_SCOPES", "LocalAuthServer"]
+
+log = logging.getLogger("requests_refreshauth.testing")
+
+#: What :meth:`LocalAuthServer.provider` asks for unless told otherwise.
+DEFAULT_SCOPES = ("openid", "profile", "email", "offline_access", "api")
+#: Where :meth:`LocalAuthServer.login` pretends the browser goes back to. Nothing needs
+#: to listen there: the redirect is read, not followed.
+DEFAULT_REDIRECT_URI = "http://127.0.0.1/callback"
+
+_REALM = 'Bearer realm="local-auth-server"'
+_JSON = {"Content-Type": "application/json", "Cache-Control": "no-store"}
+_METADATA_PATHS = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
+
+
+def _json_reply(status: int, payload: Any, headers: Optional[Dict[str, str]] = None) -> Reply:
+    return Reply(status, {**_JSON, **(headers or {})}, json.dumps(payload).encode("utf-8"))
+
+
+class LocalAuthServer:
+    """An authorization server + protected resource on ``host`` (port 0: any free port).
+
+    Clients: the public ``client_id`` (no secret, PKCE S256 required, any loopback
+    redirect URI) and the confidential ``confidential_client_id`` /
+    ``confidential_client_secret`` for client credentials (HTTP Basic or in the body).
+
+    Tokens: access tokens live ``access_token_ttl`` seconds (float OK; changeable while
+    running); refresh tokens rotate on every use and live ``refresh_token_ttl`` seconds
+    from issue (``None``: forever). ``jwt_access_tokens``: JWT-shaped access tokens
+    carrying ``exp`` (expiry rounded up to whole seconds); with
+    ``include_expires_in=False`` the token response omits ``expires_in``.
+
+    Logins are approved for ``login_hint`` or ``user`` without any page; with
+    ``approve=False`` they are answered ``error=access_denied``. ``latency`` seconds
+    are added to every protected-resource request. ``clock`` is the server's time.
+    ``supported_scopes=None`` accepts any scope. Both flags and ``latency`` may be
+    changed while the server runs.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        access_token_ttl: float = 300.0,
+        refresh_token_ttl: Optional[float] = None,
+        jwt_access_tokens: bool = False,
+        include_expires_in: bool = True,
+        client_id: str = "test-client",
+        confidential_client_id: str = "test-service",
+        confidential_client_secret: str = "test-service-secret",
+        user: str = "alice",
+        approve: bool = True,
+        scopes: Iterable[str] = DEFAULT_SCOPES,
+        supported_scopes: Optional[Iterable[str]] = None,
+        default_scopes: Iterable[str] = ("api",),
+        latency: float = 0.0,
+        code_ttl: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if access_token_ttl < 0 or (refresh_token_ttl is not None and refresh_token_ttl < 0):
+            raise ValueError("token lifetimes must be >= 0 seconds")
+        self.host = host
+        self.client_id = client_id
+        self.confidential_client_id = confidential_client_id
+        self.confidential_client_secret = confidential_client_secret
+        self.user = user
+        self.approve = approve
+        self.scopes: Tuple[str, ...] = tuple(scopes)
+        self.latency = latency
+        self._port = port
+        self._access_token_ttl = float(access_token_ttl)
+        self._jwt_access_tokens = jwt_access_tokens
+        self._include_expires_in = include_expires_in
+        self._clock = clock
+        self._counters = Counters()
+        self._faults = FaultQueue()
+        self._validator = MemoryValidator(
+            [
+                Client(client_id, None, frozenset({"authorization_code", "refresh_token"})),
+                Client(
+                    confidential_client_id,
+                    confidential_client_secret,
+                    frozenset({"client_credentials", "authorization_code", "refresh_token"}),
+                ),
+            ],
+            self._counters,
+            clock=clock,
+            code_ttl=code_ttl,
+            refresh_token_ttl=refresh_token_ttl,
+            supported_scopes=None if supported_scopes is None else frozenset(supported_scopes),
+            default_scopes=tuple(default_scopes),
+        )
+        self._lifecycle = threading.Lock()
+        self._httpd: Optional[Server] = None
+        self._thread: Optional[threading.Thread] = None
+        self._oauth: Optional[OAuthServer] = None
+        self._issuer: Optional[str] = None
+        self._stopped = False
+        self._sessions: List[requests.Session] = []
+
+    def __repr__(self) -> str:
+        where = self._issuer or "not started"
+        state = "running" if self.running else ("stopped" if self._stopped else "idle")
+        return f"LocalAuthServer({where}, {state}, client_id={self.client_id!r})"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> LocalAuthServer:
+        """Bind and serve in a daemon thread. Idempotent; a stopped server stays stopped."""
+        with self._lifecycle:
+            if self._httpd is not None:
+                return self
+            if self._stopped:
+                raise RuntimeError("a stopped LocalAuthServer cannot be restarted")
+            httpd = Server((self.host, self._port), self._serve)
+            port = httpd.server_address[1]
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            self._issuer = f"http://{host}:{port}"
+            self._oauth = OAuthServer(
+                self._validator,
+                issuer=self._issuer,
+                access_token_ttl=self._access_token_ttl,
+                jwt_access_tokens=self._jwt_access_tokens,
+                include_expires_in=self._include_expires_in,
+                clock=self._clock,
+            )
+            self._thread = threading.Thread(
+                target=httpd.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"LocalAuthServer:{port}",
+                daemon=True,
+            )
+            self._httpd = httpd
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, cut open connections, close the sessions this server made."""
+        with self._lifecycle:
+            httpd, thread = self._httpd, self._thread
+            self._httpd, self._thread, self._stopped = None, None, True
+            sessions, self._sessions = self._sessions, []
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.close()
+        if thread is not None:
+            thread.join(timeout=5.0)
+        for session in sessions:
+            session.close()
+
+    @property
+    def running(self) -> bool:
+        return self._httpd is not None
+
+    def __enter__(self) -> LocalAuthServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ addresses
+
+    @property
+    def issuer(self) -> str:
+        if self._issuer is None:
+            raise RuntimeError("the server is not started; use start() or `with`")
+        return self._issuer
+
+    def url(self, path: str = "/") -> str:
+        return self.issuer + (path if path.startswith("/") else "/" + path)
+
+    @property
+    def authorization_endpoint(self) -> str:
+        return self.url("/authorize")
+
+    @property
+    def token_endpoint(self) -> str:
+        return self.url("/token")
+
+    @property
+    def revocation_endpoint(self) -> str:
+        return self.url("/revoke")
+
+    @property
+    def userinfo_endpoint(self) -> str:
+        return self.url("/userinfo")
+
+    @property
+    def metadata_url(self) -> str:
+        return self.url(_METADATA_PATHS[0])
+
+    @property
+    def resource_url(self) -> str:
+        """A protected resource: ``{"sub", "client_id", "scope"}`` for a valid token."""
+        return self.url("/api/whoami")
+
+    # ------------------------------------------------------------------ knobs
+
+    @property
+    def access_token_ttl(self) -> float:
+        return self._access_token_ttl
+
+    @access_token_ttl.setter
+    def access_token_ttl(self, seconds: float) -> None:
+        """Applies to access tokens issued from now on."""
+        self._access_token_ttl = float(seconds)
+        if self._oauth is not None:
+            self._oauth.access_token_ttl = self._access_token_ttl
+
+    def stats(self) -> ServerStats:
+        return self._counters.snapshot()
+
+    def reset_stats(self) -> None:
+        """Zero the counters (pending faults stay: they were asked for explicitly)."""
+        self._counters.reset()
+
+    def inject(self, kind: str, count: int = 1, **options: Any) -> None:
+        """Make the next ``count`` token-endpoint requests fail as ``kind``.
+
+        Kinds (see :mod:`.faults`): ``"503"`` (``retry_after=1``), ``"429"``
+        (``retry_after=None``), ``"500"``, ``"malformed"`` (``body=...``: a 200 with a
+        non-JSON body; the request is not processed), ``"delay"`` (``seconds=1.0``,
+        then processed normally), ``"drop_after_rotate"`` (processed, then the
+        connection is closed without an answer).
+        """
+        self._faults.inject(kind, count, **options)
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    def expire_access_tokens(self) -> None:
+        """Expire every access token issued so far, server-side (for the 401 path)."""
+        self._validator.expire_access_tokens()
+
+    # ------------------------------------------------------------------ routing
+
+    def _serve(
+        self, method: str, target: str, headers: Dict[str, str], body: bytes
+    ) -> Optional[Reply]:
+        oauth = self._oauth
+        assert oauth is not None
+        path = urlsplit(target).path
+        uri = self.issuer + target
+        text = body.decode("utf-8", "replace")
+        try:
+            if path == "/authorize" and method == "GET":
+                self._counters.add("authorization_requests")
+                hint = parse_qs(urlsplit(target).query).get("login_hint")
+                status, out, page = oauth.authorize(
+                    uri, user=hint[0] if hint else self.user, approve=self.approve
+                )
+                return Reply(status, out, page.encode("utf-8"))
+            if path == "/token":
+                return self._token(oauth, method, uri, headers, text)
+            if path == "/revoke":
+                out, page, status = oauth.create_revocation_response(uri, method, text, headers)
+                return Reply(status, out, page.encode("utf-8"))
+            if path in _METADATA_PATHS and method == "GET":
+                return _json_reply(200, oauth.metadata)
+            if path == "/userinfo" or path == "/api" or path.startswith("/api/"):
+                return self._resource(oauth, method, uri, headers, path)
+            return _json_reply(404, {"error": "not_found", "path": path})
+        except OAuth2Error as exc:  # raised outside oauthlib's own handlers (bad method...)
+            return _json_reply(exc.status_code, json.loads(exc.json), dict(exc.headers))
+        except ValueError as exc:  # oauthlib refuses undecodable query strings this way
+            return _json_reply(400, {"error": "invalid_request", "error_description": str(exc)})
+        except Exception:  # a bug here must not hang the client under test
+            log.exception("LocalAuthServer failed on %s %s", method, path)
+            return _json_reply(500, {"error": "server_error"})
+
+    def _token(
+        self, oauth: OAuthServer, method: str, uri: str, headers: Dict[str, str], body: str
+    ) -> Optional[Reply]:
+        self._counters.add("token_requests")
+        fault = self._faults.take()
+        if fault is not None:
+            self._counters.add("faults_injected")
+            log.debug("token endpoint: injected fault %s", fault.kind)
+            retry = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+            if fault.kind == "503":
+                return _json_reply(503, {"error": "temporarily_unavailable"}, retry)
+            if fault.kind == "429":
+                return _json_reply(429, {"error": "temporarily_unavailable"}, retry)
+            if fault.kind == "500":
+                return _json_reply(500, {"error": "server_error"})
+            if fault.kind == "malformed":
+                page = str(fault.options["body"]).encode("utf-8")
+                return Reply(200, {"Content-Type": "text/html; charset=utf-8"}, page)
+            if fault.kind == "delay":
+                time.sleep(float(fault.options["seconds"]))
+        out, page, status = oauth.create_token_response(uri, method, body, headers)
+        self._count_token_outcome(body, status, page)
+        if fault is not None and fault.kind == "drop_after_rotate":
+            return None
+        return Reply(status, dict(out), page.encode("utf-8"))
+
+    def _count_token_outcome(self, body: str, status: int, page: str) -> None:
+        grant_type = (parse_qs(body).get("grant_type") or [""])[0]
+        error = None
+        if status != 200:
+            try:
+                error = json.loads(page).get("error")
+            except (ValueError, AttributeError):
+                error = None
+        if error == "invalid_grant":
+            self._counters.add("invalid_grant")
+        if grant_type == "refresh_token":
+            self._counters.add("refresh_served" if status == 200 else "refresh_failed")
+        elif status == 200 and grant_type == "authorization_code":
+            self._counters.add("authorization_code_grants")
+        elif status == 200 and grant_type == "client_credentials":
+            self._counters.add("client_credentials_grants")
+
+    def _resource(
+        self, oauth: OAuthServer, method: str, uri: str, headers: Dict[str, str], path: str
+    ) -> Reply:
+        if self.latency > 0:
+            time.sleep(self.latency)
+        valid, request = oauth.verify_request(uri, method, None, headers, scopes=[])
+        token = get_token_from_header(request)
+        if token:
+            self._counters.token_used(token)
+        if not valid:
+            self._counters.add("resource_unauthorized")
+            challenge = _REALM
+            if token or "Authorization" in request.headers:
+                challenge += (
+                    ', error="invalid_token", error_description="The access token is '
+                    'invalid, expired or revoked"'
+                )
+            return _json_reply(401, {"error": "invalid_token"}, {"WWW-Authenticate": challenge})
+        self._counters.add("resource_ok")
+        if path == "/userinfo":
+            return _json_reply(200, oauth.userinfo_claims(request))
+        payload = {
+            "sub": request.subject,
+            "client_id": request.client_id,
+            "scope": " ".join(request.scopes),
+            "method": method,
+            "path": path,
+        }
+        return _json_reply(200, payload)
+
+    # ------------------------------------------------------------------ client helpers
+
+    def session(self) -> requests.Session:
+        """A ``requests.Session`` that ignores proxy variables (closed by :meth:`stop`)."""
+        import requests
+
+        session = requests.Session()
+        session.trust_env = False  # never send 127.0.0.1 through an HTTP(S)_PROXY
+        with self._lifecycle:
+            self._sessions.append(session)
+        return session
+
+    def provider(self, **overrides: Any) -> PkceProvider:
+        """A :class:`~requests_refreshauth.PkceProvider` configured for this server.
+
+        Endpoints, issuer, the public client id and :data:`DEFAULT_SCOPES`, a session
+        with ``trust_env=False`` and a 10 s timeout; ``overrides`` replace any of them.
+        """
+        from ..providers.pkce import PkceProvider
+
+        options: Dict[str, Any] = {
+            "client_id": self.client_id,
+            "token_endpoint": self.token_endpoint,
+            "authorization_endpoint": self.authorization_endpoint,
+            "scopes": self.scopes,
+            "timeout": 10.0,
+            "revocation_endpoint": self.revocation_endpoint,
+            "userinfo_endpoint": self.userinfo_endpoint,
+            "issuer": self.issuer,
+            "iss_parameter_supported": True,
+        }
+        options.update(overrides)
+        if "session" not in options:
+            options["session"] = self.session()
+        return PkceProvider(**options)
+
+    def login(
+        self,
+        user: Optional[str] = None,
+        *,
+        redirect_uri: str = DEFAULT_REDIRECT_URI,
+        provider: Optional[PkceProvider] = None,
+        **params: str,
+    ) -> TokenBundle:
+        """A complete headless authorization-code + PKCE login, over real HTTP.
+
+        Builds the request with ``provider.authorization_request``, sends it as the
+        browser would, reads the code from the redirect (without following it, so nothing
+        has to listen on ``redirect_uri``), checks ``state`` and ``iss`` and redeems the
+        code with ``provider.exchange_code``. Raises ``OAuthFlowError`` on a refusal.
+        """
+        provider = provider or self.provider()
+        request = provider.authorization_request(
+            redirect_uri, login_hint=user or self.user, **params
+        )
+        response = provider.session.get(request.url, allow_redirects=False, timeout=10.0)
+        with response:
+            location = response.headers.get("Location")
+            if response.status_code != 302 or not location:
+                raise OAuthFlowError(
+                    f"The authorization endpoint answered HTTP {response.status_code} "
+                    "instead of redirecting back."
+                )
+        query = {key: values[0] for key, values in parse_qs(urlsplit(location).query).items()}
+        if query.get("iss") != self.issuer:
+            raise OAuthFlowError("The authorization response came from an unexpected issuer.")
+        if query.get("state") != request.state:
+            raise OAuthFlowError("The authorization response's state does not match.")
+        if "error" in query:
+            detail = query.get("error_description")
+            raise OAuthFlowError(
+                f"The authorization server refused the login ({query['error']}"
+                + (f": {detail})" if detail else ")")
+            )
+        return provider.exchange_code(query["code"], request)
