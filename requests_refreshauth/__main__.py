@@ -2,6 +2,7 @@
 
     python -m requests_refreshauth --issuer https://auth.example.com --client-id mycli login
     python -m requests_refreshauth --issuer ... --client-id ... status --json
+    python -m requests_refreshauth demo     # see it work against a local server
 
 Tokens go to the OS keyring (records file under the user's config directory) unless
 ``--store file`` is given.
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from .cli import AuthCommands, _add_verbs
+from .demo import add_demo_arguments, run_demo
 
 if TYPE_CHECKING:
     from .providers.base import AuthProvider
@@ -57,6 +59,11 @@ def build_parser() -> Tuple[argparse.ArgumentParser, _StandaloneCommands]:
     verbs.required = True
     commands = _StandaloneCommands(parser)
     _add_verbs(verbs, commands)
+    demo = verbs.add_parser(
+        "demo", help="watch N processes share one login across token expiries (local server)"
+    )
+    add_demo_arguments(demo)
+    demo.set_defaults(func=run_demo)
     return parser, commands
 
 
