@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
+from ._paths import user_dir
 from .cli import AuthCommands, _add_verbs
 from .demo import add_demo_arguments, run_demo
 
@@ -26,16 +26,6 @@ if TYPE_CHECKING:
     from .stores.base import TokenStore
 
 __all__ = ["main"]
-
-
-def _config_dir() -> Path:
-    if sys.platform == "win32":
-        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / "requests-refreshauth"
 
 
 def build_parser() -> Tuple[argparse.ArgumentParser, _StandaloneCommands]:
@@ -87,7 +77,7 @@ class _StandaloneCommands(AuthCommands):
         if args.records:
             return Path(args.records)
         key = hashlib.sha256(f"{args.issuer}\n{args.client_id}".encode()).hexdigest()[:16]
-        return _config_dir() / f"tokens-{key}.json"
+        return user_dir("config") / f"tokens-{key}.json"
 
     def _make_store(self) -> TokenStore:
         from .stores.file import FileTokenStore

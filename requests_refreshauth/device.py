@@ -130,17 +130,7 @@ def poll_device_token(
             on_wait(left)
         sleep(min(interval, left))
         try:
-            response = provider.session.post(
-                provider.token_endpoint_url,
-                data=body,
-                headers={
-                    "Content-Type": "application/x-www-form-urlencoded",
-                    "Accept": "application/json",
-                },
-                auth=provider._basic,
-                timeout=provider.timeout,
-                allow_redirects=False,
-            )
+            response = provider.token_endpoint.send(body)
         except Exception as exc:  # noqa: BLE001 - a lost poll is retried at the next tick
             log.info("device token poll failed (%s); polling again", type(exc).__name__)
             interval += _MIN_INTERVAL

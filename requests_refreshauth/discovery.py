@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
+from ._paths import user_dir
 from ._urls import require_secure_url
 from .errors import OAuthFlowError, RefreshTransientError
 
@@ -34,15 +34,7 @@ DEFAULT_TTL = 24 * 3600.0
 def default_cache_dir() -> Path:
     """The per-user cache directory of this library (XDG, macOS, Windows conventions)."""
     override = os.environ.get("REFRESHAUTH_CACHE_DIR")
-    if override:
-        return Path(override)
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "requests-refreshauth"
+    return Path(override) if override else user_dir("cache")
 
 
 def metadata_urls(issuer: str) -> List[str]:

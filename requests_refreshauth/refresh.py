@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, TypeVar
 
 from .bundle import Account, Snapshot, TokenState, fingerprint, refresh_token_expired
 from .errors import (
@@ -35,6 +35,8 @@ from .stores.base import AccountStatus, RevisionConflict, TokenStore
 __all__ = ["DEFAULT_SKEW", "lock_timeout_for", "refresh_access_token", "refresh_needed"]
 
 log = logging.getLogger("requests_refreshauth.refresh")
+
+T = TypeVar("T")
 
 DEFAULT_SKEW = 60.0
 #: Added to the provider's worst case: the holder also reads and writes the store.
@@ -243,28 +245,25 @@ def _acquire(
     return saved
 
 
-def _status(store: TokenStore, account: Account) -> AccountStatus:
+def _still_there(read: Callable[[str], Optional[T]], account: Account) -> T:
+    """``read(account.id)``, where "gone" means it was logged out during the refresh."""
     try:
-        status = store.status(account.id)
+        found = read(account.id)
     except AccountNotFoundError:
-        status = None
-    if status is None:
+        found = None
+    if found is None:
         raise NotAuthenticatedError(
             f"{_describe(account)} was logged out while its token was being refreshed."
         )
-    return status
+    return found
+
+
+def _status(store: TokenStore, account: Account) -> AccountStatus:
+    return _still_there(store.status, account)
 
 
 def _active(store: TokenStore, account: Account) -> Snapshot:
-    try:
-        snapshot = store.active(account.id)
-    except AccountNotFoundError:
-        snapshot = None
-    if snapshot is None:
-        raise NotAuthenticatedError(
-            f"{_describe(account)} was logged out while its token was being refreshed."
-        )
-    return snapshot
+    return _still_there(store.active, account)
 
 
 def _adopt(store: TokenStore, account: Account) -> Snapshot:

@@ -130,6 +130,20 @@ class TokenEndpoint:
         waits = (self.retry.attempts - 1) * max(self.retry.max_wait, self.retry.backoff)
         return self.retry.attempts * per_attempt + waits
 
+    def send(self, body: str) -> requests.Response:
+        """One POST of a form body: client authentication, timeout, no redirects."""
+        return self.sessions.get().post(
+            self.url,
+            data=body,
+            headers={
+                "Accept": "application/json",
+                "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8",
+            },
+            auth=self._auth,
+            timeout=self.timeout,
+            allow_redirects=False,
+        )
+
     def post(
         self,
         body: str,
@@ -162,17 +176,7 @@ class TokenEndpoint:
         for attempt in range(1, policy.attempts + 1):
             last = attempt == policy.attempts
             try:
-                response = self.sessions.get().post(
-                    self.url,
-                    data=body,
-                    headers={
-                        "Accept": "application/json",
-                        "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8",
-                    },
-                    auth=self._auth,
-                    timeout=self.timeout,
-                    allow_redirects=False,
-                )
+                response = self.send(body)
             except requests.RequestException as exc:
                 if _connect_failure(exc):
                     if last:
