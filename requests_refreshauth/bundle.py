@@ -61,9 +61,21 @@ def _finite(value: Any) -> Optional[float]:
     return number if math.isfinite(number) else None
 
 
+def _text(value: Any) -> bool:
+    """A non-empty str that can be encoded (no lone surrogates, which JSON can smuggle in)."""
+    if not isinstance(value, str) or not value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def fingerprint(secret: str) -> str:
     """A short, non-reversible tag for a token, safe to log ("which token was that?")."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()[:10]
+    # surrogatepass: a malformed string (a lone surrogate from a JSON escape) still has a tag.
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()[:10]
 
 
 class TokenBundle(Value):
@@ -103,10 +115,10 @@ class TokenBundle(Value):
         scope: ScopeLike = None,
         issued_at: Optional[float] = None,
     ) -> None:
-        if not isinstance(access_token, str) or not access_token:
-            raise TypeError("access_token must be a non-empty string")
-        if refresh_token is not None and (not isinstance(refresh_token, str) or not refresh_token):
-            raise TypeError("refresh_token must be a non-empty string or None")
+        if not _text(access_token):
+            raise TypeError("access_token must be a non-empty string of valid Unicode")
+        if refresh_token is not None and not _text(refresh_token):
+            raise TypeError("refresh_token must be a non-empty string of valid Unicode or None")
         if not isinstance(token_type, str) or not token_type:
             raise TypeError("token_type must be a non-empty string")
         self._set(

@@ -312,13 +312,13 @@ def _renew_locked(
             _describe(account),
         )
         return _active(store, account)
-    except AuthError as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever failed, keep the only live token
         # The server has rotated: this response holds the only live refresh token. Use it
         # in this process rather than lose it too; other processes will need a new login.
         log.error(
             "could not save the refreshed token of %s (%s); it is used in this process only",
             _describe(account),
-            exc,
+            exc if isinstance(exc, AuthError) else type(exc).__name__,
         )
         return Snapshot(account, renewed, current.revision, current.is_default)
     left = renewed.expires_at - clock() if renewed.expires_at is not None else None

@@ -133,6 +133,10 @@ def _parse_success(body: str, requested_scope: Optional[Sequence[str]]) -> dict[
 
     scope = list(requested_scope) if requested_scope else None
     raw = _json_object(body)
+    if raw is not None and "error" in raw and raw["error"] in (None, ""):
+        # "error": null / "" (serialisers of typed models) is no error; oauthlib thinks it is.
+        raw = {key: value for key, value in raw.items() if key != "error"}
+        body = json.dumps(raw)
     try:
         params = _oauthlib_parse(body, scope)
     except _PARSE_ERRORS:
@@ -176,9 +180,9 @@ def _without_malformed_fields(data: Any) -> Optional[dict[str, Any]]:
     """
     if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
         return None
-    if data.get("error") not in (None, ""):
+    if "error" in data:
         return None
-    cleaned = {k: v for k, v in data.items() if k != "error"}
+    cleaned = dict(data)
     for key in ("expires_in", "expires_at", "refresh_expires_in"):
         if key in cleaned and number_or_none(cleaned[key]) is None:
             del cleaned[key]

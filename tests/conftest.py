@@ -2,43 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import time
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import requests
+from support import make_provider, oidc_login, require_node
 
-from requests_refreshauth import Account, FileTokenStore, PkceProvider, TokenBundle
+from requests_refreshauth import Account, FileTokenStore, PkceProvider
 
 try:  # tests/ is not a package: pytest puts tests/ itself on sys.path
-    from _oidc_server import OidcServer, node_available, start_oidc_server
+    from _oidc_server import OidcServer, start_oidc_server
 except ImportError:  # pragma: no cover - imported from the repository root
-    from tests._oidc_server import OidcServer, node_available, start_oidc_server
+    from tests._oidc_server import OidcServer, start_oidc_server
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
-SCOPES = ("openid", "profile", "email", "offline_access", "api")
-
-
-def require_node() -> None:
-    """Skip without node on a laptop; fail under CI=true, where skipping would hide it."""
-    reason = node_available()
-    if reason is None:
-        return
-    if IN_CI:
-        pytest.fail(f"CI=true but the OIDC test server cannot run: {reason}")
-    pytest.skip(reason)
-
-
-def plain_session() -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False  # never route 127.0.0.1 through an HTTP(S)_PROXY
-    return session
 
 
 @pytest.fixture(scope="session")
@@ -52,28 +30,6 @@ def oidc_server() -> Iterator[OidcServer]:
 def oidc(oidc_server: OidcServer) -> OidcServer:
     oidc_server.reset_stats()
     return oidc_server
-
-
-def make_provider(server: OidcServer, **kwargs: object) -> PkceProvider:
-    options: dict[str, object] = {
-        "client_id": server.client_id,
-        "token_endpoint": server.token_endpoint,
-        "authorization_endpoint": server.authorization_endpoint,
-        "scopes": SCOPES,
-        "session": plain_session(),
-        "timeout": 10.0,
-    }
-    options.update(kwargs)
-    return PkceProvider(**options)  # type: ignore[arg-type]
-
-
-def oidc_login(server: OidcServer, provider: PkceProvider, login: str = "alice") -> TokenBundle:
-    """A real authorization-code + PKCE login, the browser driven headlessly."""
-    request = provider.authorization_request(server.redirect_uri)
-    redirect = server.headless_authorize(request.url, login=login)
-    query = parse_qs(urlsplit(redirect).query)
-    assert query["state"] == [request.state]
-    return provider.exchange_code(query["code"][0], request)
 
 
 @pytest.fixture
@@ -93,10 +49,3 @@ def logged_in(oidc: OidcServer, provider: PkceProvider, store_path: Path) -> Fil
     store.save(Account("alice", "Alice"), oidc_login(oidc, provider), make_default=True)
     oidc.reset_stats()
     return store
-
-
-def expire(store: FileTokenStore, account: str = "alice", *, by: float = 10.0) -> None:
-    """Make the stored access token look expired (the server would still accept it)."""
-    snap = store.active(account)
-    assert snap is not None
-    store.save(snap.account, snap.full_bundle().replace(expires_at=time.time() - by))

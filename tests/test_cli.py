@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, Optional
 import pytest
 import requests
 from _oidc_server import OidcServer, headless_authorize
-from conftest import SCOPES, plain_session
+from support import SCOPES, plain_session
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ import time
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import expire, make_provider, oidc_login, plain_session
 from race import run_workers
+from support import expire, make_provider, oidc_login, plain_session
 
 from requests_refreshauth import (
     Account,

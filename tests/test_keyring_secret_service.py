@@ -26,10 +26,10 @@ import keyring.backend
 import keyring.core
 import pytest
 from _secret_service import SecretService, start_secret_service, unavailable_reason
-from conftest import IN_CI, oidc_login, plain_session
 from keyring.backends import SecretService as SecretServiceBackend
 from keyring_fakes import CountingKeyring
 from race import run_workers
+from support import IN_CI, oidc_login, plain_session
 
 from requests_refreshauth import (
     Account,

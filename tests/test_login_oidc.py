@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import requests
-from conftest import SCOPES, plain_session
+from support import SCOPES, plain_session
 
 from requests_refreshauth import (
     Account,

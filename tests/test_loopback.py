@@ -8,8 +8,8 @@ import time
 
 import pytest
 import requests
-from conftest import plain_session
 from fakes import bundle
+from support import plain_session
 
 from requests_refreshauth import CallbackTimeoutError, MemoryTokenStore, OAuthFlowError
 from requests_refreshauth.login import login

@@ -85,7 +85,9 @@ class Records:
             default=self.default,
             accounts=self.accounts,
         )
-        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+        # ASCII with \u escapes: any str (even a lone surrogate from a hostile token
+        # response) can be written, and the file reads back identically.
+        return json.dumps(doc, indent=2, ensure_ascii=True) + "\n"
 
 
 def parse_records(text: str, path: str) -> Records:
@@ -158,7 +160,7 @@ class RecordsFile:
 
     def refresh_lock_path(self, account_id: str) -> str:
         """A per-account lock file beside the records (ids hashed: they may be emails)."""
-        digest = hashlib.sha256(account_id.encode("utf-8")).hexdigest()[:16]
+        digest = hashlib.sha256(account_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
         return f"{self.path}.refresh-{digest}.lock"
 
     # ------------------------------------------------------------------ reading
