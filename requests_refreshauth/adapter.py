@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Any, Callable, Mapping, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, FrozenSet, Mapping, Optional, Tuple, Union
 
 from requests import PreparedRequest, Response, Session
 from requests.adapters import HTTPAdapter
@@ -60,16 +60,23 @@ class RefreshAdapter(HTTPAdapter):
         super().__init__(**adapter_kwargs)
         self.source = TokenSource(store, provider, account, skew, clock=clock)
         self._origin = _valid_origin(origin) if origin is not None else None
+        self._by_prefixes: Dict[Tuple[str, ...], FrozenSet[Origin]] = {}
         if origin is not None and self._origin is None:
             raise ValueError(f"origin must be an http(s) URL with a host, got {origin!r}")
 
     def __repr__(self) -> str:
         return f"RefreshAdapter({self.source.store!r}, account={self.source.account!r})"
 
-    def _origins(self) -> Set[Origin]:
+    def _origins(self) -> FrozenSet[Origin]:
         if self._origin is not None:
-            return {self._origin}
-        found = _mounted_origins(self)
+            return frozenset({self._origin})
+        prefixes = _mounted_prefixes(self)
+        found = self._by_prefixes.get(prefixes)
+        if found is None:  # parse each mount table once, not on every request
+            found = frozenset(
+                origin for origin in map(_valid_origin, prefixes) if origin is not None
+            )
+            self._by_prefixes[prefixes] = found
         if not found:
             raise ValueError(
                 "RefreshAdapter cannot tell which origin it serves: mount it with "
@@ -143,25 +150,25 @@ def _valid_origin(url: str) -> Optional[Origin]:
     return origin
 
 
-def _mounted_origins(adapter: RefreshAdapter) -> Set[Origin]:
-    """Origins of the prefixes the calling session mounted ``adapter`` on.
+_SESSION_SEND = Session.send.__code__
+
+
+def _mounted_prefixes(adapter: RefreshAdapter) -> Tuple[str, ...]:
+    """The prefixes the calling session mounted ``adapter`` on.
 
     requests never tells an adapter its prefix, so the session is found on the stack:
-    ``Session.send`` calls ``adapter.send`` directly. Prefixes without a host (such as
-    ``"https://"``) are ignored: a token for every host is not a scope.
+    ``Session.send`` calls ``adapter.send`` directly (a subclass's ``send`` calls it
+    through ``super()``). Frames are matched by code object, so only that one frame's
+    locals are materialised. Prefixes without a host (such as ``"https://"``) give no
+    origin: a token for every host is not a scope.
     """
-    frame: Any = sys._getframe(1)
+    frame: Any = sys._getframe(2)
     for _ in range(8):
         if frame is None:
             break
-        candidate = frame.f_locals.get("self")
-        if isinstance(candidate, Session):
-            origins = {
-                origin
-                for prefix, mounted in candidate.adapters.items()
-                if mounted is adapter and (origin := _valid_origin(prefix)) is not None
-            }
-            if origins:
-                return origins
+        if frame.f_code is _SESSION_SEND:
+            session = frame.f_locals.get("self")
+            if isinstance(session, Session):
+                return tuple(p for p, mounted in session.adapters.items() if mounted is adapter)
         frame = frame.f_back
-    return set()
+    return ()

@@ -68,7 +68,7 @@ class RefreshAuth(AuthBase):
         authorization = snapshot.bundle.authorization
         request.headers["Authorization"] = authorization
         assert request.url is not None
-        hook = _RetryOn401(self.source, origin_of(request.url), authorization)
+        hook = _RetryOn401(self.source, request.url, authorization)
         request.register_hook("response", hook)  # type: ignore[no-untyped-call]
         return request
 
@@ -80,9 +80,9 @@ class _RetryOn401:
     object sees every hop; ``used`` makes the retry happen once per logical request.
     """
 
-    def __init__(self, source: TokenSource, origin: Any, authorization: str) -> None:
+    def __init__(self, source: TokenSource, url: str, authorization: str) -> None:
         self.source = source
-        self.origin = origin
+        self.url = url  # parsed into an origin only if a 401 arrives (hot path)
         self.authorization = authorization
         self.used = False
 
@@ -96,7 +96,7 @@ class _RetryOn401:
         request = response.request
         if request.headers.get("Authorization") != self.authorization:
             return response  # not our token on this hop (stripped on redirect, or replaced)
-        if request.url is None or origin_of(request.url) != self.origin:
+        if request.url is None or origin_of(request.url) != origin_of(self.url):
             return response
         if not refresh_may_help(response.headers.get("WWW-Authenticate")):
             return response

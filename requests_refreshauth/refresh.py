@@ -19,7 +19,7 @@ import logging
 import time
 from typing import Callable, Optional, TypeVar
 
-from .bundle import Account, Snapshot, TokenState, fingerprint, refresh_token_expired
+from .bundle import Account, Snapshot, TokenState, fingerprint
 from .errors import (
     AccountNotFoundError,
     AuthError,
@@ -79,17 +79,17 @@ def _describe(account: Account) -> str:
     return repr(account.id) if account.label is None else f"{account.label!r} ({account.id})"
 
 
-def _check_renewable(snapshot: Snapshot, provider: AuthProvider, now: float) -> None:
+def _check_renewable(status: AccountStatus, provider: AuthProvider, now: float) -> None:
     if not provider.uses_refresh_token:
         return
-    if not snapshot.has_refresh_token:
+    if not status.has_refresh_token:
         raise RefreshUnavailableError(
-            f"The access token for {_describe(snapshot.account)} has expired and no refresh "
+            f"The access token for {_describe(status.account)} has expired and no refresh "
             "token is stored. Log in again."
         )
-    if refresh_token_expired(snapshot.bundle, now):
+    if status.refresh_expires_at is not None and now >= status.refresh_expires_at:
         raise RefreshExpiredError(
-            f"The session for {_describe(snapshot.account)} has expired (the refresh token "
+            f"The session for {_describe(status.account)} has expired (the refresh token "
             "reached its end of life). Log in again."
         )
 
@@ -121,23 +121,27 @@ def refresh_access_token(
     account: Optional[Account] = None
     try:
         own = _own_account(provider, ref)
-        snapshot: Optional[Snapshot]
+        # Decide from the records (no secret read); read the access token only to use it.
+        status: Optional[AccountStatus]
         if known is not None:
-            snapshot = _current(store, known)
+            status = _status(store, known.account)
         elif own is not None:
-            snapshot = _active_or_none(store, own.id)
+            status = _status_or_none(store, own.id)
         else:
-            snapshot = store.active(ref)
-        if snapshot is None:
+            status = store.status(ref)
+        if status is None:
             if own is None:
                 raise NotAuthenticatedError("No account is logged in. Log in first.")
             account = own
             acquired = _acquire(store, provider, own, lock_timeout, clock)
             if acquired is not None:
                 return acquired
-            snapshot = _active(store, own)  # a peer acquired one while we waited
-        account = snapshot.account
-        return _refresh(store, provider, snapshot, skew, force, rejected_token, lock_timeout, clock)
+            status = _status(store, own)  # a peer acquired one while we waited
+        account = status.account
+        usable = known if known is not None and known.revision == status.revision else None
+        return _refresh(
+            store, provider, status, usable, skew, force, rejected_token, lock_timeout, clock
+        )
     except AuthError as exc:
         if exc.account is None:
             exc.account = account
@@ -149,14 +153,16 @@ def refresh_access_token(
 def _refresh(
     store: TokenStore,
     provider: AuthProvider,
-    snapshot: Snapshot,
+    status: AccountStatus,
+    snapshot: Optional[Snapshot],
     skew: float,
     force: bool,
     rejected_token: Optional[str],
     lock_timeout: Optional[float],
     clock: Callable[[], float],
 ) -> Snapshot:
-    account = snapshot.account
+    """``status`` as read; ``snapshot``: the same revision with secrets, if already read."""
+    account = status.account
 
     def needed(state: TokenState, seen: Optional[int]) -> bool:
         return refresh_needed(
@@ -168,16 +174,15 @@ def _refresh(
             seen_revision=seen,
         )
 
-    if not needed(snapshot.state, None):
-        return snapshot
-    _check_renewable(snapshot, provider, clock())
+    if not needed(status.state, None):
+        return snapshot if snapshot is not None else _active(store, account)
+    _check_renewable(status, provider, clock())
 
     lock = store.refresh_lock(account)
     wait = lock_timeout if lock_timeout is not None else lock_timeout_for(provider)
     started = time.monotonic()
     if not lock.acquire(timeout=wait):
-        status = _status(store, account)
-        if not needed(status.state, snapshot.revision):
+        if not needed(_status(store, account).state, status.revision):
             return _adopt(store, account)
         raise RefreshTransientError(
             f"Timed out after {wait:.0f}s waiting for a concurrent refresh of "
@@ -187,21 +192,18 @@ def _refresh(
         "waited %.3fs for the refresh lock of %s", time.monotonic() - started, _describe(account)
     )
     try:
-        status = _status(store, account)  # records only: no secret is read under the lock
-        if needed(status.state, snapshot.revision):
-            current = snapshot if status.revision == snapshot.revision else _active(store, account)
+        now_status = _status(store, account)  # records only: no secret is read under the lock
+        if needed(now_status.state, status.revision):
+            _check_renewable(now_status, provider, clock())
+            current = snapshot
+            if current is None or current.revision != now_status.revision:
+                current = _active(store, account)
             return _renew_locked(store, provider, current, force, rejected_token, clock)
     finally:
         lock.release()
     # A peer refreshed while we waited. Its token is read after the lock is released, so
     # the next waiter is not held up by a slow store (a keyring read).
     return _adopt(store, account)
-
-
-def _current(store: TokenStore, known: Snapshot) -> Snapshot:
-    """``known`` if its account is unchanged in the store (records only), else a new read."""
-    status = _status(store, known.account)
-    return known if status.revision == known.revision else _active(store, known.account)
 
 
 def _own_account(provider: AuthProvider, ref: Optional[str]) -> Optional[Account]:
@@ -212,9 +214,9 @@ def _own_account(provider: AuthProvider, ref: Optional[str]) -> Optional[Account
     return account if ref in (None, account.id) else None
 
 
-def _active_or_none(store: TokenStore, account_id: str) -> Optional[Snapshot]:
+def _status_or_none(store: TokenStore, account_id: str) -> Optional[AccountStatus]:
     try:
-        return store.active(account_id)
+        return store.status(account_id)
     except AccountNotFoundError:
         return None
 
@@ -235,7 +237,7 @@ def _acquire(
             f"{_describe(account)}; try again."
         )
     try:
-        if _active_or_none(store, account.id) is not None:
+        if _status_or_none(store, account.id) is not None:
             return None
         renewed = provider.renew(None)
         saved = store.save(account, renewed, make_default=None)
@@ -282,7 +284,6 @@ def _renew_locked(
     clock: Callable[[], float],
 ) -> Snapshot:
     account = current.account
-    _check_renewable(current, provider, clock())
     bundle = current.full_bundle() if provider.uses_refresh_token else current.bundle
     if provider.uses_refresh_token and bundle.refresh_token is None:
         raise RefreshUnavailableError(

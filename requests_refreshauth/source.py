@@ -7,10 +7,11 @@ rejected it) does the engine run, which reads the store and takes locks if neede
 
 from __future__ import annotations
 
+import math
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
-from .bundle import Snapshot, is_fresh
+from .bundle import Snapshot, effective_skew
 from .providers.base import AuthProvider
 from .refresh import DEFAULT_SKEW, refresh_access_token
 from .stores.base import TokenStore
@@ -35,33 +36,32 @@ class TokenSource:
         self.account = account
         self.skew = skew
         self._clock = clock
-        self._cached: Optional[Snapshot] = None
-        # After a failed refresh left us a still-valid token, don't retry on every request.
-        self._quiet_until = 0.0
+        # (snapshot, use it until this epoch second): one comparison per request. Replaced
+        # as a whole, so threads sharing the source never see a torn pair.
+        self._entry: Optional[Tuple[Snapshot, float]] = None
 
     def __repr__(self) -> str:
         return f"TokenSource(store={self.store!r}, account={self.account!r}, skew={self.skew})"
 
+    @property
+    def cached(self) -> Optional[Snapshot]:
+        entry = self._entry
+        return entry[0] if entry is not None else None
+
     def current(self) -> Snapshot:
         """A usable snapshot: the cached one while fresh, else whatever the engine gives."""
-        cached = self._cached
-        now = self._clock()
-        if cached is not None and (
-            is_fresh(cached.bundle, now, self.skew)
-            or (now < self._quiet_until and is_fresh(cached.bundle, now, 0.0))
-        ):
-            return cached
+        entry = self._entry
+        if entry is not None and self._clock() < entry[1]:
+            return entry[0]
         snapshot = refresh_access_token(
-            self.store, self.provider, self.account, skew=self.skew, clock=self._clock, known=cached
+            self.store,
+            self.provider,
+            self.account,
+            skew=self.skew,
+            clock=self._clock,
+            known=entry[0] if entry is not None else None,
         )
-        now = self._clock()
-        if not is_fresh(snapshot.bundle, now, self.skew) and snapshot.bundle.expires_at:
-            # The engine kept the current token after a transient failure: retry later,
-            # at most every _QUIET seconds and well before the token actually expires.
-            left = snapshot.bundle.expires_at - now
-            self._quiet_until = now + min(_QUIET, max(0.0, left / 2.0))
-        self._cached = snapshot
-        return snapshot
+        return self._keep(snapshot)
 
     def after_rejection(self, rejected_token: str) -> Snapshot:
         """A snapshot with a token other than ``rejected_token`` (a server refused it)."""
@@ -73,11 +73,24 @@ class TokenSource:
             force=True,
             rejected_token=rejected_token,
             clock=self._clock,
-            known=self._cached,
+            known=self.cached,
         )
-        self._cached = snapshot
+        return self._keep(snapshot)
+
+    def _keep(self, snapshot: Snapshot) -> Snapshot:
+        bundle = snapshot.bundle
+        if bundle.expires_at is None:
+            until = math.inf  # no expiry known: used until a server answers 401
+        else:
+            now = self._clock()
+            until = bundle.expires_at - effective_skew(bundle, self.skew)
+            if until <= now:
+                # The engine kept a still-valid token after a transient failure: ask again
+                # later, at most every _QUIET seconds and well before it actually expires.
+                until = now + min(_QUIET, max(0.0, (bundle.expires_at - now) / 2.0))
+        self._entry = (snapshot, until)
         return snapshot
 
     def forget(self) -> None:
         """Drop the cache: the next request reads the store again."""
-        self._cached = None
+        self._entry = None

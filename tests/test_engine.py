@@ -150,7 +150,7 @@ def test_fresh_token_is_returned_without_lock_or_renewal(store: TokenStore) -> N
     snap = refresh_access_token(counting, provider)  # type: ignore[arg-type]
     assert snap.account == ALICE
     assert provider.calls == 0
-    assert counting.counts == {"active": 1}
+    assert counting.counts == {"status": 1, "active": 1}  # decide on records, then read
 
 
 def test_expired_token_is_renewed_saved_and_the_default_kept(
