@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Any, Callable, Dict, FrozenSet, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, FrozenSet, Mapping, Optional, Tuple, Union
 
 from requests import PreparedRequest, Response, Session
 from requests.adapters import HTTPAdapter
@@ -60,30 +60,33 @@ class RefreshAdapter(HTTPAdapter):
         super().__init__(**adapter_kwargs)
         self.source = TokenSource(store, provider, account, skew, clock=clock)
         self._origin = _valid_origin(origin) if origin is not None else None
-        self._by_prefixes: Dict[Tuple[str, ...], FrozenSet[Origin]] = {}
+        self._mounted: FrozenSet[Origin] = frozenset()
         if origin is not None and self._origin is None:
             raise ValueError(f"origin must be an http(s) URL with a host, got {origin!r}")
 
     def __repr__(self) -> str:
         return f"RefreshAdapter({self.source.store!r}, account={self.source.account!r})"
 
-    def _origins(self) -> FrozenSet[Origin]:
+    def _serves(self, origin: Origin) -> bool:
+        """Whether requests to ``origin`` get the token: it must be one we are mounted on.
+
+        Origins already seen in a mount table are remembered (a set that only grows:
+        every member was chosen by the user for this adapter, through some session), so
+        the stack is inspected only for an origin not seen before.
+        """
         if self._origin is not None:
-            return frozenset({self._origin})
-        prefixes = _mounted_prefixes(self)
-        found = self._by_prefixes.get(prefixes)
-        if found is None:  # parse each mount table once, not on every request
-            found = frozenset(
-                origin for origin in map(_valid_origin, prefixes) if origin is not None
-            )
-            self._by_prefixes[prefixes] = found
-        if not found:
+            return origin == self._origin
+        if origin in self._mounted:
+            return True
+        found = {o for o in map(_valid_origin, _mounted_prefixes(self)) if o is not None}
+        if not found and not self._mounted:
             raise ValueError(
                 "RefreshAdapter cannot tell which origin it serves: mount it with "
                 "session.mount('https://api.example.com/', adapter) on a prefix that names "
                 "a host, or pass origin='https://api.example.com'."
             )
-        return found
+        self._mounted = self._mounted | found
+        return origin in self._mounted
 
     def send(
         self,
@@ -102,7 +105,7 @@ class RefreshAdapter(HTTPAdapter):
             "proxies": proxies,
         }
         assert request.url is not None
-        if origin_of(request.url) not in self._origins():
+        if not self._serves(origin_of(request.url)):
             log.warning(
                 "not attaching the access token to a request for %s: outside the adapter's origin",
                 "://".join(origin_of(request.url)[:2]),
