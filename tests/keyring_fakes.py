@@ -48,8 +48,13 @@ class _Unregistered(KeyringBackendMeta):
     around the real Secret Service in the same pytest process).
     """
 
-    def _register(cls) -> None:
+    def _register(cls) -> None:  # keyring >= 24 registers here
         pass
+
+    def __init__(cls, *args: Any) -> None:
+        super().__init__(*args)
+        # keyring 23 registers in __init__ itself (into the shared _classes set).
+        getattr(cls, "_classes", set()).discard(cls)
 
 
 def utf16_bytes(text: str) -> int:

@@ -57,9 +57,19 @@ pytestmark = pytest.mark.integration
 
 
 def _forget_detected_backends() -> None:
-    """keyring computes the list of viable backends once per process; recompute it."""
-    with contextlib.suppress(KeyError):  # not computed yet
-        keyring.backend.get_all_keyring.reset()
+    """keyring computes the list of viable backends once per process; recompute it.
+
+    How it memoises differs by version: jaraco's ``once`` (``.reset()``, keyring ≥ 24),
+    ``functools`` (``.cache_clear()``), or an ``always_returns`` attribute (keyring 23).
+    """
+    detect = keyring.backend.get_all_keyring
+    with contextlib.suppress(KeyError, AttributeError):  # KeyError: not computed yet
+        if hasattr(detect, "reset"):
+            detect.reset()
+        elif hasattr(detect, "cache_clear"):
+            detect.cache_clear()
+        else:  # keyring 23's util.once keeps it on the wrapped function
+            del detect.__wrapped__.always_returns
 
 
 @pytest.fixture(scope="session")
