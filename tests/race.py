@@ -1,32 +1,33 @@
-"""Helpers that start N worker processes and release them together."""
+"""Start N processes, wait until all are ready, release them together, collect results.
+
+Each process prints ``ready`` once imported and set up, blocks on a line from stdin, does
+its one thing, and prints one JSON line. Start-up cost is therefore outside the race.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 WORKER = Path(__file__).with_name("_race_worker.py")
 
 
-def run_workers(
-    count: int, config: dict[str, Any], *, timeout: float = 60.0
+def release_together(
+    commands: Sequence[Sequence[str]], *, timeout: float = 60.0
 ) -> list[dict[str, Any]]:
-    """Start ``count`` workers, wait until all are ready, release them, collect results."""
-    env = dict(os.environ)
+    """Run each command as such a process; results in the order of ``commands``."""
     procs = [
         subprocess.Popen(
-            [sys.executable, str(WORKER), json.dumps(config)],
+            list(command),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=env,
         )
-        for _ in range(count)
+        for command in commands
     ]
     try:
         for proc in procs:
@@ -34,7 +35,7 @@ def run_workers(
             line = proc.stdout.readline().strip()
             if line != "ready":
                 _, err = proc.communicate(timeout=timeout)
-                raise AssertionError(f"worker failed to start: {err[-2000:]}")
+                raise AssertionError(f"process failed to start: {err[-2000:]}")
         for proc in procs:  # release all at once
             assert proc.stdin is not None
             proc.stdin.write("go\n")
@@ -44,7 +45,7 @@ def run_workers(
             out, err = proc.communicate(timeout=timeout)
             lines = [line for line in out.splitlines() if line.strip()]
             if proc.returncode != 0 or not lines:
-                raise AssertionError(f"worker exited {proc.returncode}: {err[-2000:]}")
+                raise AssertionError(f"process exited {proc.returncode}: {err[-2000:]}")
             results.append(json.loads(lines[-1]))
         return results
     finally:
@@ -52,3 +53,11 @@ def run_workers(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def run_workers(
+    count: int, config: dict[str, Any], *, timeout: float = 60.0
+) -> list[dict[str, Any]]:
+    """``count`` request workers (``_race_worker.py``) with the same ``config``."""
+    command = [sys.executable, str(WORKER), json.dumps(config)]
+    return release_together([command] * count, timeout=timeout)

@@ -6,9 +6,12 @@ top-level module ``conftest``, and they would displace each other.
 
 from __future__ import annotations
 
+import json
 import os
+import select
+import signal
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -71,3 +74,28 @@ def expire(store: FileTokenStore, account: str = "alice", *, by: float = 10.0) -
     snap = store.active(account)
     assert snap is not None
     store.save(snap.account, snap.full_bundle().replace(expires_at=time.time() - by))
+
+
+def child_report(pid: int, read_fd: int, timeout: float) -> dict[str, Any]:
+    """A forked child's JSON report from ``read_fd``; the child is killed if it hangs."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([read_fd], [], [], 0.1)
+        if ready:
+            chunk = os.read(read_fd, 65536)
+            if not chunk:
+                break
+            data += chunk
+    os.close(read_fd)
+    while True:
+        finished, status = os.waitpid(pid, os.WNOHANG)
+        if finished:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child did not finish in time (deadlock?)")
+        time.sleep(0.01)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    return json.loads(data or b"{}")  # type: ignore[no-any-return]

@@ -11,8 +11,6 @@ import io
 import json
 import logging
 import os
-import select
-import signal
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Union
@@ -29,6 +27,7 @@ from localhttp import (
     TokenGate,
     client_session,
 )
+from support import child_report
 
 from requests_refreshauth import (
     Account,
@@ -487,31 +486,6 @@ def test_a_raising_listener_does_not_break_the_request(
 # --------------------------------------------------------------------------- fork
 
 
-def _wait_child(pid: int, read_fd: int, timeout: float) -> dict[str, Any]:
-    """Read the child's JSON report from ``read_fd``; kill it if it takes too long."""
-    deadline = time.monotonic() + timeout
-    data = b""
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([read_fd], [], [], 0.1)
-        if ready:
-            chunk = os.read(read_fd, 65536)
-            if not chunk:
-                break
-            data += chunk
-    os.close(read_fd)
-    while True:
-        finished, status = os.waitpid(pid, os.WNOHANG)
-        if finished:
-            break
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            pytest.fail("the forked child did not finish in time (deadlock?)")
-        time.sleep(0.01)
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-    return json.loads(data or b"{}")  # type: ignore[no-any-return]
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork with threads
 def test_forked_child_refreshes_once_the_parent_releases_the_lock(
@@ -575,7 +549,7 @@ def test_forked_child_refreshes_once_the_parent_releases_the_lock(
     time.sleep(0.3)  # the child is now waiting for the lock the parent thread holds
     release.set()
     thread.join(5)
-    report = _wait_child(pid, read_fd, timeout=20)
+    report = child_report(pid, read_fd, timeout=20)
     assert "error" not in report, report.get("error")
     assert report["status"] == 200
     assert report["calls"] == 1

@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -28,7 +27,7 @@ import pytest
 from _secret_service import SecretService, start_secret_service, unavailable_reason
 from keyring.backends import SecretService as SecretServiceBackend
 from keyring_fakes import CountingKeyring
-from race import run_workers
+from race import release_together, run_workers
 from support import IN_CI, oidc_login, plain_session
 
 from requests_refreshauth import (
@@ -393,40 +392,9 @@ print(json.dumps(result), flush=True)
 
 
 def _run_savers(configs: List[Dict[str, Any]], timeout: float = 60.0) -> List[Dict[str, Any]]:
-    """One process per config, all released at once (like race.run_workers)."""
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _SAVER, json.dumps(config)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for config in configs
-    ]
-    try:
-        for proc in procs:
-            assert proc.stdout is not None
-            if proc.stdout.readline().strip() != "ready":
-                _, err = proc.communicate(timeout=timeout)
-                raise AssertionError(f"saver failed to start: {err[-2000:]}")
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-        results = []
-        for proc in procs:
-            out, err = proc.communicate(timeout=timeout)
-            lines = [line for line in out.splitlines() if line.strip()]
-            if proc.returncode != 0 or not lines:
-                raise AssertionError(f"saver exited {proc.returncode}: {err[-2000:]}")
-            results.append(json.loads(lines[-1]))
-        return results
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    """One process per config, all released at once."""
+    commands = [[sys.executable, "-c", _SAVER, json.dumps(config)] for config in configs]
+    return release_together(commands, timeout=timeout)
 
 
 def test_sixteen_processes_saving_different_accounts_lose_nothing(

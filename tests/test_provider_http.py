@@ -11,8 +11,6 @@ import base64
 import email.utils
 import json
 import os
-import select
-import signal
 import time
 from typing import Any, Iterator, Optional, Tuple
 from urllib.parse import quote_plus
@@ -27,6 +25,7 @@ from localhttp import (
     client_session,
     closed_port,
 )
+from support import child_report
 
 from requests_refreshauth import (
     AuthorizationRequest,
@@ -422,30 +421,6 @@ def test_the_default_session_identifies_the_library(
     assert received.headers["User-Agent"].startswith("requests-refreshauth")
 
 
-def _child_report(pid: int, read_fd: int, timeout: float = 20.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    data = b""
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([read_fd], [], [], 0.1)
-        if ready:
-            chunk = os.read(read_fd, 65536)
-            if not chunk:
-                break
-            data += chunk
-    os.close(read_fd)
-    while True:
-        finished, status = os.waitpid(pid, os.WNOHANG)
-        if finished:
-            break
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            pytest.fail("the forked child did not finish in time")
-        time.sleep(0.01)
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-    return json.loads(data or b"{}")  # type: ignore[no-any-return]
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork with threads
 def test_own_session_is_recreated_in_a_forked_child(
@@ -489,7 +464,7 @@ def test_own_session_is_recreated_in_a_forked_child(
             os._exit(code)
 
     os.close(write_fd)
-    report = _child_report(pid, read_fd)
+    report = child_report(pid, read_fd, timeout=20)
     assert report == {
         "same_as_parent": False,
         "stable": True,
