@@ -224,13 +224,11 @@ def interpret_token_response(
     if status >= 500 or status in (408, 425, 429):
         error, description = oauth_error_of(body)
         detail = f" ({error})" if error else ""
-        return _raise(
-            RefreshTransientError(
-                f"The authorization server answered HTTP {status}{detail} to the {what}; "
-                "try again shortly.",
-                status_code=status,
-                retry_after=retry_after,
-            )
+        raise RefreshTransientError(
+            f"The authorization server answered HTTP {status}{detail} to the {what}; "
+            "try again shortly.",
+            status_code=status,
+            retry_after=retry_after,
         )
     if 300 <= status < 400 or status < 200:
         message = (
@@ -238,38 +236,30 @@ def interpret_token_response(
             "check the token endpoint URL."
         )
         if grant == "exchange":
-            return _raise(TokenExchangeError(message))
-        return _raise(RefreshRejectedError(message, status_code=status))
+            raise TokenExchangeError(message)
+        raise RefreshRejectedError(message, status_code=status)
     if status >= 400:
         error, description = oauth_error_of(body)
-        return _raise(_error_for(grant, status, error, description, retry_after))
+        raise _error_for(grant, status, error, description, retry_after)
 
     try:
         params = _parse_success(body, requested_scope)
     except OAuth2Error as exc:
         if exc.error in ("missing_token", "missing_token_type"):
-            return _raise(
-                RefreshTransientError(
-                    f"The authorization server's {what} response carried no access token; "
-                    "try again shortly.",
-                    status_code=status,
-                )
-            )
-        # Some servers (GitHub among them) answer errors with 200.
-        return _raise(_error_for(grant, status, str(exc.error), exc.description, retry_after))
-    except _PARSE_ERRORS:
-        return _raise(
-            RefreshTransientError(
-                f"The authorization server's {what} response was not a valid token response "
-                "(not JSON, or the wrong shape); try again shortly.",
+            raise RefreshTransientError(
+                f"The authorization server's {what} response carried no access token; "
+                "try again shortly.",
                 status_code=status,
-            )
-        )
+            ) from None
+        # Some servers (GitHub among them) answer errors with 200.
+        raise _error_for(grant, status, str(exc.error), exc.description, retry_after) from None
+    except _PARSE_ERRORS:
+        raise RefreshTransientError(
+            f"The authorization server's {what} response was not a valid token response "
+            "(not JSON, or the wrong shape); try again shortly.",
+            status_code=status,
+        ) from None
     return bundle_from_token_response(params, now=now, previous=previous)
-
-
-def _raise(exc: Exception) -> TokenBundle:
-    raise exc
 
 
 def number_or_none(value: Any) -> Optional[float]:
