@@ -30,7 +30,7 @@ from .errors import (
 )
 from .events import AuthEvent, emit
 from .providers.base import AuthProvider
-from .stores.base import AccountStatus, RevisionConflict, TokenStore
+from .stores.base import AccountStatus, RevisionConflict, SnapshotChanged, TokenStore
 
 __all__ = ["DEFAULT_SKEW", "lock_timeout_for", "refresh_access_token", "refresh_needed"]
 
@@ -198,11 +198,16 @@ def _refresh(
             current = snapshot
             if current is None or current.revision != now_status.revision:
                 current = _active(store, account)
-            return _renew_locked(store, provider, current, force, rejected_token, clock)
+            try:
+                return _renew_locked(store, provider, current, force, rejected_token, clock)
+            except SnapshotChanged:
+                # A new login (or a logout) replaced the account after it was read: nothing
+                # was sent; what is stored now is adopted below.
+                log.info("%s changed while it was being refreshed", _describe(account))
     finally:
         lock.release()
-    # A peer refreshed while we waited. Its token is read after the lock is released, so
-    # the next waiter is not held up by a slow store (a keyring read).
+    # A peer refreshed (or logged in) while we waited. Its token is read after the lock is
+    # released, so the next waiter is not held up by a slow store (a keyring read).
     return _adopt(store, account)
 
 

@@ -14,9 +14,11 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 
@@ -427,6 +429,98 @@ def test_sixteen_processes_saving_different_accounts_lose_nothing(
         assert status.access_fingerprint == fingerprint(bundle.access_token)
         assert items[account] == bundle.access_token.encode()
         assert items[f"{account}/refresh"] == (bundle.refresh_token or "").encode()
+
+
+_REWRITER = """
+import json, sys, time
+from requests_refreshauth import Account, KeyringTokenStore, TokenBundle
+config = json.loads(sys.argv[1])
+store = KeyringTokenStore(config["service"], config["records"], credential_store="system")
+for i in range(config["saves"]):
+    tag = "%d-%s" % (i, config["nonce"])
+    bundle = TokenBundle("at-" + tag, "rt-" + tag, expires_at=time.time() + 3600)
+    store.save(Account("alice"), bundle)
+"""
+
+_REREADER = """
+import collections, json, os, sys
+from requests_refreshauth import KeyringTokenStore, StoreReadError
+config = json.loads(sys.argv[1])
+outcomes = collections.Counter()
+while not os.path.exists(config["stop"]):
+    store = KeyringTokenStore(config["service"], config["records"], credential_store="system")
+    try:
+        snapshot = store.active()
+        access = snapshot.bundle.access_token
+        refresh = snapshot.load_refresh_token()
+    except StoreReadError as exc:
+        outcomes["changed" if "changed" in str(exc) else "error: " + str(exc)[:200]] += 1
+        continue
+    if not (access.startswith("at-") and access.endswith(config["nonce"])):
+        outcomes["FOREIGN TOKEN"] += 1
+    elif refresh is not None and refresh == "rt-" + access[len("at-"):]:
+        outcomes["pair"] += 1
+    else:
+        outcomes["MISMATCHED PAIR"] += 1
+print(json.dumps(outcomes))
+"""
+
+
+def test_reads_while_another_process_rewrites_the_tokens(
+    secret_service: SecretService, tmp_path: Path
+) -> None:
+    """Every read gets a matching pair or a clear "changed, try again", never a failure.
+
+    A reader can meet a save mid-way (keyring written, records not yet), or a save
+    between reading the access token and loading the refresh token; a Secret Service can
+    report an item it is replacing as nonexistent (CI once saw ItemNotFoundException in
+    the 8-process test). A refresh token is only handed out for the record its access
+    token came from. Four reader processes, one writer saving 150 times.
+    """
+    service, records = unique_service(), records_in(tmp_path)
+    nonce = uuid.uuid4().hex
+    seed = TokenBundle(f"at-seed-{nonce}", f"rt-seed-{nonce}", expires_at=time.time() + 3600)
+    KeyringTokenStore(service, records, credential_store="system").save(
+        Account("alice"), seed, make_default=True
+    )
+    stop = tmp_path / "stop"
+    config = {
+        "service": service,
+        "records": str(records),
+        "saves": 150,
+        "nonce": nonce,
+        "stop": str(stop),
+    }
+    readers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _REREADER, json.dumps(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outcomes: Counter[str] = Counter()
+    try:
+        written = subprocess.run(
+            [sys.executable, "-c", _REWRITER, json.dumps(config)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        stop.touch()
+        for reader in readers:
+            out, err = reader.communicate(timeout=60)
+            assert reader.returncode == 0, err[-2000:]
+            outcomes.update(json.loads(out))
+    finally:
+        for reader in readers:
+            if reader.poll() is None:
+                reader.kill()
+                reader.wait()
+    assert written.returncode == 0, written.stderr[-2000:]
+    assert outcomes["pair"] > 0
+    assert set(outcomes) <= {"pair", "changed"}, dict(outcomes)
 
 
 # --------------------------------------------------------------------------- hot path

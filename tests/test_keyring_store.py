@@ -52,6 +52,7 @@ from requests_refreshauth import (
     KeyringTokenStore,
     NoAccountSelectedError,
     RefreshAuth,
+    Snapshot,
     StoreReadError,
     StoreWriteError,
     TokenBundle,
@@ -853,11 +854,22 @@ def test_a_failure_at_any_keyring_call_of_a_save_changes_nothing(
         store_on(path, backend).save(Account("alice"), old)
         keyring_before = dict(backend.data)
         before = path.read_bytes()
+        start = len(backend.calls)
         backend.on_call(n)  # the n-th call of the next save fails
-        with pytest.raises(StoreWriteError):
+        try:
             store_on(path, backend).save(Account("alice"), new)
+        except StoreWriteError:
+            saved = False
+        else:
+            saved = True
         backend.heal()
         assert backend.failures == 1
+        failed_op = backend.calls[start + n - 1][0]
+        # A failed read (of what the save overwrites) is read again; a failed write fails.
+        assert saved == (failed_op == "get"), f"call {n} ({failed_op}) failed; saved={saved}"
+        if saved:
+            assert snapshot_is(store_on(path, backend), "alice", new)
+            continue
         assert backend.data == keyring_before, f"keyring changed when call {n} failed"
         assert path.read_bytes() == before, f"records changed when call {n} failed"
         assert snapshot_is(store_on(path, backend), "alice", old)
@@ -1037,6 +1049,166 @@ def test_failed_slot_deletion_on_clear_keeps_the_account(failing: str, records: 
     assert store.clear("alice") == Account("alice")  # a retry finishes the job
     assert backend.data == {}
     assert store.accounts() == []
+
+
+# --------------------------------------------------------------------------- transient reads
+
+
+class ItemNotFoundException(KeyringError):
+    """What secretstorage raises when an item vanishes between keyring's search and its
+    get_secret (seen on gnome-keyring while other processes read and write)."""
+
+
+def vanishing(times: int, data: Data, slot_suffix: str = "") -> FaultyKeyring:
+    """A keyring whose next ``times`` reads of a slot ending in ``slot_suffix`` fail."""
+    backend = FaultyKeyring(error=lambda: ItemNotFoundException("Item does not exist!"), data=data)
+    left = [times]
+
+    def fail_when(op: str, slot: str, _number: int) -> bool:
+        if op == "get" and slot.endswith(slot_suffix) and left[0] > 0:
+            left[0] -= 1
+            return True
+        return False
+
+    backend.fail_when = fail_when
+    return backend
+
+
+class BlinkingKeyring(MemoryKeyring):
+    """The next ``times`` reads of a slot ending in ``suffix`` find nothing (an item
+    mid-replacement), then the item is back."""
+
+    def __init__(self, times: int, data: Data, suffix: str = "") -> None:
+        super().__init__(data)
+        self.left, self.suffix = times, suffix
+
+    def get_password(self, service: str, username: str) -> Optional[str]:
+        value = super().get_password(service, username)
+        if username.endswith(self.suffix) and self.left > 0:
+            self.left -= 1
+            return None
+        return value
+
+
+@pytest.mark.parametrize("failures", [1, 2])
+def test_an_access_read_that_fails_transiently_is_retried(records: Path, failures: int) -> None:
+    data: Data = {}
+    bundle = make_bundle()
+    store_on(records, MemoryKeyring(data)).save(Account("alice"), bundle, make_default=True)
+    backend = vanishing(failures, data)
+    assert snapshot_is(store_on(records, backend), None, bundle)
+    assert backend.failures == failures
+
+
+@pytest.mark.parametrize("failures", [1, 2])
+def test_a_refresh_read_that_fails_transiently_is_retried(records: Path, failures: int) -> None:
+    data: Data = {}
+    bundle = make_bundle()
+    store_on(records, MemoryKeyring(data)).save(Account("alice"), bundle, make_default=True)
+    backend = vanishing(failures, data, "/refresh")
+    snap = store_on(records, backend).active()
+    assert snap is not None
+    assert same(snap.load_refresh_token(), bundle.refresh_token)
+    assert backend.failures == failures
+
+
+def test_a_keyring_read_that_keeps_failing_is_a_read_error(records: Path) -> None:
+    data: Data = {}
+    bundle = make_bundle()
+    store_on(records, MemoryKeyring(data)).save(Account("alice"), bundle, make_default=True)
+    backend = vanishing(100, data)
+    with pytest.raises(StoreReadError) as info:
+        store_on(records, backend).active()
+    assert info.value.code == "AUTH_STORE_READ_FAILED"
+    assert "ItemNotFoundException" in str(info.value)
+    assert 2 <= backend.failures <= 5  # retried, but bounded
+    assert_no_tokens(str(info.value), tokens_of(bundle), "the error")
+
+
+@pytest.mark.parametrize("suffix", ["alice", "/refresh"])
+def test_a_slot_missing_for_a_moment_is_read_again(records: Path, suffix: str) -> None:
+    data: Data = {}
+    bundle = make_bundle()
+    store_on(records, MemoryKeyring(data)).save(Account("alice"), bundle, make_default=True)
+    backend = BlinkingKeyring(1, data, suffix)
+    assert snapshot_is(store_on(records, backend), None, bundle)
+    assert backend.left == 0
+
+
+def test_a_slot_that_stays_missing_is_a_read_error(records: Path) -> None:
+    data: Data = {}
+    store_on(records, MemoryKeyring(data)).save(Account("alice"), make_bundle(), make_default=True)
+    del data[(SERVICE, "alice")]
+    backend = MemoryKeyring(data)
+    with pytest.raises(StoreReadError) as info:
+        store_on(records, backend).active()
+    assert "missing" in str(info.value)
+    assert 2 <= len(backend.ops("get")) <= 5
+
+
+def test_a_save_whose_rollback_read_fails_transiently_still_saves(records: Path) -> None:
+    """Saving over a login this process never read first reads the old secrets (for a
+    rollback) under the records lock; a transient failure there must not fail the save —
+    after a rotation, a failed save costs other processes their login."""
+    data: Data = {}
+    store_on(records, MemoryKeyring(data)).save(Account("alice"), make_bundle("old"))
+    backend = vanishing(1, data)
+    renewed = make_bundle("new")
+    store_on(records, backend).save(Account("alice"), renewed)
+    assert backend.failures == 1
+    assert snapshot_is(store_on(records, MemoryKeyring(data)), "alice", renewed)
+
+
+def test_a_refresh_token_replaced_by_a_new_login_is_not_handed_out(records: Path) -> None:
+    """A snapshot read before a new login of the same account must not load the new
+    login's refresh token (a refresh with it would rotate the new login away and then be
+    discarded by the revision check), nor call the new login a tampered keyring."""
+    data: Data = {}
+    backend = MemoryKeyring(data)
+    store = store_on(records, backend)
+    store.save(Account("alice"), make_bundle("first"), make_default=True)
+    snap = store.active()
+    assert snap is not None
+    second = make_bundle("second")
+    store_on(records, MemoryKeyring(data)).save(Account("alice"), second)
+    with pytest.raises(StoreReadError) as info:
+        snap.load_refresh_token()
+    assert "changed" in str(info.value)
+    assert "again" in str(info.value)
+    assert_no_tokens(str(info.value), tokens_of(second), "the error")
+
+
+class LoginDuringRead(KeyringTokenStore):
+    """Another process logs the account in again right after this store's next read."""
+
+    relogin: Optional[TokenBundle] = None
+
+    def active(self, ref: Optional[str] = None) -> Optional[Snapshot]:
+        snapshot = super().active(ref)
+        bundle, self.relogin = self.relogin, None
+        if bundle is not None and snapshot is not None:
+            store_on(Path(self.path), MemoryKeyring(self.keyring.backend().data)).save(
+                snapshot.account, bundle
+            )
+        return snapshot
+
+
+def test_a_refresh_racing_a_new_login_uses_the_new_login(records: Path) -> None:
+    """The engine reads the old login, then (under the refresh lock) asks for its refresh
+    token after a new login replaced it: no refresh with either refresh token, and the
+    caller gets the new login's token instead of an error."""
+    data: Data = {}
+    store_on(records, MemoryKeyring(data)).save(
+        Account("alice"), make_bundle("old", expires_in=-10), make_default=True
+    )
+    store = LoginDuringRead(SERVICE, records, backend=MemoryKeyring(data))
+    new_login = make_bundle("new")
+    store.relogin = new_login
+    provider = FakeProvider()
+    snapshot = refresh_access_token(store, provider)
+    assert provider.calls == 0
+    assert same(snapshot.bundle.access_token, new_login.access_token)
+    assert snapshot_is(store_on(records, MemoryKeyring(data)), "alice", new_login)
 
 
 # --------------------------------------------------------------------------- tampering

@@ -16,7 +16,13 @@ import os
 import threading
 from typing import Any, Callable, List, Optional, TypeVar
 
-__all__ = ["KeyringAbsent", "KeyringAccess", "KeyringFailure", "split_for_limit"]
+__all__ = [
+    "KeyringAbsent",
+    "KeyringAccess",
+    "KeyringFailure",
+    "KeyringTimeout",
+    "split_for_limit",
+]
 
 log = logging.getLogger("requests_refreshauth.store")
 
@@ -30,6 +36,10 @@ WINDOWS_LIMIT_UTF16_BYTES = 2560
 
 class KeyringFailure(Exception):
     """The keyring errored or did not answer in time (not the same as absent)."""
+
+
+class KeyringTimeout(KeyringFailure):
+    """The keyring did not answer in time: not worth asking again at once."""
 
 
 class KeyringAbsent(Exception):
@@ -49,7 +59,7 @@ def _bounded(fn: Callable[[], T], timeout: float, what: str) -> T:
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
-        raise KeyringFailure(
+        raise KeyringTimeout(
             f"the keyring did not answer within {timeout:g}s while {what} (is the keyring "
             "locked, or waiting for an unlock prompt?)"
         )

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import NamedTuple, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
 from ..bundle import Account, Snapshot, TokenBundle, TokenState
-from ..errors import AccountNotFoundError, NoAccountSelectedError
+from ..errors import AccountNotFoundError, NoAccountSelectedError, StoreReadError
 from ..locking import AccountLock
 
 __all__ = [
     "AccountStatus",
     "RevisionConflict",
+    "SnapshotChanged",
     "TokenStore",
     "resolve_ref",
 ]
@@ -21,6 +22,15 @@ class RevisionConflict(Exception):
 
     Internal to the engine: it discards its refresh result rather than overwrite a newer
     login or resurrect a logged-out account.
+    """
+
+
+class SnapshotChanged(StoreReadError):
+    """A snapshot's refresh token was asked for after its account changed (a new login or
+    a logout elsewhere): that token is gone, and the new login's is not this snapshot's.
+
+    The engine reads the account again instead; anyone else gets a read error that says
+    to try again.
     """
 
 

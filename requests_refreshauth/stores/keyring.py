@@ -33,9 +33,15 @@ from typing import Any, Callable, Dict, List, Literal, NamedTuple, Optional, Tup
 from ..bundle import Account, Snapshot, TokenBundle, fingerprint
 from ..errors import StoreReadError, StoreWriteError
 from ..locking import AccountLock
-from ._keyring_access import KeyringAbsent, KeyringAccess, KeyringFailure, split_for_limit
+from ._keyring_access import (
+    KeyringAbsent,
+    KeyringAccess,
+    KeyringFailure,
+    KeyringTimeout,
+    split_for_limit,
+)
 from ._recordstore import RecordStore, accounts_of, forget, pin_default
-from .base import AccountStatus, RevisionConflict, resolve_ref
+from .base import AccountStatus, RevisionConflict, SnapshotChanged, resolve_ref
 from .records import Records, RecordsFile
 
 __all__ = ["CredentialStorePolicy", "KeyringTokenStore", "WriteReport", "default_slot"]
@@ -192,24 +198,21 @@ class KeyringTokenStore(RecordStore):
         )
 
     def active(self, ref: Optional[str] = None) -> Optional[Snapshot]:
-        # A writer may be between its keyring write and its records commit; a fingerprint
-        # mismatch means "read again". Two quick retries, then one read under the records
-        # lock, which writers hold until they commit: if that still disagrees, the keyring
-        # was changed behind our back.
+        # A writer may be between its keyring write and its records commit, and a keyring
+        # may show an item as missing while it is being replaced: either means "read
+        # again". Two quick retries, then one read under the records lock, which writers
+        # hold until they commit: if that still disagrees, the keyring was changed behind
+        # our back.
         for attempt in range(_READ_ATTEMPTS):
             try:
                 if attempt < _READ_ATTEMPTS - 1:
                     return self._read_active(ref)
                 with self.records_file.locked():
                     return self._read_active(ref)
-            except _Mismatch as mismatch:
+            except _Unsettled as unsettled:
                 if attempt == _READ_ATTEMPTS - 1:
-                    raise StoreReadError(
-                        f"The keyring entry of account {mismatch.account_id!r} does not match "
-                        f"the records in {self.path} (changed outside this library?). Log in "
-                        "again."
-                    ) from None
-                time.sleep(0.02 * (attempt + 1))
+                    raise self._settled_error(unsettled) from None
+                _pause(attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _read_active(self, ref: Optional[str]) -> Optional[Snapshot]:
@@ -218,34 +221,65 @@ class KeyringTokenStore(RecordStore):
         return None if account is None else self._snapshot(records, account)
 
     def _load_refresh(self, account: Account, record: Dict[str, Any], revision: int) -> str:
-        try:
-            token = self._read_secret(account, record, "refresh")
-        except _Mismatch:
-            raise StoreReadError(
-                f"The refresh token of account {account.id!r} in the keyring does not match "
-                f"the records in {self.path}. Log in again."
-            ) from None
+        """The refresh token of ``record`` (revision ``revision``) — never a newer one.
+
+        Read like :meth:`active`, except that the settling read under the records lock
+        first checks that the record is still the one the snapshot came from: a new login
+        of the account since then makes this snapshot's refresh token gone, and handing
+        out the new login's instead would let a refresh rotate that login away.
+        """
+        for attempt in range(_READ_ATTEMPTS):
+            try:
+                if attempt < _READ_ATTEMPTS - 1:
+                    token = self._read_secret(account, record, "refresh")
+                else:
+                    with self.records_file.locked():
+                        current = self._load().accounts.get(account.id)
+                        if current is None or current.get("revision", 0) != revision:
+                            raise SnapshotChanged(
+                                f"The tokens of account {account.id!r} changed (a new login "
+                                "or a logout in another process) while its refresh token was "
+                                "being read. Try again."
+                            )
+                        token = self._read_secret(account, current, "refresh")
+                break
+            except _Unsettled as unsettled:
+                if attempt == _READ_ATTEMPTS - 1:
+                    raise self._settled_error(unsettled) from None
+                _pause(attempt)
         self._remember(account.id, revision, refresh=token)
         return token
+
+    def _settled_error(self, unsettled: _Unsettled) -> StoreReadError:
+        """The error for a read that still disagrees with the records under their lock."""
+        where = "the keyring" if unsettled.location == "keyring" else self.path
+        if unsettled.missing:
+            return StoreReadError(
+                f"The {unsettled.kind} token of account {unsettled.account_id!r} is missing "
+                f"from {where} (removed outside this library?). Log in again."
+            )
+        return StoreReadError(
+            f"The {unsettled.kind} token of account {unsettled.account_id!r} in {where} does "
+            f"not match the records in {self.path} (changed outside this library?). Log in "
+            "again."
+        )
 
     # ------------------------------------------------------------------ secrets
 
     def _read_secret(self, account: Account, record: Dict[str, Any], kind: str) -> str:
+        """A secret that matches the record's fingerprint; raises :class:`_Unsettled`."""
         meta = self._meta(account.id, record)
         expected = meta.get(f"{kind}_fingerprint")
-        if record["secrets"] == "plaintext":
+        location = record["secrets"]
+        if location == "plaintext":
             tokens = record.get("tokens")
             value = tokens.get(f"{kind}_token") if isinstance(tokens, dict) else None
         else:
             value = self._keyring_read(account, record, kind)
         if not isinstance(value, str) or not value:
-            raise StoreReadError(
-                f"The {kind} token of account {account.id!r} is missing from "
-                f"{'the keyring' if record['secrets'] == 'keyring' else self.path} (removed "
-                "outside this library?). Log in again."
-            )
+            raise _Unsettled(account.id, kind, location, missing=True)
         if expected is not None and fingerprint(value) != expected:
-            raise _Mismatch(account.id)
+            raise _Unsettled(account.id, kind, location, missing=False)
         return value
 
     def _keyring_read(self, account: Account, record: Dict[str, Any], kind: str) -> Optional[str]:
@@ -256,16 +290,32 @@ class KeyringTokenStore(RecordStore):
                 "'system', or log in again."
             )
         slot = _slot_name(record, kind)
-        chunks = _chunk_count(record, kind)
-        try:
-            parts = [self.keyring.get(self.service, _chunk_slot(slot, i)) for i in range(chunks)]
-        except (KeyringFailure, KeyringAbsent) as exc:
-            raise StoreReadError(
-                f"Cannot read the tokens of account {account.id!r} from the OS keyring: {exc}."
-            ) from None
+        parts = [
+            self._keyring_get(account, _chunk_slot(slot, i))
+            for i in range(_chunk_count(record, kind))
+        ]
         if any(part is None for part in parts):
             return None
         return "".join(part for part in parts if part is not None)
+
+    def _keyring_get(self, account: Account, name: str) -> Optional[str]:
+        """One slot. An error is asked again twice: gnome-keyring, for one, can report an
+        item it is replacing as nonexistent (ItemNotFoundException) to a concurrent reader.
+        A timeout is not asked again (it already took the whole timeout)."""
+        for attempt in range(_READ_ATTEMPTS):
+            try:
+                return self.keyring.get(self.service, name)
+            except (KeyringTimeout, KeyringAbsent) as exc:
+                failure: Exception = exc
+                break
+            except KeyringFailure as exc:
+                failure = exc
+                if attempt < _READ_ATTEMPTS - 1:
+                    log.debug("reading keyring slot %r failed (%s); reading it again", name, exc)
+                    _pause(attempt)
+        raise StoreReadError(
+            f"Cannot read the tokens of account {account.id!r} from the OS keyring: {failure}."
+        )
 
     def _remember(
         self,
@@ -498,12 +548,23 @@ class _AbsentDuringWrite(StoreWriteError):
     """The backend said ``NoKeyringError`` mid-save (nothing of it remains written)."""
 
 
-class _Mismatch(Exception):
-    """A secret's fingerprint differs from the record's (a concurrent write, or tampering)."""
+class _Unsettled(Exception):
+    """A secret is missing or differs from the record's fingerprint: a concurrent write
+    (read again), or, under the records lock, a keyring changed outside this library."""
 
-    def __init__(self, account_id: str) -> None:
+    def __init__(self, account_id: str, kind: str, location: str, *, missing: bool) -> None:
         super().__init__(account_id)
-        self.account_id = account_id
+        self.account_id, self.kind, self.location, self.missing = (
+            account_id,
+            kind,
+            location,
+            missing,
+        )
+
+
+def _pause(attempt: int) -> None:
+    """Back off before reading again: 20 ms, then 40 ms."""
+    time.sleep(0.02 * (attempt + 1))
 
 
 def _meta_of(bundle: TokenBundle) -> Dict[str, Any]:
