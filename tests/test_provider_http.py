@@ -199,7 +199,7 @@ def test_retry_after_beyond_max_wait_fails_at_once(
     started = time.monotonic()
     with pytest.raises(RefreshTransientError) as caught:
         provider_for(server, retry=RetryPolicy(attempts=3, max_wait=10.0)).renew(current())
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 5.0  # honouring it would take 10 s (max_wait) or more
     assert caught.value.status_code == status
     assert caught.value.retry_after is not None
     if retry_after == "30":
