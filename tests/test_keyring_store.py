@@ -610,6 +610,33 @@ def test_failed_detection_is_not_absence(
     assert_no_tokens(dir_text(tmp_path), tokens_of(bundle), "files")
 
 
+def test_backend_detection_runs_outside_the_records_lock(records: Path, detect: Detection) -> None:
+    """Detection imports and probes every backend (~100 ms on a first call): concurrent
+    first saves must not queue behind each other's detection."""
+    held: List[bool] = []
+
+    def probe() -> None:
+        records.parent.mkdir(parents=True, exist_ok=True)
+        lock = RecordsFile(records).lock
+        got = lock.acquire(timeout=0)
+        if got:
+            lock.release()
+        held.append(not got)
+
+    class Probing(Detection):
+        def __call__(self) -> Any:
+            thread = threading.Thread(target=probe)
+            thread.start()
+            thread.join()
+            return super().__call__()
+
+    probing = Probing()
+    probing.backend = MemoryKeyring()
+    keyring.get_keyring = probing  # type: ignore[assignment]  # undone by the detect fixture
+    store_on(records).save(Account("alice"), make_bundle())
+    assert held == [False]
+
+
 # --------------------------------------------------------------------------- time bounds
 
 

@@ -336,13 +336,7 @@ class KeyringTokenStore(RecordStore):
         """("keyring" | "plaintext", warning) for a save, by policy and keyring state."""
         if self.policy == "plaintext":
             return "plaintext", None
-        try:
-            usable = self.keyring.usable()
-        except KeyringFailure as exc:
-            raise StoreWriteError(
-                f"Cannot save tokens: the OS keyring failed ({exc}). Nothing was changed."
-            ) from None
-        if usable:
+        if self._keyring_usable():
             return "keyring", None
         if self.policy == "system":
             raise StoreWriteError(
@@ -361,6 +355,15 @@ class KeyringTokenStore(RecordStore):
             "credential_store='system' to refuse plaintext."
         )
 
+    def _keyring_usable(self) -> bool:
+        """Whether a keyring exists (detected once per store); a failure fails the save."""
+        try:
+            return self.keyring.usable()
+        except KeyringFailure as exc:
+            raise StoreWriteError(
+                f"Cannot save tokens: the OS keyring failed ({exc}). Nothing was changed."
+            ) from None
+
     # ------------------------------------------------------------------ save / clear
 
     def save(
@@ -371,6 +374,10 @@ class KeyringTokenStore(RecordStore):
         *,
         expected_revision: Optional[int] = None,
     ) -> Snapshot:
+        if self.policy != "plaintext":
+            # Detect the backend (~100 ms the first time) before taking the records lock,
+            # so concurrent first saves do not queue behind each other's detection.
+            self._keyring_usable()
         with self.records_file.locked():
             records = self.records_file.load()
             old = records.accounts.get(account.id)
