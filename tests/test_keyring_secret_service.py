@@ -472,8 +472,8 @@ def test_reads_while_another_process_rewrites_the_tokens(
     """Every read gets a matching pair or a clear "changed, try again", never a failure.
 
     A reader can meet a save mid-way (keyring written, records not yet), or a save
-    between reading the access token and loading the refresh token; a Secret Service can
-    report an item it is replacing as nonexistent (CI once saw ItemNotFoundException in
+    between reading the access token and loading the refresh token; gnome-keyring has
+    answered a read with ItemNotFoundException while other processes wrote (CI, once, in
     the 8-process test). A refresh token is only handed out for the record its access
     token came from. Four reader processes, one writer saving 150 times.
     """

@@ -1084,8 +1084,8 @@ def test_failed_slot_deletion_on_clear_keeps_the_account(failing: str, records: 
 
 
 class ItemNotFoundException(KeyringError):
-    """What secretstorage raises when an item vanishes between keyring's search and its
-    get_secret (seen on gnome-keyring while other processes read and write)."""
+    """What secretstorage raises for an item it cannot find (CI once got it from
+    gnome-keyring for an item that existed, while other processes read and wrote)."""
 
 
 def vanishing(times: int, data: Data, slot_suffix: str = "") -> FaultyKeyring:
@@ -1104,8 +1104,8 @@ def vanishing(times: int, data: Data, slot_suffix: str = "") -> FaultyKeyring:
 
 
 class BlinkingKeyring(MemoryKeyring):
-    """The next ``times`` reads of a slot ending in ``suffix`` find nothing (an item
-    mid-replacement), then the item is back."""
+    """The next ``times`` reads of a slot ending in ``suffix`` find nothing (a keyring
+    that briefly loses track of an item), then the item is back."""
 
     def __init__(self, times: int, data: Data, suffix: str = "") -> None:
         super().__init__(data)

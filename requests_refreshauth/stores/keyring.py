@@ -198,8 +198,8 @@ class KeyringTokenStore(RecordStore):
         )
 
     def active(self, ref: Optional[str] = None) -> Optional[Snapshot]:
-        # A writer may be between its keyring write and its records commit, and a keyring
-        # may show an item as missing while it is being replaced: either means "read
+        # A writer may be between its keyring write and its records commit, and a busy
+        # keyring may briefly not find an item: a mismatch or a missing secret means "read
         # again". Two quick retries, then one read under the records lock, which writers
         # hold until they commit: if that still disagrees, the keyring was changed behind
         # our back.
@@ -299,9 +299,10 @@ class KeyringTokenStore(RecordStore):
         return "".join(part for part in parts if part is not None)
 
     def _keyring_get(self, account: Account, name: str) -> Optional[str]:
-        """One slot. An error is asked again twice: gnome-keyring, for one, can report an
-        item it is replacing as nonexistent (ItemNotFoundException) to a concurrent reader.
-        A timeout is not asked again (it already took the whole timeout)."""
+        """One slot. An error is asked again twice: gnome-keyring, for one, has answered a
+        read with ItemNotFoundException for an item that exists while other processes were
+        reading and writing. A timeout is not asked again (it already took the whole
+        timeout)."""
         for attempt in range(_READ_ATTEMPTS):
             try:
                 return self.keyring.get(self.service, name)
