@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
+from localhttp import ServerFactory
 from support import make_provider, oidc_login, require_node
 
 from requests_refreshauth import Account, FileTokenStore, PkceProvider
@@ -35,6 +36,13 @@ def oidc(oidc_server: OidcServer) -> OidcServer:
 @pytest.fixture
 def provider(oidc: OidcServer) -> PkceProvider:
     return make_provider(oidc)
+
+
+@pytest.fixture
+def servers() -> Iterator[ServerFactory]:
+    """Local HTTP servers (localhttp.py), all stopped at the end of the test."""
+    with ServerFactory() as factory:
+        yield factory
 
 
 @pytest.fixture

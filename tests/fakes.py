@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
-from requests_refreshauth import RefreshExpiredError, TokenBundle
+from requests_refreshauth import Account, MemoryTokenStore, RefreshExpiredError, TokenBundle
 
 _counter = itertools.count(1)
 
@@ -33,6 +33,23 @@ def bundle(
         issued_at=None if expires_at is None else expires_at - lifetime,
         **kw,  # type: ignore[arg-type]
     )
+
+
+ACCOUNT = Account("alice", "Alice")
+
+
+def logged_in(expires_in: float = 300.0, **kw: Any) -> MemoryTokenStore:
+    """A memory store with ``ACCOUNT`` logged in (see :func:`bundle`) as the default."""
+    store = MemoryTokenStore()
+    store.save(ACCOUNT, bundle(expires_in, **kw), make_default=True)
+    return store
+
+
+def stored(store: Any) -> TokenBundle:
+    """The bundle of the store's default account (which must exist)."""
+    snap = store.active()
+    assert snap is not None
+    return snap.bundle  # type: ignore[no-any-return]
 
 
 class FakeProvider:

@@ -11,7 +11,7 @@ import os
 import select
 import signal
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -74,6 +74,33 @@ def expire(store: FileTokenStore, account: str = "alice", *, by: float = 10.0) -
     snap = store.active(account)
     assert snap is not None
     store.save(snap.account, snap.full_bundle().replace(expires_at=time.time() - by))
+
+
+def fork_child(work: Callable[[], dict[str, Any]]) -> tuple[int, int]:
+    """Fork; the child runs ``work`` and reports its dict (or ``{"error": type}``) as JSON.
+
+    Returns ``(pid, read_fd)`` for :func:`child_report`. The child never returns into
+    pytest: it leaves through ``os._exit`` (1 if even the report could not be written).
+    """
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid != 0:
+        os.close(write_fd)
+        return pid, read_fd
+    code = 0
+    try:
+        os.close(read_fd)
+        report: dict[str, Any]
+        try:
+            report = work()
+        except BaseException as exc:
+            report = {"error": type(exc).__name__}
+        os.write(write_fd, json.dumps(report).encode())
+        os.close(write_fd)
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
 
 
 def child_report(pid: int, read_fd: int, timeout: float) -> dict[str, Any]:

@@ -5,41 +5,19 @@ from __future__ import annotations
 import io
 import logging
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
-from fakes import FakeProvider, bundle
+from fakes import ACCOUNT, FakeProvider, bundle, logged_in, stored
 from localhttp import CountingStore, LocalServer, Reply, ServerFactory, TokenGate, client_session
 
 from requests_refreshauth import (
-    Account,
-    MemoryTokenStore,
     RefreshAdapter,
     RefreshExpiredError,
-    TokenBundle,
 )
 
-ACCOUNT = Account("alice", "Alice")
 PAYLOAD = b"adapter-payload:" + bytes(range(32, 127)) * 20
-
-
-@pytest.fixture
-def servers() -> Iterator[ServerFactory]:
-    with ServerFactory() as factory:
-        yield factory
-
-
-def logged_in(expires_in: float = 300.0) -> MemoryTokenStore:
-    store = MemoryTokenStore()
-    store.save(ACCOUNT, bundle(expires_in), make_default=True)
-    return store
-
-
-def stored(store: Any) -> TokenBundle:
-    snap = store.active()
-    assert snap is not None
-    return snap.bundle  # type: ignore[no-any-return]
 
 
 def protected(servers: ServerFactory, store: Any, **kw: Any) -> tuple[LocalServer, TokenGate]:

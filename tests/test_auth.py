@@ -8,7 +8,6 @@ a client clock that runs ahead or by writing ``expires_at``; nothing waits for r
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import threading
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Union
 
 import pytest
 import requests
-from fakes import FakeProvider, bundle
+from fakes import ACCOUNT, FakeProvider, bundle, logged_in, stored
 from localhttp import (
     Clock,
     CountingStore,
@@ -27,10 +26,9 @@ from localhttp import (
     TokenGate,
     client_session,
 )
-from support import child_report
+from support import child_report, fork_child
 
 from requests_refreshauth import (
-    Account,
     AuthEvent,
     FileTokenStore,
     MemoryTokenStore,
@@ -44,14 +42,6 @@ from requests_refreshauth import (
 if TYPE_CHECKING:
     from pathlib import Path
 
-ACCOUNT = Account("alice", "Alice")
-
-
-@pytest.fixture
-def servers() -> Iterator[ServerFactory]:
-    with ServerFactory() as factory:
-        yield factory
-
 
 @pytest.fixture
 def events() -> Iterator[List[AuthEvent]]:
@@ -61,18 +51,6 @@ def events() -> Iterator[List[AuthEvent]]:
         yield seen
     finally:
         remove()
-
-
-def logged_in(expires_in: float = 300.0, **kw: Any) -> MemoryTokenStore:
-    store = MemoryTokenStore()
-    store.save(ACCOUNT, bundle(expires_in, **kw), make_default=True)
-    return store
-
-
-def stored(store: Any) -> TokenBundle:
-    snap = store.active()
-    assert snap is not None
-    return snap.bundle  # type: ignore[no-any-return]
 
 
 def session_with(store: Any, provider: Any, **kw: Any) -> requests.Session:
@@ -518,34 +496,20 @@ def test_forked_child_refreshes_once_the_parent_releases_the_lock(
     thread = threading.Thread(target=holder)
     thread.start()
     assert held.wait(5)
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        code = 0
-        try:
-            os.close(read_fd)
-            report: dict[str, Any]
-            try:
-                child = client_session()  # pooled sockets are the parent's
-                child.auth = auth
-                started = time.monotonic()
-                status = child.get(server.url_for("/r"), timeout=15).status_code
-                report = {
-                    "status": status,
-                    "calls": provider.calls,
-                    "renewed_at": renewed_at,
-                    "seconds": time.monotonic() - started,
-                }
-            except BaseException as exc:
-                report = {"error": type(exc).__name__}
-            os.write(write_fd, json.dumps(report).encode())
-            os.close(write_fd)
-        except BaseException:
-            code = 1
-        finally:
-            os._exit(code)
 
-    os.close(write_fd)
+    def in_child() -> dict[str, Any]:
+        child = client_session()  # pooled sockets are the parent's
+        child.auth = auth
+        started = time.monotonic()
+        status = child.get(server.url_for("/r"), timeout=15).status_code
+        return {
+            "status": status,
+            "calls": provider.calls,
+            "renewed_at": renewed_at,
+            "seconds": time.monotonic() - started,
+        }
+
+    pid, read_fd = fork_child(in_child)
     time.sleep(0.3)  # the child is now waiting for the lock the parent thread holds
     release.set()
     thread.join(5)

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
+from fakes import stored
 from oauthlib.oauth2 import WebApplicationClient
 from race import run_workers
 
@@ -82,12 +83,6 @@ def post_refresh(http: requests.Session, server: LocalAuthServer, refresh_token:
         data=body,
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
-
-
-def stored(store: MemoryTokenStore | FileTokenStore) -> TokenBundle:
-    snapshot = store.active()
-    assert snapshot is not None
-    return snapshot.bundle
 
 
 def expired_store(server: LocalAuthServer, path: Path | None = None) -> Any:

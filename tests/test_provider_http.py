@@ -12,7 +12,7 @@ import email.utils
 import json
 import os
 import time
-from typing import Any, Iterator, Optional, Tuple
+from typing import Any, Optional, Tuple
 from urllib.parse import quote_plus
 
 import pytest
@@ -25,7 +25,7 @@ from localhttp import (
     client_session,
     closed_port,
 )
-from support import child_report
+from support import child_report, fork_child
 
 from requests_refreshauth import (
     AuthorizationRequest,
@@ -41,10 +41,17 @@ from requests_refreshauth import (
 FAST = RetryPolicy(attempts=3, max_wait=10.0, backoff=0.01)
 
 
-@pytest.fixture
-def servers() -> Iterator[ServerFactory]:
-    with ServerFactory() as factory:
-        yield factory
+def no_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The library's own session must reach the local server directly."""
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -409,9 +416,7 @@ def test_the_default_session_identifies_the_library(
     servers: ServerFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("all_proxy", raising=False)
+    no_proxy_variables(monkeypatch)
     server, _ = idp
     provider = provider_for(server, session=None)
     assert provider.session is provider.session  # one per process
@@ -428,9 +433,7 @@ def test_own_session_is_recreated_in_a_forked_child(
     servers: ServerFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("all_proxy", raising=False)
+    no_proxy_variables(monkeypatch)
     server, _ = idp
     own = provider_for(server, session=None)
     supplied_session = client_session()
@@ -438,32 +441,17 @@ def test_own_session_is_recreated_in_a_forked_child(
     parent_session = servers.closing(own.session)
     own.renew(current())  # the parent's session now pools a connection to the server
 
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            os.close(read_fd)
-            report: dict[str, Any]
-            try:
-                child_session = own.session
-                renewed = own.renew(current())  # works through the child's own session
-                report = {
-                    "same_as_parent": child_session is parent_session,
-                    "stable": own.session is child_session,
-                    "supplied_kept": supplied.session is supplied_session,
-                    "renewed": bool(renewed.access_token),
-                }
-            except BaseException as exc:
-                report = {"error": type(exc).__name__}
-            os.write(write_fd, json.dumps(report).encode())
-            os.close(write_fd)
-        except BaseException:
-            code = 1
-        finally:
-            os._exit(code)
+    def in_child() -> dict[str, Any]:
+        child_session = own.session
+        renewed = own.renew(current())  # works through the child's own session
+        return {
+            "same_as_parent": child_session is parent_session,
+            "stable": own.session is child_session,
+            "supplied_kept": supplied.session is supplied_session,
+            "renewed": bool(renewed.access_token),
+        }
 
-    os.close(write_fd)
+    pid, read_fd = fork_child(in_child)
     report = child_report(pid, read_fd, timeout=20)
     assert report == {
         "same_as_parent": False,

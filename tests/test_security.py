@@ -10,12 +10,12 @@ import os
 import socket
 import time
 import traceback
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, List, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from fakes import FakeProvider, bundle
+from fakes import ACCOUNT, FakeProvider, bundle, logged_in, stored
 from localhttp import (
     LocalServer,
     Reply,
@@ -26,7 +26,6 @@ from localhttp import (
 )
 
 from requests_refreshauth import (
-    Account,
     AuthEvent,
     MemoryTokenStore,
     PkceProvider,
@@ -37,25 +36,9 @@ from requests_refreshauth import (
     add_listener,
 )
 
-ACCOUNT = Account("alice", "Alice")
-
-
-@pytest.fixture
-def servers() -> Iterator[ServerFactory]:
-    with ServerFactory() as factory:
-        yield factory
-
-
-def logged_in(expires_in: float = 300.0) -> MemoryTokenStore:
-    store = MemoryTokenStore()
-    store.save(ACCOUNT, bundle(expires_in), make_default=True)
-    return store
-
 
 def current_token(store: MemoryTokenStore) -> str:
-    snap = store.active()
-    assert snap is not None
-    return snap.bundle.access_token
+    return stored(store).access_token
 
 
 def auth_session(store: Any, provider: Any) -> requests.Session:
