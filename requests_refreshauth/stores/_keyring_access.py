@@ -147,9 +147,7 @@ class KeyringAccess:
         if isinstance(backend, fail.Keyring):
             return KeyringAbsent("no keyring backend is available")
         try:
-            children = getattr(backend, "backends", None)  # keyring's ChainerBackend
-            members = list(children) if children is not None else [backend]
-            best = max((member.priority for member in members), default=0)
+            best = max((member.priority for member in _members(backend)), default=0)
         except Exception as exc:  # noqa: BLE001 - backends raise anything
             raise KeyringFailure(f"the keyring backend is not viable ({_describe(exc)})") from None
         if best <= 0 or (best < 1 and not self._explicit):
@@ -171,9 +169,8 @@ class KeyringAccess:
     def limit_utf16_bytes(self) -> Optional[int]:
         """The backend's per-secret limit in UTF-16 bytes, where one is known."""
         backend = self.backend()
-        children = getattr(backend, "backends", None)  # a chainer writes to any member
-        members = list(children) if children is not None else [backend]
-        limits = [limit for limit in map(_limit_of, members) if limit is not None]
+        # A chainer writes to any of its members: the smallest limit applies.
+        limits = [limit for limit in map(_limit_of, _members(backend)) if limit is not None]
         return min(limits) if limits else None
 
     # ------------------------------------------------------------------ operations
@@ -226,6 +223,12 @@ def _configured() -> bool:
         return load_config() is not None
     except Exception:  # noqa: BLE001 - a broken config is keyring's to report
         return False
+
+
+def _members(backend: Any) -> List[Any]:
+    """The backends keyring's ChainerBackend combines, or just ``backend``."""
+    children = getattr(backend, "backends", None)
+    return list(children) if children is not None else [backend]
 
 
 def _limit_of(backend: Any) -> Optional[int]:

@@ -28,7 +28,8 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Callable, Dict, List, Literal, NamedTuple, Optional, Tuple
+from functools import partial
+from typing import Any, Callable, Dict, List, Literal, NamedTuple, Optional, Tuple, TypeVar
 
 from ..bundle import Account, Snapshot, TokenBundle, fingerprint
 from ..errors import StoreReadError, StoreWriteError
@@ -53,6 +54,7 @@ _Location = Literal["keyring", "plaintext"]
 _POLICIES = ("system", "fallback", "plaintext")
 _REFRESH_SUFFIX = "/refresh"
 _READ_ATTEMPTS = 3
+T = TypeVar("T")
 
 
 def default_slot(account_id: str) -> str:
@@ -198,27 +200,28 @@ class KeyringTokenStore(RecordStore):
         )
 
     def active(self, ref: Optional[str] = None) -> Optional[Snapshot]:
-        # A writer may be between its keyring write and its records commit, and a busy
-        # keyring may briefly not find an item: a mismatch or a missing secret means "read
-        # again". Two quick retries, then one read under the records lock, which writers
-        # hold until they commit: if that still disagrees, the keyring was changed behind
-        # our back.
-        for attempt in range(_READ_ATTEMPTS):
-            try:
-                if attempt < _READ_ATTEMPTS - 1:
-                    return self._read_active(ref)
-                with self.records_file.locked():
-                    return self._read_active(ref)
-            except _Unsettled as unsettled:
-                if attempt == _READ_ATTEMPTS - 1:
-                    raise self._settled_error(unsettled) from None
-                _pause(attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+        read = partial(RecordStore.active, self, ref)
+        return self._settle(read, read)
 
-    def _read_active(self, ref: Optional[str]) -> Optional[Snapshot]:
-        records = self._load()
-        account = resolve_ref(accounts_of(records), records.default, ref)
-        return None if account is None else self._snapshot(records, account)
+    def _settle(self, read: Callable[[], T], settle: Callable[[], T]) -> T:
+        """``read()`` until the secrets agree with the records; then ``settle()`` under
+        the records lock.
+
+        A writer may be between its keyring write and its records commit, and a busy
+        keyring may briefly not find an item: a mismatch or a missing secret means "read
+        again". Two quick tries, then one under the records lock, which writers hold until
+        they commit: if that still disagrees, the keyring was changed behind our back.
+        """
+        for attempt in range(_READ_ATTEMPTS - 1):
+            try:
+                return read()
+            except _Unsettled:
+                _pause(attempt)
+        try:
+            with self.records_file.locked():
+                return settle()
+        except _Unsettled as unsettled:
+            raise self._settled_error(unsettled) from None
 
     def _load_refresh(self, account: Account, record: Dict[str, Any], revision: int) -> str:
         """The refresh token of ``record`` (revision ``revision``) — never a newer one.
@@ -228,25 +231,17 @@ class KeyringTokenStore(RecordStore):
         of the account since then makes this snapshot's refresh token gone, and handing
         out the new login's instead would let a refresh rotate that login away.
         """
-        for attempt in range(_READ_ATTEMPTS):
-            try:
-                if attempt < _READ_ATTEMPTS - 1:
-                    token = self._read_secret(account, record, "refresh")
-                else:
-                    with self.records_file.locked():
-                        current = self._load().accounts.get(account.id)
-                        if current is None or current.get("revision", 0) != revision:
-                            raise SnapshotChanged(
-                                f"The tokens of account {account.id!r} changed (a new login "
-                                "or a logout in another process) while its refresh token was "
-                                "being read. Try again."
-                            )
-                        token = self._read_secret(account, current, "refresh")
-                break
-            except _Unsettled as unsettled:
-                if attempt == _READ_ATTEMPTS - 1:
-                    raise self._settled_error(unsettled) from None
-                _pause(attempt)
+
+        def settle() -> str:
+            current = self._load().accounts.get(account.id)
+            if current is None or current.get("revision", 0) != revision:
+                raise SnapshotChanged(
+                    f"The tokens of account {account.id!r} changed (a new login or a logout "
+                    "in another process) while its refresh token was being read. Try again."
+                )
+            return self._read_secret(account, current, "refresh")
+
+        token = self._settle(partial(self._read_secret, account, record, "refresh"), settle)
         self._remember(account.id, revision, refresh=token)
         return token
 

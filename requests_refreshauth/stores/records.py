@@ -238,8 +238,9 @@ class RecordsFile:
             records = self.load()
             before = records.to_json()
             result = mutate(records)
-            if records.to_json() != before:
-                self.write(records)
+            after = records.to_json()
+            if after != before:
+                self._write(after)
             return result
 
     @contextlib.contextmanager
