@@ -20,14 +20,11 @@ from typing import Any, Callable, FrozenSet, Mapping, Optional, Tuple, Union
 
 from requests import PreparedRequest, Response, Session
 from requests.adapters import HTTPAdapter
-from requests.cookies import extract_cookies_to_jar
 
 from ._urls import origin_of
-from .challenge import refresh_may_help
-from .errors import AuthError
 from .providers.base import AuthProvider
 from .refresh import DEFAULT_SKEW
-from .replay import can_replay, release, rewind
+from .replay import release, renew_after_401, resend_copy, resendable
 from .source import TokenSource
 from .stores.base import TokenStore
 
@@ -116,30 +113,13 @@ class RefreshAdapter(HTTPAdapter):
         sent = request.copy()
         sent.headers["Authorization"] = snapshot.bundle.authorization
         response = super().send(sent, **options)
-        if response.status_code != 401 or not refresh_may_help(
-            response.headers.get("WWW-Authenticate")
-        ):
+        if response.status_code != 401 or not resendable(response, request, log):
             return response
-        if not can_replay(request):
-            log.warning(
-                "the server rejected the access token (401) but the request body is a "
-                "stream that cannot be sent again; returning the 401"
-            )
-            return response
-        try:
-            renewed = self.source.after_rejection(snapshot.bundle.access_token)
-        except AuthError as exc:
-            release(response)
-            exc.response = response
-            exc.request = sent
-            raise
+        renewed = renew_after_401(self.source, snapshot.bundle.access_token, response, sent)
         if renewed.bundle.authorization == snapshot.bundle.authorization:
             return response
         release(response)
-        retry = request.copy()
-        rewind(retry)
-        extract_cookies_to_jar(retry._cookies, sent, response.raw)  # type: ignore[attr-defined,no-untyped-call]
-        retry.prepare_cookies(retry._cookies)  # type: ignore[attr-defined]
+        retry = resend_copy(request, sent, response)
         retry.headers["Authorization"] = renewed.bundle.authorization
         new_response = super().send(retry, **options)
         new_response.history.insert(0, response)

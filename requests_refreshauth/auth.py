@@ -16,15 +16,12 @@ from typing import Any, Callable, Optional
 
 from requests import PreparedRequest, Response
 from requests.auth import AuthBase
-from requests.cookies import extract_cookies_to_jar
 
 from ._urls import origin_of
 from .bundle import fingerprint
-from .challenge import refresh_may_help
-from .errors import AuthError
 from .providers.base import AuthProvider
 from .refresh import DEFAULT_SKEW
-from .replay import can_replay, release, rewind
+from .replay import release, renew_after_401, resend_copy, resendable
 from .source import TokenSource
 from .stores.base import TokenStore
 
@@ -98,24 +95,11 @@ class _RetryOn401:
             return response  # not our token on this hop (stripped on redirect, or replaced)
         if request.url is None or origin_of(request.url) != origin_of(self.url):
             return response
-        if not refresh_may_help(response.headers.get("WWW-Authenticate")):
-            return response
-        if not can_replay(request):
-            log.warning(
-                "the server rejected the access token (401) but the request body is a "
-                "stream that cannot be sent again; returning the 401. Send a bytes or "
-                "seekable body to get an automatic retry."
-            )
+        if not resendable(response, request, log):
             return response
         self.used = True
         rejected = self.authorization.partition(" ")[2]
-        try:
-            snapshot = self.source.after_rejection(rejected)
-        except AuthError as exc:
-            release(response)
-            exc.response = response
-            exc.request = request
-            raise
+        snapshot = renew_after_401(self.source, rejected, response, request)
         if snapshot.bundle.authorization == self.authorization:
             return response
 
@@ -125,10 +109,7 @@ class _RetryOn401:
         # The 401 keeps a copy of what was really sent.
         response.request = request.copy()
         request.headers["Authorization"] = snapshot.bundle.authorization
-        retry = request.copy()
-        rewind(retry)
-        extract_cookies_to_jar(retry._cookies, request, response.raw)  # type: ignore[attr-defined,no-untyped-call]
-        retry.prepare_cookies(retry._cookies)  # type: ignore[attr-defined]
+        retry = resend_copy(request, request, response)
         self.authorization = snapshot.bundle.authorization
         log.debug("resending a request rejected with 401 with a refreshed token")
         new_response: Response = response.connection.send(retry, **kwargs)
