@@ -162,13 +162,7 @@ def _bundle_from_legacy(data: Mapping[str, Any], issued: float, path: Optional[s
             expires_at=expires_at,
             issued_at=issued_at,
             token_type=token_type if isinstance(token_type, str) and token_type else "Bearer",
-            scope=(
-                tuple(scope.split())
-                if isinstance(scope, str)
-                else tuple(str(item) for item in scope)
-                if isinstance(scope, (list, tuple))
-                else None
-            ),
+            scope=scope if isinstance(scope, (str, list, tuple)) else None,
         )
     except (TypeError, ValueError):
         raise StoreReadError(f"{where} is malformed; nothing was imported.") from None

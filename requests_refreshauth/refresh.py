@@ -19,7 +19,7 @@ import logging
 import time
 from typing import Callable, Optional, TypeVar
 
-from .bundle import Account, Snapshot, TokenState, fingerprint
+from .bundle import Account, Snapshot, TokenState, fingerprint, seconds_left
 from .errors import (
     AccountNotFoundError,
     AuthError,
@@ -298,7 +298,7 @@ def _renew_locked(
     try:
         renewed = provider.renew(bundle)
     except RefreshTransientError as exc:
-        left = current.bundle.expires_at - clock() if current.bundle.expires_at else None
+        left = seconds_left(current.bundle, clock())
         if not force and rejected_token is None and (left is None or left > 0):
             log.warning(
                 "refresh of %s failed (%s); using the current token, which is still valid "
@@ -327,7 +327,7 @@ def _renew_locked(
             exc if isinstance(exc, AuthError) else type(exc).__name__,
         )
         return Snapshot(account, renewed, current.revision, current.is_default)
-    left = renewed.expires_at - clock() if renewed.expires_at is not None else None
+    left = seconds_left(renewed, clock())
     log.info(
         "refreshed the access token of %s (token#%s, %s)",
         _describe(account),

@@ -13,9 +13,9 @@ import json
 import logging
 import math
 import re
-from typing import Any, Literal, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Literal, Mapping, Optional, Sequence, Tuple
 
-from .bundle import TokenBundle, jwt_expiry
+from .bundle import ScopeLike, TokenBundle, _finite, jwt_expiry
 from .errors import (
     RefreshExpiredError,
     RefreshRejectedError,
@@ -264,21 +264,13 @@ def interpret_token_response(
 
 def number_or_none(value: Any) -> Optional[float]:
     """A finite, non-negative number from a JSON value (numeric strings too), else None."""
-    if isinstance(value, bool):
-        return None
     if isinstance(value, str):
         try:
             value = float(value)
         except ValueError:
             return None
-    if isinstance(value, (int, float)):
-        try:
-            number = float(value)
-        except OverflowError:
-            return None
-        if math.isfinite(number) and number >= 0:
-            return number
-    return None
+    number = _finite(value)
+    return number if number is not None and number >= 0 else None
 
 
 def bundle_from_token_response(
@@ -328,13 +320,8 @@ def bundle_from_token_response(
     else:
         refresh_expires_at = None
 
-    scope_value: Union[str, Sequence[str], None] = params.get("scope")
-    scope: Optional[Tuple[str, ...]]
-    if isinstance(scope_value, str):
-        scope = tuple(scope_value.split())
-    elif isinstance(scope_value, (list, tuple, set)):
-        scope = tuple(str(s) for s in scope_value)
-    else:
+    scope: ScopeLike = params.get("scope")  # TokenBundle normalises it
+    if not isinstance(scope, (str, list, tuple, set)):
         scope = previous.scope if previous is not None else None
 
     return TokenBundle(
