@@ -12,14 +12,10 @@ refresh grant, and every request succeeds. Exits non-zero if anything failed.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
-import queue
-import statistics
 import sys
-import tempfile
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 __all__ = ["add_demo_arguments", "run_demo"]
 
@@ -124,6 +120,11 @@ def _percentile(values: List[float], fraction: float) -> float:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    # Imported here: ``python -m requests_refreshauth`` imports this module for every verb.
+    import multiprocessing
+    import queue
+    import tempfile
+
     from .bundle import Account
     from .refresh import refresh_access_token
     from .stores.file import FileTokenStore
@@ -153,7 +154,7 @@ def run_demo(args: argparse.Namespace) -> int:
         start, stop = context.Barrier(workers + 1), context.Event()
         results: Any = context.Queue()
         config = {
-            "client_id": server.provider().client_id,
+            "client_id": server.client_id,
             "token_endpoint": server.token_endpoint,
             "url": server.resource_url,
             "records": records,
@@ -241,6 +242,8 @@ def _summary(
     alive: bool,
     expiries: int,
 ) -> None:
+    import statistics
+
     latencies = [value * 1000 for value in tally.latencies]
     rows = [
         ("worker processes", f"{workers}"),
@@ -262,9 +265,3 @@ def _summary(
     for name, value in rows:
         print(f"| {name:{width}} | {value} |", file=out)
     print(file=out)
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m requests_refreshauth demo")
-    add_demo_arguments(parser)
-    return run_demo(parser.parse_args(argv))
