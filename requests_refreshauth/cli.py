@@ -28,6 +28,7 @@ from .errors import AuthError
 if TYPE_CHECKING:
     import argparse
 
+    from .bundle import Account
     from .providers.base import AuthProvider
     from .stores.base import AccountStatus, TokenStore
 
@@ -187,7 +188,7 @@ class AuthCommands:
         else:  # a provider that needs no user: obtaining a token is the login
             snapshot = refresh_access_token(self.store, provider, force=True)
         data = {
-            "account": {"id": snapshot.account.id, "label": snapshot.account.label},
+            "account": _account_json(snapshot.account),
             "default": snapshot.is_default,
             "expires_at": snapshot.bundle.expires_at,
         }
@@ -202,7 +203,7 @@ class AuthCommands:
             self._emit(as_json, {"account": None}, "Not logged in.")
             return 0
         account = result.account
-        data = {"account": {"id": account.id, "label": account.label}, "revoked": result.revoked}
+        data = {"account": _account_json(account), "revoked": result.revoked}
         note = {True: "", False: " (the server could not be told)", None: ""}[result.revoked]
         self._emit(as_json, data, f"Logged out of {_name(account.id, account.label)}{note}.")
         return 0
@@ -262,12 +263,16 @@ class AuthCommands:
 
     def accounts_use(self, ref: str, *, as_json: bool = False) -> int:
         account = self.store.set_default(ref)
-        data = {"default": {"id": account.id, "label": account.label}}
+        data = {"default": _account_json(account)}
         self._emit(as_json, data, f"{_name(account.id, account.label)} is now the default account.")
         return 0
 
     def accounts_remove(self, ref: str, *, as_json: bool = False) -> int:
         return self.logout(as_json=as_json, user=ref)
+
+
+def _account_json(account: Account) -> Dict[str, Optional[str]]:
+    return {"id": account.id, "label": account.label}
 
 
 def _name(account_id: str, label: Optional[str]) -> str:
@@ -286,7 +291,7 @@ def _expiry_text(expires_at: Optional[float]) -> str:
 def _status_data(status: AccountStatus) -> Dict[str, Any]:
     now = time.time()
     return {
-        "account": {"id": status.account.id, "label": status.account.label},
+        "account": _account_json(status.account),
         "default": status.is_default,
         "expires_at": status.expires_at,
         "expires_in": None if status.expires_at is None else round(status.expires_at - now, 1),
@@ -382,16 +387,12 @@ def _add_verbs(verbs: Any, commands: AuthCommands) -> None:
     use = account_verbs.add_parser("use", help="make an account the default")
     common(use, user=False)
     use.add_argument("ref", metavar="REF")
-    use.set_defaults(
-        func=lambda a: commands.run(lambda **kw: commands.accounts_use(a.ref, **kw), as_json=a.json)
-    )
+    use.set_defaults(func=lambda a: commands.run(commands.accounts_use, as_json=a.json, ref=a.ref))
     remove = account_verbs.add_parser("remove", help="log out of an account")
     common(remove, user=False)
     remove.add_argument("ref", metavar="REF")
     remove.set_defaults(
-        func=lambda a: commands.run(
-            lambda **kw: commands.accounts_remove(a.ref, **kw), as_json=a.json
-        )
+        func=lambda a: commands.run(commands.accounts_remove, as_json=a.json, ref=a.ref)
     )
 
 
@@ -492,13 +493,13 @@ def click_auth_group(
     @click.argument("ref")
     def use(as_json: bool, ref: str) -> None:
         host_prog()
-        finish(commands.run(lambda **kw: commands.accounts_use(ref, **kw), as_json=as_json))
+        finish(commands.run(commands.accounts_use, as_json=as_json, ref=ref))
 
     @accounts.command(help="Log out of an account.")
     @json_option
     @click.argument("ref")
     def remove(as_json: bool, ref: str) -> None:
         host_prog()
-        finish(commands.run(lambda **kw: commands.accounts_remove(ref, **kw), as_json=as_json))
+        finish(commands.run(commands.accounts_remove, as_json=as_json, ref=ref))
 
     return group

@@ -24,8 +24,6 @@ from typing import Any, Deque, Dict, Mapping, NamedTuple, Optional
 
 __all__ = ["FAULT_KINDS", "Fault", "FaultQueue"]
 
-FAULT_KINDS = frozenset({"503", "500", "429", "malformed", "delay", "drop_after_rotate"})
-
 #: Options each kind accepts, with their defaults.
 _OPTIONS: Mapping[str, Mapping[str, Any]] = {
     "503": {"retry_after": 1},
@@ -35,6 +33,7 @@ _OPTIONS: Mapping[str, Mapping[str, Any]] = {
     "delay": {"seconds": 1.0},
     "drop_after_rotate": {},
 }
+FAULT_KINDS = frozenset(_OPTIONS)
 
 
 class Fault(NamedTuple):
