@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, List, NamedTuple, Optional
+from typing import Callable, List, Literal, NamedTuple, Optional
 
 from .bundle import Account
 from .errors import AuthError
 
-__all__ = ["AuthEvent", "Listener", "add_listener", "emit", "remove_listener"]
+__all__ = ["AuthEvent", "EventKind", "Listener", "add_listener", "emit", "remove_listener"]
 
 log = logging.getLogger("requests_refreshauth.events")
 
@@ -23,11 +23,11 @@ log = logging.getLogger("requests_refreshauth.events")
 #: ``"adopted"``        another thread or process had refreshed; its token is used;
 #: ``"login_required"`` the account cannot be renewed (``error`` says why);
 #: ``"refresh_failed"`` a refresh failed in a way that may heal (``error`` set).
-EVENT_KINDS = ("refreshed", "adopted", "login_required", "refresh_failed")
+EventKind = Literal["refreshed", "adopted", "login_required", "refresh_failed"]
 
 
 class AuthEvent(NamedTuple):
-    kind: str
+    kind: EventKind
     account: Optional[Account]
     expires_at: Optional[float] = None
     error: Optional[AuthError] = None

@@ -28,7 +28,7 @@ from .errors import (
     RefreshTransientError,
     RefreshUnavailableError,
 )
-from .events import AuthEvent, emit
+from .events import AuthEvent, EventKind, emit
 from .providers.base import AuthProvider
 from .stores.base import AccountStatus, RevisionConflict, SnapshotChanged, TokenStore
 
@@ -145,7 +145,7 @@ def refresh_access_token(
     except AuthError as exc:
         if exc.account is None:
             exc.account = account
-        kind = "login_required" if exc.login_required else "refresh_failed"
+        kind: EventKind = "login_required" if exc.login_required else "refresh_failed"
         emit(AuthEvent(kind, exc.account, error=exc))
         raise
 

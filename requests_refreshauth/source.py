@@ -90,7 +90,3 @@ class TokenSource:
                 until = now + min(_QUIET, max(0.0, (bundle.expires_at - now) / 2.0))
         self._entry = (snapshot, until)
         return snapshot
-
-    def forget(self) -> None:
-        """Drop the cache: the next request reads the store again."""
-        self._entry = None
