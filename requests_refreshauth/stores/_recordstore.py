@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Callable, List, Optional, TypeVar
 
 from ..bundle import Account, Snapshot, TokenBundle, fingerprint
 from ..errors import StoreReadError
+from ..locking import AccountLock
 from .base import AccountStatus, RevisionConflict, resolve_ref
-from .records import Records
+from .records import Records, RecordsFile
 
 T = TypeVar("T")
 
@@ -49,6 +51,10 @@ class RecordStore:
     def _where(self) -> str:
         """How errors name this store (a path, or "memory")."""
         raise NotImplementedError
+
+    def _drop_secrets(self, account: Account, record: dict[str, Any]) -> None:
+        """Remove secrets kept outside the records before ``clear`` drops ``record``;
+        raising keeps the account."""
 
     # --- bundle <-> record
     def _bundle_of(self, account_id: str, record: dict[str, Any]) -> TokenBundle:
@@ -131,6 +137,7 @@ class RecordStore:
         def mutate(records: Records) -> Optional[Account]:
             account = resolve_ref(accounts_of(records), records.default, ref)
             if account is not None:
+                self._drop_secrets(account, records.accounts[account.id])
                 forget(records, account.id)
             return account
 
@@ -144,3 +151,24 @@ class RecordStore:
             return account
 
         return self._update(mutate)
+
+
+class FileRecordStore(RecordStore):
+    """A :class:`RecordStore` whose records live in a :class:`RecordsFile` at ``path``,
+    with the refresh lock files beside it."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.records_file = RecordsFile(path)
+        self.path = self.records_file.path
+
+    def _where(self) -> str:
+        return self.path
+
+    def _load(self) -> Records:
+        return self.records_file.load()
+
+    def _update(self, mutate: Callable[[Records], T]) -> T:
+        return self.records_file.update(mutate)
+
+    def refresh_lock(self, account: Account) -> AccountLock:
+        return AccountLock(self.records_file.refresh_lock_path(account.id))

@@ -33,7 +33,6 @@ from typing import Any, Callable, Dict, List, Literal, NamedTuple, Optional, Tup
 
 from ..bundle import Account, Snapshot, TokenBundle, fingerprint
 from ..errors import StoreReadError, StoreWriteError
-from ..locking import AccountLock
 from ._keyring_access import (
     KeyringAbsent,
     KeyringAccess,
@@ -41,9 +40,9 @@ from ._keyring_access import (
     KeyringTimeout,
     split_for_limit,
 )
-from ._recordstore import RecordStore, accounts_of, forget, pin_default
-from .base import AccountStatus, RevisionConflict, SnapshotChanged, resolve_ref
-from .records import Records, RecordsFile
+from ._recordstore import FileRecordStore, RecordStore, pin_default
+from .base import AccountStatus, RevisionConflict, SnapshotChanged
+from .records import Records
 
 __all__ = ["CredentialStorePolicy", "KeyringTokenStore", "WriteReport", "default_slot"]
 
@@ -74,7 +73,7 @@ class WriteReport(NamedTuple):
     warning: Optional[str] = None
 
 
-class KeyringTokenStore(RecordStore):
+class KeyringTokenStore(FileRecordStore):
     """Multi-account token store on the OS keyring (see the module docstring).
 
     ``service``: the keyring service name (your application's name). ``records_path``: the
@@ -102,8 +101,7 @@ class KeyringTokenStore(RecordStore):
         self.service = service
         self.policy: CredentialStorePolicy = credential_store
         self.slot_for = slot_for or default_slot
-        self.records_file = RecordsFile(records_path)
-        self.path = self.records_file.path
+        super().__init__(records_path)
         self.keyring = KeyringAccess(backend, timeout)
         #: What the most recent :meth:`save` did (``None`` before the first save).
         self.last_write: Optional[WriteReport] = None
@@ -117,20 +115,6 @@ class KeyringTokenStore(RecordStore):
             f"KeyringTokenStore(service={self.service!r}, records={self.path!r}, "
             f"credential_store={self.policy!r})"
         )
-
-    # ------------------------------------------------------------------ RecordStore hooks
-
-    def _where(self) -> str:
-        return self.path
-
-    def _load(self) -> Records:
-        return self.records_file.load()
-
-    def _update(self, mutate: Callable[[Records], Any]) -> Any:
-        return self.records_file.update(mutate)
-
-    def refresh_lock(self, account: Account) -> AccountLock:
-        return AccountLock(self.records_file.refresh_lock_path(account.id))
 
     # ------------------------------------------------------------------ record layout
 
@@ -525,26 +509,23 @@ class KeyringTokenStore(RecordStore):
 
     def clear(self, ref: Optional[str] = None) -> Optional[Account]:
         """Remove the account's secrets, then its record (a failed removal keeps both)."""
-        with self.records_file.locked():
-            records = self.records_file.load()
-            account = resolve_ref(accounts_of(records), records.default, ref)
-            if account is None:
-                return None
-            record = records.accounts[account.id]
-            if record.get("secrets") == "keyring" and self.policy != "plaintext":
-                try:
-                    for name in _slots_of(record):
-                        self.keyring.delete(self.service, name)
-                except (KeyringFailure, KeyringAbsent) as exc:
-                    raise StoreWriteError(
-                        f"Cannot remove the tokens of account {account.id!r} from the OS "
-                        f"keyring: {exc}. The account was kept; try again."
-                    ) from None
-            forget(records, account.id)
-            self.records_file.write(records)
-        with self._known_lock:
-            self._known.pop(account.id, None)
+        account = super().clear(ref)
+        if account is not None:
+            with self._known_lock:
+                self._known.pop(account.id, None)
         return account
+
+    def _drop_secrets(self, account: Account, record: Dict[str, Any]) -> None:
+        if record.get("secrets") != "keyring" or self.policy == "plaintext":
+            return
+        try:
+            for name in _slots_of(record):
+                self.keyring.delete(self.service, name)
+        except (KeyringFailure, KeyringAbsent) as exc:
+            raise StoreWriteError(
+                f"Cannot remove the tokens of account {account.id!r} from the OS keyring: "
+                f"{exc}. The account was kept; try again."
+            ) from None
 
 
 class _AbsentDuringWrite(StoreWriteError):
