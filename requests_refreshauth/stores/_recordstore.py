@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, List, Optional, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from ..bundle import Account, Snapshot, TokenBundle, fingerprint
 from ..errors import StoreReadError
@@ -23,6 +23,20 @@ def pin_default(records: Records, account_id: str, make_default: Optional[bool])
     pinned = records.default is not None and records.default in records.accounts
     if make_default or (make_default is None and not pinned):
         records.default = account_id
+
+
+def claim(
+    records: Records, account: Account, expected_revision: Optional[int]
+) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+    """The account's current record and the label a save keeps; raises
+    :class:`RevisionConflict` if a conditional save finds another revision."""
+    old = records.accounts.get(account.id)
+    if expected_revision is not None and (
+        old is None or old.get("revision", 0) != expected_revision
+    ):
+        raise RevisionConflict(account.id)
+    label = account.label if account.label is not None else (old or {}).get("label")
+    return old, label
 
 
 def forget(records: Records, account_id: str) -> None:
@@ -116,12 +130,7 @@ class RecordStore:
         expected_revision: Optional[int] = None,
     ) -> Snapshot:
         def mutate(records: Records) -> Snapshot:
-            old = records.accounts.get(account.id)
-            if expected_revision is not None and (
-                old is None or old.get("revision", 0) != expected_revision
-            ):
-                raise RevisionConflict(account.id)
-            label = account.label if account.label is not None else (old or {}).get("label")
+            _, label = claim(records, account, expected_revision)
             records.accounts[account.id] = {
                 "label": label,
                 "revision": records.next_revision(),

@@ -40,8 +40,8 @@ from ._keyring_access import (
     KeyringTimeout,
     split_for_limit,
 )
-from ._recordstore import FileRecordStore, RecordStore, pin_default
-from .base import AccountStatus, RevisionConflict, SnapshotChanged
+from ._recordstore import FileRecordStore, RecordStore, claim, pin_default
+from .base import AccountStatus, SnapshotChanged
 from .records import Records
 
 __all__ = ["CredentialStorePolicy", "KeyringTokenStore", "WriteReport", "default_slot"]
@@ -360,13 +360,8 @@ class KeyringTokenStore(FileRecordStore):
             self._keyring_usable()
         with self.records_file.locked():
             records = self.records_file.load()
-            old = records.accounts.get(account.id)
-            if expected_revision is not None and (
-                old is None or old.get("revision", 0) != expected_revision
-            ):
-                raise RevisionConflict(account.id)
+            old, label = claim(records, account, expected_revision)
             location, warning = self._where_to_write(old)
-            label = account.label if account.label is not None else (old or {}).get("label")
             slot = old.get("slot") if old and old.get("secrets") == "keyring" else None
             slot = slot or self.slot_for(account.id)
             record: Dict[str, Any] = {
