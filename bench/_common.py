@@ -210,16 +210,8 @@ def private_secret_service() -> Iterator[Any]:
     """
     module = _load_secret_service_module()
     service = module.start_secret_service()
-    names = (*service.env, "PYTHON_KEYRING_BACKEND")
-    saved = {name: os.environ.get(name) for name in names}
     try:
-        os.environ.update(service.env)
-        os.environ.pop("PYTHON_KEYRING_BACKEND", None)  # let keyring detect the daemon
-        yield service
+        with module.environment_of(service):
+            yield service
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         service.stop()

@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, Dict, List, Optional
+from typing import IO, Dict, Iterator, List, Optional
 
 __all__ = ["SecretService", "start_secret_service", "unavailable_reason"]
 
@@ -230,6 +230,24 @@ class SecretService:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def environment_of(service: SecretService) -> Iterator[None]:
+    """``os.environ`` pointed at ``service`` (child processes inherit it), restored on
+    exit. ``PYTHON_KEYRING_BACKEND`` is unset so that keyring detects the daemon."""
+    names = (*service.env, "PYTHON_KEYRING_BACKEND")
+    saved = {name: os.environ.get(name) for name in names}
+    try:
+        os.environ.update(service.env)
+        os.environ.pop("PYTHON_KEYRING_BACKEND", None)
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def start_secret_service(timeout: float = 20.0) -> SecretService:

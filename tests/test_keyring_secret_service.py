@@ -26,7 +26,12 @@ import keyring
 import keyring.backend
 import keyring.core
 import pytest
-from _secret_service import SecretService, start_secret_service, unavailable_reason
+from _secret_service import (
+    SecretService,
+    environment_of,
+    start_secret_service,
+    unavailable_reason,
+)
 from keyring.backends import SecretService as SecretServiceBackend
 from keyring_fakes import CountingKeyring
 from race import release_together, run_workers
@@ -82,24 +87,16 @@ def secret_service() -> Iterator[SecretService]:
             pytest.fail(f"CI=true but the Secret Service tests cannot run: {reason}")
         pytest.skip(reason)
     service = start_secret_service()
+    previous_backend = keyring.core._keyring_backend
     try:
-        names = (*service.env, "PYTHON_KEYRING_BACKEND")
-        saved = {name: os.environ.get(name) for name in names}
-        previous_backend = keyring.core._keyring_backend
-        try:
-            os.environ.update(service.env)
-            os.environ.pop("PYTHON_KEYRING_BACKEND", None)  # let keyring detect the daemon
+        with environment_of(service):
             keyring.core._keyring_backend = None
             _forget_detected_backends()
-            yield service
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-            keyring.core._keyring_backend = previous_backend
-            _forget_detected_backends()
+            try:
+                yield service
+            finally:
+                keyring.core._keyring_backend = previous_backend
+                _forget_detected_backends()
     finally:
         service.stop()
 

@@ -531,13 +531,19 @@ def test_low_priority_backend_chosen_by_environment_variable_is_used(
     assert filled == [["alice", "alice/refresh"]]
 
 
+def configure_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str) -> None:
+    """keyring's config file (under the ``detect`` fixture's XDG_CONFIG_HOME) names
+    ``backend``, and keyring's real detection is used."""
+    monkeypatch.setattr(keyring, "get_keyring", keyring.core.get_keyring)
+    config = tmp_path / "xdg-config" / "python_keyring" / "keyringrc.cfg"
+    config.parent.mkdir(parents=True)
+    config.write_text(f"[backend]\ndefault-keyring={backend}\n")
+
+
 def test_low_priority_backend_chosen_in_keyring_config_is_used(
     records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(keyring, "get_keyring", keyring.core.get_keyring)  # real detection
-    config = tmp_path / "xdg-config" / "python_keyring" / "keyringrc.cfg"
-    config.parent.mkdir(parents=True)
-    config.write_text("[backend]\ndefault-keyring=keyring_fakes.LowPriorityKeyring\n")
+    configure_keyring(tmp_path, monkeypatch, "keyring_fakes.LowPriorityKeyring")
     monkeypatch.setattr(LowPriorityKeyring, "instances", [])
     store = store_on(records, credential_store="fallback")
     store.save(Account("alice"), make_bundle())
@@ -552,10 +558,7 @@ def test_keyring_disabled_in_config_counts_as_absent(
     records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``keyring.disable()`` configures the null backend (priority -1): no keyring."""
-    monkeypatch.setattr(keyring, "get_keyring", keyring.core.get_keyring)  # real detection
-    config = tmp_path / "xdg-config" / "python_keyring" / "keyringrc.cfg"
-    config.parent.mkdir(parents=True)
-    config.write_text("[backend]\ndefault-keyring=keyring.backends.null.Keyring\n")
+    configure_keyring(tmp_path, monkeypatch, "keyring.backends.null.Keyring")
     assert isinstance(keyring.core.get_keyring(), null.Keyring)
     store = store_on(records, credential_store="fallback")
     store.save(Account("alice"), make_bundle())

@@ -1035,11 +1035,8 @@ def _worker_token(kind: str, index: int, round_: int, nonce: str) -> str:
     return f"{kind}-{nonce}-{index}-{round_}"
 
 
-def _process_worker(path: str, index: int, rounds: int, nonce: str, start: Any) -> None:
-    """Runs in a spawned process: save one account ``rounds`` times."""
-    store = FileTokenStore(path)
-    account = Account(f"proc-{index:02d}", f"worker {index}")
-    start.wait(60)
+def _save_rounds(store: Any, account: Account, index: int, rounds: int, nonce: str) -> None:
+    """Save ``account`` ``rounds`` times, each bundle telling which worker and round."""
     for n in range(rounds):
         bundle = TokenBundle(
             _worker_token("at", index, n, nonce),
@@ -1048,6 +1045,14 @@ def _process_worker(path: str, index: int, rounds: int, nonce: str, start: Any) 
             issued_at=NOW,
         )
         store.save(account, bundle, make_default=None)
+
+
+def _process_worker(path: str, index: int, rounds: int, nonce: str, start: Any) -> None:
+    """Runs in a spawned process: save one account ``rounds`` times."""
+    store = FileTokenStore(path)
+    account = Account(f"proc-{index:02d}", f"worker {index}")
+    start.wait(60)
+    _save_rounds(store, account, index, rounds, nonce)
 
 
 def _read_continuously(store: FileTokenStore, stop: threading.Event, errors: list[str]) -> None:
@@ -1129,14 +1134,7 @@ def test_concurrent_threads_lose_no_account(tmp_path: Path, sharing: str) -> Non
         account = Account(f"thread-{index:02d}")
         barrier.wait(30)
         try:
-            for n in range(THREAD_ROUNDS):
-                bundle = TokenBundle(
-                    _worker_token("at", index, n, nonce),
-                    _worker_token("rt", index, n, nonce),
-                    expires_at=NOW + n,
-                    issued_at=NOW,
-                )
-                store.save(account, bundle, make_default=None)
+            _save_rounds(store, account, index, THREAD_ROUNDS, nonce)
         except Exception as exc:  # reported below
             failures.append(type(exc).__name__)
 
