@@ -102,10 +102,11 @@ class RefreshAdapter(HTTPAdapter):
             "proxies": proxies,
         }
         assert request.url is not None
-        if not self._serves(origin_of(request.url)):
+        origin = origin_of(request.url)
+        if not self._serves(origin):
             log.warning(
                 "not attaching the access token to a request for %s: outside the adapter's origin",
-                "://".join(origin_of(request.url)[:2]),
+                "://".join(origin[:2]),
             )
             return super().send(request, **options)
 

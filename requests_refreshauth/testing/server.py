@@ -291,13 +291,14 @@ class LocalAuthServer:
     ) -> Optional[Reply]:
         oauth = self._oauth
         assert oauth is not None
-        path = urlsplit(target).path
+        parts = urlsplit(target)
+        path = parts.path
         uri = self.issuer + target
         text = body.decode("utf-8", "replace")
         try:
             if path == "/authorize" and method == "GET":
                 self._counters.add("authorization_requests")
-                hint = parse_qs(urlsplit(target).query).get("login_hint")
+                hint = parse_qs(parts.query).get("login_hint")
                 status, out, page = oauth.authorize(
                     uri, user=hint[0] if hint else self.user, approve=self.approve
                 )
