@@ -12,7 +12,8 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 from urllib.parse import urlencode
 
-from .errors import CallbackTimeoutError, OAuthFlowError, RefreshTransientError
+from .errors import AuthError, CallbackTimeoutError, OAuthFlowError, RefreshTransientError
+from .providers.token_endpoint import _scrub
 from .token_response import interpret_token_response, oauth_error_of
 
 if TYPE_CHECKING:
@@ -57,6 +58,10 @@ def start_device_authorization(
     params = {"client_id": provider.client_id}
     if provider.scopes:
         params["scope"] = " ".join(provider.scopes)
+    # A confidential client authenticates here as at the token endpoint (§3.1).
+    secret = provider._credentials(client_id=False).get("client_secret")
+    if secret:
+        params["client_secret"] = secret
     try:
         response = provider.session.post(
             endpoint,
@@ -65,6 +70,7 @@ def start_device_authorization(
                 "Content-Type": "application/x-www-form-urlencoded",
                 "Accept": "application/json",
             },
+            auth=provider._basic,
             timeout=provider.timeout,
         )
     except Exception as exc:  # noqa: BLE001 - typed below
@@ -82,11 +88,13 @@ def start_device_authorization(
             data = None
     if not isinstance(data, dict):
         error, description = oauth_error_of(text)
-        raise OAuthFlowError(
+        failure = OAuthFlowError(
             f"The device authorization request failed (HTTP {status}"
             + (f", {error}: {description}" if error else "")
             + ")."
         )
+        _scrub(failure, [secret] if secret else [])
+        raise failure
     try:
         return DeviceAuthorization(
             device_code=str(data["device_code"]),
@@ -117,9 +125,12 @@ def poll_device_token(
     from oauthlib.oauth2 import DeviceClient
 
     interval = authorization.interval
+    credentials = provider._credentials(client_id=False)
     body = DeviceClient(provider.client_id).prepare_request_body(
-        authorization.device_code, **provider._credentials(client_id=False)
+        authorization.device_code, **credentials
     )
+    # Never shown, even if a server echoes them into an error description.
+    secrets = [authorization.device_code, *filter(None, [credentials.get("client_secret")])]
     while True:
         left = authorization.expires_at - clock()
         if left <= 0:
@@ -139,14 +150,18 @@ def poll_device_token(
             text, status = response.text, response.status_code
             retry_after = response.headers.get("Retry-After")
         if status == 200:
-            return interpret_token_response(
-                status,
-                text,
-                now=clock(),
-                requested_scope=provider.scopes or None,
-                retry_after_header=retry_after,
-                grant="exchange",
-            )
+            try:
+                return interpret_token_response(
+                    status,
+                    text,
+                    now=clock(),
+                    requested_scope=provider.scopes or None,
+                    retry_after_header=retry_after,
+                    grant="exchange",
+                )
+            except AuthError as exc:
+                _scrub(exc, secrets)
+                raise
         error, _ = oauth_error_of(text)
         if error == "authorization_pending":
             continue
@@ -168,3 +183,6 @@ def poll_device_token(
             )
         except RefreshTransientError:
             continue
+        except AuthError as exc:
+            _scrub(exc, secrets)
+            raise

@@ -19,6 +19,7 @@ import pytest
 import requests
 from localhttp import (
     LocalServer,
+    Recorded,
     Reply,
     ServerFactory,
     TokenEndpointScript,
@@ -28,6 +29,7 @@ from localhttp import (
 from support import child_report, fork_child
 
 from requests_refreshauth import (
+    AuthError,
     AuthorizationRequest,
     PkceProvider,
     RefreshExpiredError,
@@ -36,6 +38,11 @@ from requests_refreshauth import (
     RetryPolicy,
     TokenBundle,
     TokenExchangeError,
+)
+from requests_refreshauth.device import (
+    DeviceAuthorization,
+    poll_device_token,
+    start_device_authorization,
 )
 
 FAST = RetryPolicy(attempts=3, max_wait=10.0, backoff=0.01)
@@ -461,3 +468,84 @@ def test_own_session_is_recreated_in_a_forked_child(
     }
     assert own.session is parent_session  # the parent keeps its own
     assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("client_auth", ["basic", "post"])
+def test_device_authorization_request_authenticates_a_confidential_client(
+    idp: Tuple[LocalServer, TokenEndpointScript], client_auth: str
+) -> None:
+    """RFC 8628 §3.1: a confidential client authenticates at the device authorization
+    endpoint as at the token endpoint (RFC 6749 §2.3), in the same way."""
+    server, _ = idp
+    server.route(
+        "/device",
+        lambda request: Reply.json(
+            {
+                "device_code": "device-code",
+                "user_code": "ABCD-EFGH",
+                "verification_uri": server.url_for("/verify"),
+                "expires_in": 600,
+                "interval": 5,
+            }
+        ),
+    )
+    provider = provider_for(
+        server,
+        client_secret="client-secret-value",
+        client_auth=client_auth,
+        device_authorization_endpoint=server.url_for("/device"),
+        scopes=("openid",),
+    )
+    start_device_authorization(provider)
+    (received,) = server.requests
+    assert received.form["client_id"] == "cli-app"
+    assert received.form["scope"] == "openid"
+    basic = "Basic " + base64.b64encode(b"cli-app:client-secret-value").decode()
+    if client_auth == "basic":
+        assert received.authorization == basic
+        assert "client_secret" not in received.form
+    else:
+        assert received.authorization is None
+        assert received.form["client_secret"] == "client-secret-value"
+
+
+def test_device_flow_errors_never_echo_the_client_secret_or_device_code(
+    idp: Tuple[LocalServer, TokenEndpointScript],
+) -> None:
+    """A server that echoes what it was sent into error_description must not put the
+    client secret or the device code into an exception message."""
+    server, script = idp
+    secret, device_code = "client-secret-value", "device-code-value"
+
+    def refuse(request: Recorded) -> Reply:
+        return Reply.json(
+            {"error": "invalid_client", "error_description": f"bad: {request.body.decode()}"},
+            status=401,
+        )
+
+    server.route("/device", refuse)
+    provider = provider_for(
+        server,
+        client_secret=secret,
+        client_auth="post",
+        device_authorization_endpoint=server.url_for("/device"),
+    )
+    with pytest.raises(AuthError) as started:
+        start_device_authorization(provider)
+    assert "invalid_client" in str(started.value)
+    assert secret not in str(started.value)
+
+    script.then(
+        Reply.json(
+            {"error": "invalid_grant", "error_description": f"bad {device_code} / {secret}"},
+            status=400,
+        )
+    )
+    authorization = DeviceAuthorization(
+        device_code, "ABCD-EFGH", server.url_for("/verify"), None, time.time() + 60, 1.0
+    )
+    with pytest.raises(AuthError) as polled:
+        poll_device_token(provider, authorization, sleep=lambda _s: None)
+    assert "invalid_grant" in str(polled.value)
+    assert secret not in str(polled.value)
+    assert device_code not in str(polled.value)
