@@ -5,7 +5,11 @@
     python -m requests_refreshauth demo     # see it work against a local server
 
 Tokens go to the OS keyring (records file under the user's config directory) unless
-``--store file`` is given.
+``--store file`` is given. Every failure exits with the code of its typed error
+(:data:`~requests_refreshauth.cli.EXIT_CODES`; 9 for an unusable configuration such as a
+plain-http endpoint in the discovered metadata, 1 for an unexpected error) and, under
+``--json``, one JSON document on stdout. Tracebacks are shown only with
+``REFRESHAUTH_DEBUG=1``.
 """
 
 from __future__ import annotations
@@ -117,7 +121,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     commands.args = args
     commands.prog = _invocation(args)
-    status: int = args.func(args)
+    # The auth verbs type their own failures; this catches the rest (the demo) the same way.
+    status: int = commands.run(
+        lambda as_json: args.func(args), as_json=bool(getattr(args, "json", False))
+    )
     return status
 
 

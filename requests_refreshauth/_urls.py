@@ -1,4 +1,11 @@
-"""URL rules: https everywhere except loopback (RFC 8252 §8.3), and origins."""
+"""URL rules: https everywhere except loopback (RFC 8252 §8.3), and origins.
+
+An endpoint URL is judged by the host urllib3 will connect to, and refused when the
+parsers could disagree about it (backslashes, whitespace, control characters, userinfo).
+``*.localhost`` names count as loopback only if they resolve only to loopback addresses
+when judged (at construction, and again before each call); a name a DNS server answers
+could still change in between, so prefer ``127.0.0.1``, ``[::1]`` or ``localhost``.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +16,31 @@ __all__ = ["for_oauthlib", "is_loopback_host", "origin_of", "require_secure_url"
 
 
 def is_loopback_host(host: str | None) -> bool:
+    """``localhost``, a loopback IP literal, or a ``*.localhost`` name that resolves
+    only to loopback addresses (RFC 6761 asks resolvers to, but many send such names to
+    DNS, where anyone may answer). Resolution happens here, when the URL is judged."""
     if not host:
         return False
     host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    return host.endswith(".localhost") and _resolves_only_to_loopback(host)
+
+
+def _resolves_only_to_loopback(host: str) -> bool:
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return False
+    addresses = {str(info[4][0]).split("%", 1)[0] for info in infos}
+    try:
+        return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
     except ValueError:
         return False
 
@@ -28,16 +53,59 @@ def _redacted(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def require_secure_url(url: str, what: str) -> str:
-    """Return ``url`` if it is https, or http on a loopback host; else ``ValueError``."""
-    if not isinstance(url, str) or not url:
-        raise ValueError(f"{what} must be an absolute https URL")
+class _Unsafe(Exception):
+    """Why a URL is refused (internal; raised as ``ConfigurationError``)."""
+
+
+def _host_and_port(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) as urllib3 will connect, if urlsplit agrees; else ``_Unsafe``.
+
+    The two parsers disagree on backslashes (``http://evil\\@127.0.0.1/``: urlsplit sees
+    127.0.0.1, urllib3 connects to evil), so such characters and userinfo are refused
+    outright, and whatever remains must parse the same way in both.
+    """
+    if any(c == "\\" or c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise _Unsafe("must be a URL without backslashes, spaces or control characters")
     parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
+    if "@" in parts.netloc:
+        raise _Unsafe("must be a URL without user:password@ credentials")
+    from urllib3.exceptions import LocationParseError
+    from urllib3.util import parse_url
+
+    try:
+        port = parts.port
+        seen = parse_url(url)
+    except (ValueError, LocationParseError):
+        raise _Unsafe("must be a well-formed URL") from None
+    host = (parts.hostname or "").lower()
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise _Unsafe("must be a URL with a valid host name") from None
+    connects_to = (seen.host or "").strip("[]").lower()
+    if seen.auth is not None or connects_to != host or (seen.port or None) != port:
+        raise _Unsafe("must be an unambiguous URL (urllib3 and urlsplit disagree on its host)")
+    return parts.scheme.lower(), host, port
+
+
+def require_secure_url(url: str, what: str) -> str:
+    """Return ``url`` if it is https, or http on a loopback host; else raise
+    ``ConfigurationError`` (also a ``ValueError``). The host judged is the one the HTTP
+    stack will connect to."""
+    from .errors import ConfigurationError
+
+    if not isinstance(url, str) or not url:
+        raise ConfigurationError(f"{what} must be an absolute https URL")
+    try:
+        scheme, host, _ = _host_and_port(url)
+    except _Unsafe as exc:
+        raise ConfigurationError(f"{what} {exc}") from None
+    if scheme == "https" and host:
         return url
-    if parts.scheme == "http" and is_loopback_host(parts.hostname):
+    if scheme == "http" and is_loopback_host(host):
         return url
-    raise ValueError(
+    raise ConfigurationError(
         f"{what} must use https (plain http is allowed only for loopback hosts such as "
         f"127.0.0.1): {_redacted(url)}"
     )
@@ -52,7 +120,7 @@ def for_oauthlib(url: str) -> str:
     loopback URL; the caller swaps the scheme back with :func:`from_oauthlib`.
     """
     parts = urlsplit(url)
-    if parts.scheme == "http" and is_loopback_host(parts.hostname):
+    if parts.scheme == "http":  # only loopback URLs pass require_secure_url with http
         return urlunsplit(("https", *parts[1:]))
     return url
 

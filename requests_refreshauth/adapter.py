@@ -6,6 +6,9 @@ mounted for carry the token. requests routes by string prefix, so a mount on
 ``https://api.example.com`` also receives ``https://api.example.com.evil.net/``; the
 adapter compares origins (scheme, host, port) and sends anything else untouched.
 
+The provider may share the session: its own calls (sent through ``_http``) pass through
+untouched, so a refresh never re-enters the engine.
+
 Redirects are resolved by the session, hop by hop, through ``get_adapter``: every hop
 is checked again, and the token is added to a copy of the request so it never rides
 along on a redirect the session builds from the original.
@@ -21,6 +24,7 @@ from typing import Any, Callable, FrozenSet, Mapping, Optional, Tuple, Union
 from requests import PreparedRequest, Response, Session
 from requests.adapters import HTTPAdapter
 
+from ._http import PROVIDER_CALL
 from ._urls import origin_of
 from .providers.base import AuthProvider
 from .refresh import DEFAULT_SKEW
@@ -101,6 +105,10 @@ class RefreshAdapter(HTTPAdapter):
             "cert": cert,
             "proxies": proxies,
         }
+        if PROVIDER_CALL.active:
+            # The provider's own call to the authorization server (it shares this
+            # session): no token, and no refresh from inside a refresh.
+            return super().send(request, **options)
         assert request.url is not None
         origin = origin_of(request.url)
         if not self._serves(origin):

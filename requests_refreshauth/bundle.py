@@ -12,15 +12,18 @@ import binascii
 import hashlib
 import json
 import math
-from typing import Any, Callable, Iterable, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Optional, Tuple, Union
 
 from ._values import Value
 
 __all__ = [
+    "SKEWED_TOKEN_LIFETIME",
     "Account",
     "Snapshot",
     "TokenBundle",
+    "TokenExpiry",
     "TokenState",
+    "access_token_expiry",
     "effective_skew",
     "fingerprint",
     "is_fresh",
@@ -347,3 +350,52 @@ def jwt_expiry(token: str) -> Optional[float]:
     """
     claims = jwt_claims(token)
     return None if claims is None else _finite(claims.get("exp"))
+
+
+#: Seconds a JWT access token is used when, by this machine's clock, its ``exp`` has
+#: already passed on receipt and it carries no ``iat`` to tell its lifetime: the clocks
+#: disagree, and refreshing again at once would loop. Tokens that die sooner are renewed
+#: by the 401 path; with the default skew, one refresh per four minutes at most.
+SKEWED_TOKEN_LIFETIME = 300.0
+#: A local lifetime below this is not believed (it would mean a refresh per request).
+_MIN_LIFETIME = 1.0
+
+
+class TokenExpiry(NamedTuple):
+    """When a just-received access token expires by the local clock.
+
+    ``clock_suspect``: the JWT's ``exp`` had already passed by our clock and no ``iat``
+    said how long the token lives, so :data:`SKEWED_TOKEN_LIFETIME` was assumed.
+    """
+
+    expires_at: Optional[float]
+    clock_suspect: bool = False
+
+
+def access_token_expiry(expires_in: Optional[float], access_token: str, now: float) -> TokenExpiry:
+    """The local expiry of an access token received at ``now`` (pure).
+
+    ``expires_in`` wins. Otherwise a JWT's ``exp`` is the *server's* clock: with ``iat``,
+    ``exp - iat`` is a lifetime counted from ``now``, whatever the clocks say; without it
+    ``exp`` is taken as is unless it has (nearly) passed by our clock, in which case the
+    token was not born dead, our clock is ahead: it is used for
+    :data:`SKEWED_TOKEN_LIFETIME` seconds. An unusable result (not finite) is "unknown".
+    """
+    if expires_in is not None:
+        return TokenExpiry(_finite(now + expires_in))
+    claims = jwt_claims(access_token)
+    if claims is None:
+        return TokenExpiry(None)
+    exp = _finite(claims.get("exp"))
+    if exp is None:
+        return TokenExpiry(None)
+    iat = _finite(claims.get("iat"))
+    if iat is not None:
+        lifetime = _finite(exp - iat)
+        if lifetime is not None and lifetime >= _MIN_LIFETIME:
+            at = _finite(now + lifetime)
+            if at is not None and at - now >= _MIN_LIFETIME:
+                return TokenExpiry(at)
+    if exp - now >= _MIN_LIFETIME:
+        return TokenExpiry(exp)
+    return TokenExpiry(now + SKEWED_TOKEN_LIFETIME, clock_suspect=True)

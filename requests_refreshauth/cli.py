@@ -13,7 +13,10 @@ Both give ``auth login [--device] [--no-browser]``, ``auth logout``, ``auth stat
 and ``--json``. ``store`` and ``provider`` may be objects or zero-argument factories
 (so ``--help`` does not read a keyring or fetch discovery metadata). Human output goes to
 stdout, progress and errors to stderr; ``--json`` prints one JSON document on stdout.
-Exit codes follow the error's ``code`` (:data:`EXIT_CODES`).
+Exit codes follow the error's ``code`` (:data:`EXIT_CODES`); every failure, typed or
+not, ends as one (no traceback unless ``REFRESHAUTH_DEBUG=1``). Human output has
+terminal control characters shown as escapes (``\\x1b``): account labels, server error
+text and device codes come from the server.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from __future__ import annotations
 import json
 import sys
 import time
+import traceback
 from typing import IO, TYPE_CHECKING, Any, Callable, Dict, Optional, TypeVar, Union
 
-from .errors import AuthError
+from ._scrub import terminal_safe
 
 if TYPE_CHECKING:
     import argparse
@@ -37,8 +41,9 @@ __all__ = ["EXIT_CODES", "AuthCommands", "add_auth_commands", "click_auth_group"
 T = TypeVar("T")
 Factory = Union[T, Callable[[], T]]
 
-#: Process exit status by error code. 0 is success, 1 an unexpected error, 2 a usage
-#: error (argparse/click), 130 Ctrl-C.
+#: Process exit status by error code. 0 is success, 1 an unexpected error
+#: (``AUTH_INTERNAL_ERROR``), 2 a usage error (argparse/click), 130 Ctrl-C (``CANCELLED``
+#: under ``--json``).
 EXIT_CODES: Dict[str, int] = {
     "NOT_AUTHENTICATED": 3,
     "AUTH_REFRESH_EXPIRED": 3,
@@ -52,12 +57,30 @@ EXIT_CODES: Dict[str, int] = {
     "ACCOUNT_NOT_FOUND": 7,
     "NO_ACCOUNT_SELECTED": 7,
     "AUTH_CALLBACK_TIMEOUT": 8,
+    "AUTH_CONFIGURATION_INVALID": 9,
+    "AUTH_INTERNAL_ERROR": 1,
+    "CANCELLED": 130,
 }
 
 
 def _resolve(value: Factory[T]) -> T:
     """An object, or the result of calling a zero-argument factory for it."""
     return value() if callable(value) else value
+
+
+def _build(value: Factory[T]) -> T:
+    """:func:`_resolve`, with a ``ValueError`` (a constructor's check: an http endpoint
+    in discovered metadata, a missing client id) typed as a configuration error."""
+    from .errors import ConfigurationError
+
+    try:
+        return _resolve(value)
+    except ConfigurationError:
+        raise
+    except ValueError as exc:
+        from ._failures import configuration_error
+
+        raise configuration_error(exc) from None
 
 
 def _duration(seconds: float) -> str:
@@ -109,53 +132,68 @@ class AuthCommands:
     @property
     def store(self) -> TokenStore:
         if self._store is None:
-            self._store = _resolve(self._store_factory)
+            self._store = _build(self._store_factory)
         return self._store
 
     @property
     def provider(self) -> AuthProvider:
         if self._provider is None:
-            self._provider = _resolve(self._provider_factory)
+            self._provider = _build(self._provider_factory)
         return self._provider
 
     def _provider_for_revocation(self) -> Any:
         """The provider, or ``None`` if it cannot be built (offline discovery): logging
         out must work without the server."""
+        from ._failures import as_auth_error
+
         try:
             provider = self.provider
-        except AuthError as exc:
-            self.say(f"warning: cannot reach the authorization server to revoke tokens: {exc}")
+        except Exception as exc:  # noqa: BLE001 - typed, reported, and logout goes on
+            error = as_auth_error(exc)
+            self.say(f"warning: cannot reach the authorization server to revoke tokens: {error}")
             return None
         return provider if hasattr(provider, "revoke") else None
 
     # ------------------------------------------------------------------ plumbing
 
     def say(self, message: str) -> None:
-        print(message, file=self.stderr, flush=True)
+        print(terminal_safe(message, multiline=True), file=self.stderr, flush=True)
 
     def _emit(self, as_json: bool, data: Any, human: str) -> None:
-        if as_json:
+        if as_json:  # json.dumps escapes every control character (ensure_ascii)
             print(json.dumps(data, indent=2, sort_keys=True), file=self.stdout, flush=True)
         elif human:
-            print(human, file=self.stdout, flush=True)
+            print(terminal_safe(human, multiline=True), file=self.stdout, flush=True)
 
     def run(self, verb: Callable[..., int], *, as_json: bool = False, **kwargs: Any) -> int:
-        """Run a verb, turning errors into a message and an exit status."""
+        """Run a verb, turning every failure into a message and an exit status."""
+        from ._failures import as_auth_error, debugging
+
         try:
             return verb(as_json=as_json, **kwargs)
-        except AuthError as exc:
-            status = EXIT_CODES.get(exc.code, 1)
-            if as_json:
-                self._emit(True, {"error": {"code": exc.code, "message": str(exc)}}, "")
-            else:
-                hint = ""
-                if exc.login_required and self.prog:
-                    hint = f"\nRun `{self.prog} login` to sign in."
-                self.say(f"error: {exc}{hint}")
-            return status
         except KeyboardInterrupt:
-            self.say("Cancelled.")
-            return 130
+            return self._fail(as_json, "CANCELLED", "Cancelled.")
+        except Exception as exc:  # noqa: BLE001 - every failure ends as a typed error
+            error = as_auth_error(exc)
+            if error is not exc and debugging():
+                traceback.print_exception(type(exc), exc, exc.__traceback__, file=self.stderr)
+            hint = ""
+            if error.login_required and self.prog:
+                hint = f"\nRun `{self.prog} login` to sign in."
+            return self._fail(as_json, error.code, str(error), hint)
+
+    def _fail(self, as_json: bool, code: str, message: str, hint: str = "") -> int:
+        """Report a failure (one JSON document under ``--json``); its exit status."""
+        try:
+            if as_json:
+                self._emit(True, {"error": {"code": code, "message": message}}, "")
+            elif code == "CANCELLED":
+                self.say(message)
+            else:
+                self.say(f"error: {message}{hint}")
+        except OSError:  # stdout/stderr closed (a pipe's reader left): the status still counts
+            pass
+        return EXIT_CODES.get(code, 1)
 
     # ------------------------------------------------------------------ verbs
 
@@ -226,7 +264,9 @@ class AuthCommands:
         if snapshot is None or not is_fresh(snapshot.bundle, time.time(), DEFAULT_SKEW):
             # Only now build the provider: a valid token must print offline, even when
             # the provider's configuration needs the network (discovery).
-            snapshot = refresh_access_token(self.store, self.provider, user, known=snapshot)
+            snapshot = _refresh_or_fail(
+                lambda: refresh_access_token(self.store, self.provider, user, known=snapshot)
+            )
         bundle = snapshot.bundle
         data = {
             "access_token": bundle.access_token,
@@ -271,12 +311,38 @@ class AuthCommands:
         return self.logout(as_json=as_json, user=ref)
 
 
+def _refresh_or_fail(refresh: Callable[[], T]) -> T:
+    """``refresh()``, raising the ``save_failed`` error it reported, if any: the token
+    works, but a script must not carry on as if it were saved (``auth token`` exits 6)."""
+    import threading
+
+    from .events import AuthEvent, add_listener
+
+    failed: list[AuthEvent] = []
+    me = threading.get_ident()
+
+    def listen(event: AuthEvent) -> None:
+        if event.kind == "save_failed" and threading.get_ident() == me:
+            failed.append(event)
+
+    remove = add_listener(listen)
+    try:
+        result = refresh()
+    finally:
+        remove()
+    if failed and failed[-1].error is not None:
+        raise failed[-1].error
+    return result
+
+
 def _account_json(account: Account) -> Dict[str, Optional[str]]:
     return {"id": account.id, "label": account.label}
 
 
 def _name(account_id: str, label: Optional[str]) -> str:
-    return account_id if not label or label == account_id else f"{label} ({account_id})"
+    """An account for people; ids and labels come from the server: one line, no controls."""
+    name = account_id if not label or label == account_id else f"{label} ({account_id})"
+    return terminal_safe(name)
 
 
 def _expiry_text(expires_at: Optional[float]) -> str:
@@ -315,7 +381,7 @@ def _status_text(status: AccountStatus) -> str:
     else:
         lines.append("Refresh:  no (log in again when the token expires)")
     if status.scope:
-        lines.append(f"Scope:    {' '.join(status.scope)}")
+        lines.append(f"Scope:    {terminal_safe(' '.join(status.scope))}")
     lines.append(f"Stored:   {status.secrets}")
     return "\n".join(lines)
 

@@ -12,8 +12,8 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 from urllib.parse import urlencode
 
+from ._scrub import basic_credentials, hiding, scrub_error, server_text
 from .errors import AuthError, CallbackTimeoutError, OAuthFlowError, RefreshTransientError
-from .providers.token_endpoint import _scrub
 from .token_response import interpret_token_response, oauth_error_of
 
 if TYPE_CHECKING:
@@ -62,24 +62,30 @@ def start_device_authorization(
     secret = provider._credentials(client_id=False).get("client_secret")
     if secret:
         params["client_secret"] = secret
-    try:
-        response = provider.session.post(
+    from . import _http
+
+    try:  # no redirect followed: a 307 would re-POST the client secret elsewhere
+        response = _http.call(
+            provider.session,
+            "POST",
             endpoint,
+            what="device authorization endpoint",
             data=urlencode(params),
             headers={
                 "Content-Type": "application/x-www-form-urlencoded",
                 "Accept": "application/json",
             },
-            auth=provider._basic,
+            auth=_http.client_auth(provider._basic),
             timeout=provider.timeout,
         )
+    except _http.ResponseTooLarge as exc:
+        raise OAuthFlowError(f"The device authorization answer was refused: {exc}.") from None
     except Exception as exc:  # noqa: BLE001 - typed below
         raise OAuthFlowError(
             f"Could not reach the device authorization endpoint ({type(exc).__name__})."
         ) from None
-    with response:
-        text = response.text
-        status = response.status_code
+    text = response.text
+    status = response.status_code
     data: Any = None
     if status == 200:
         try:
@@ -88,12 +94,16 @@ def start_device_authorization(
             data = None
     if not isinstance(data, dict):
         error, description = oauth_error_of(text)
+        hidden = _client_secrets(provider, secret)
+        shown = server_text(error, hidden, limit=100)
+        if description:
+            shown = f"{shown}: {server_text(description, hidden)}"
         failure = OAuthFlowError(
             f"The device authorization request failed (HTTP {status}"
-            + (f", {error}: {description}" if error else "")
+            + (f", {shown}" if error else "")
             + ")."
         )
-        _scrub(failure, [secret] if secret else [])
+        scrub_error(failure, hidden)
         raise failure
     try:
         return DeviceAuthorization(
@@ -124,13 +134,18 @@ def poll_device_token(
     """
     from oauthlib.oauth2 import DeviceClient
 
+    from . import _http
+
     interval = authorization.interval
     credentials = provider._credentials(client_id=False)
     body = DeviceClient(provider.client_id).prepare_request_body(
         authorization.device_code, **credentials
     )
     # Never shown, even if a server echoes them into an error description.
-    secrets = [authorization.device_code, *filter(None, [credentials.get("client_secret")])]
+    secrets = [
+        authorization.device_code,
+        *_client_secrets(provider, credentials.get("client_secret")),
+    ]
     while True:
         left = authorization.expires_at - clock()
         if left <= 0:
@@ -142,25 +157,27 @@ def poll_device_token(
         sleep(min(interval, left))
         try:
             response = provider.token_endpoint.send(body)
+        except _http.ResponseTooLarge as exc:
+            raise OAuthFlowError(f"The token endpoint's answer was refused: {exc}.") from None
         except Exception as exc:  # noqa: BLE001 - a lost poll is retried at the next tick
             log.info("device token poll failed (%s); polling again", type(exc).__name__)
             interval += _MIN_INTERVAL
             continue
-        with response:
-            text, status = response.text, response.status_code
-            retry_after = response.headers.get("Retry-After")
+        text, status = response.text, response.status_code
+        retry_after = response.headers.get("Retry-After")
         if status == 200:
             try:
-                return interpret_token_response(
-                    status,
-                    text,
-                    now=clock(),
-                    requested_scope=provider.scopes or None,
-                    retry_after_header=retry_after,
-                    grant="exchange",
-                )
+                with hiding(secrets):
+                    return interpret_token_response(
+                        status,
+                        text,
+                        now=clock(),
+                        requested_scope=provider.scopes or None,
+                        retry_after_header=retry_after,
+                        grant="exchange",
+                    )
             except AuthError as exc:
-                _scrub(exc, secrets)
+                scrub_error(exc, secrets)
                 raise
         error, _ = oauth_error_of(text)
         if error == "authorization_pending":
@@ -178,11 +195,21 @@ def poll_device_token(
             log.info("device token poll answered HTTP %s; polling again", status)
             continue
         try:
-            return interpret_token_response(
-                status, text, now=clock(), retry_after_header=retry_after, grant="exchange"
-            )
+            with hiding(secrets):
+                return interpret_token_response(
+                    status, text, now=clock(), retry_after_header=retry_after, grant="exchange"
+                )
         except RefreshTransientError:
             continue
         except AuthError as exc:
-            _scrub(exc, secrets)
+            scrub_error(exc, secrets)
             raise
+
+
+def _client_secrets(provider: PkceProvider, secret: Optional[str]) -> list[str]:
+    """The client's secret as sent: in the body, or as HTTP Basic credentials."""
+    found = [secret] if secret else []
+    basic = getattr(provider, "_basic", None)
+    if basic is not None:
+        found += [basic[1], basic_credentials(*basic)]
+    return found

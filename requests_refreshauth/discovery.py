@@ -8,6 +8,7 @@ directory; a cache that cannot be read or written is only a missed optimisation.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
+from ._fs import UnsafeFile, check_trusted, ensure_private_dir, open_regular
 from ._paths import user_dir
 from ._urls import require_secure_url
 from .errors import OAuthFlowError, RefreshTransientError
@@ -78,29 +80,57 @@ def discover(
     return metadata
 
 
+#: The endpoints this library calls or sends users to.
+_ENDPOINTS = (
+    "token_endpoint",
+    "authorization_endpoint",
+    "device_authorization_endpoint",
+    "revocation_endpoint",
+    "userinfo_endpoint",
+)
+
+
 def _fetch(http: requests.Session, issuer: str, timeout: float) -> Dict[str, Any]:
+    """GET the metadata: no credentials (not even netrc), no redirects (RFC 8414 §3.2
+    wants a 200; another origin must not get to define our endpoints), a deadline and
+    a size cap per URL; every endpoint it names must pass the https rule."""
+    from . import _http
+
     problems: List[str] = []
     unreachable = 0
     for url in metadata_urls(issuer):
         try:
-            response = http.get(url, timeout=timeout, headers={"Accept": "application/json"})
+            response = _http.call(
+                http,
+                "GET",
+                url,
+                what="discovery endpoint",
+                headers={"Accept": "application/json"},
+                timeout=timeout,
+            )
+        except _http.ResponseTooLarge as exc:
+            problems.append(f"{url}: {exc}")
+            continue
         except requests.RequestException as exc:
             problems.append(f"{url}: {type(exc).__name__}")
             unreachable += 1
             continue
-        with response:
-            if response.status_code != 200:
-                problems.append(f"{url}: HTTP {response.status_code}")
-                continue
-            try:
-                metadata = response.json()
-            except ValueError:
-                problems.append(f"{url}: not JSON")
-                continue
+        if response.status_code != 200:
+            redirect = " (redirects are not followed)" if response.is_redirect else ""
+            problems.append(f"{url}: HTTP {response.status_code}{redirect}")
+            continue
+        try:
+            metadata = response.json()
+        except ValueError:
+            problems.append(f"{url}: not JSON")
+            continue
         problem = _validate(metadata, issuer)
         if problem:
             problems.append(f"{url}: {problem}")
             continue
+        for key in _ENDPOINTS:
+            if metadata.get(key) is not None:
+                require_secure_url(metadata[key], f"{key} (from {issuer}'s metadata)")
         return dict(metadata)
     message = f"Could not discover the authorization server of {issuer} ({'; '.join(problems)})."
     if unreachable == len(problems):  # the network, not the server's answer: try later
@@ -125,11 +155,20 @@ def _cache_file(issuer: str, cache_dir: Optional[os.PathLike[str] | str]) -> Pat
 
 
 def _read_cache(path: Path, issuer: str, ttl: float) -> Optional[Dict[str, Any]]:
+    """The cached metadata, or ``None`` (refetch) when absent, stale, unreadable, or in a
+    file or directory another user owns or can write: metadata names the token endpoint,
+    so a swapped entry would send the refresh token to another user's server."""
     try:
-        entry = json.loads(path.read_text(encoding="utf-8"))
+        with open(open_regular(str(path), os.O_RDONLY), "rb") as handle:
+            check_trusted(str(path), os.fstat(handle.fileno()))
+            raw = handle.read()
+        entry = json.loads(raw.decode("utf-8"))
         fetched_at = float(entry["fetched_at"])
         metadata = entry["metadata"]
     except FileNotFoundError:
+        return None
+    except UnsafeFile as exc:
+        log.warning("not using the discovery cache: %s", exc)
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.info("ignoring unreadable discovery cache %s (%s)", path, type(exc).__name__)
@@ -142,10 +181,18 @@ def _read_cache(path: Path, issuer: str, ttl: float) -> Optional[Dict[str, Any]]
 def _write_cache(path: Path, issuer: str, metadata: Dict[str, Any]) -> None:
     entry = {"issuer": issuer, "fetched_at": time.time(), "metadata": metadata}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(str(path.parent))  # 0700 whatever the umask, parents included
+        check_trusted(str(path))  # not worth writing where another user can swap it
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".discovery.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(entry, handle)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:  # mkstemp: mode 0600
+                json.dump(entry, handle)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except UnsafeFile as exc:
+        log.warning("not caching discovery metadata: %s", exc)
     except OSError as exc:
         log.info("could not cache discovery metadata in %s (%s)", path, exc.strerror)

@@ -19,6 +19,8 @@ __all__ = [
     "AccountNotFoundError",
     "AuthError",
     "CallbackTimeoutError",
+    "ConfigurationError",
+    "InternalError",
     "NoAccountSelectedError",
     "NotAuthenticatedError",
     "OAuthFlowError",
@@ -26,6 +28,8 @@ __all__ = [
     "RefreshRejectedError",
     "RefreshTransientError",
     "RefreshUnavailableError",
+    "SaveFailedError",
+    "SlotCollisionError",
     "StoreReadError",
     "StoreWriteError",
     "TokenExchangeError",
@@ -157,3 +161,52 @@ class CallbackTimeoutError(AuthError):
     """The browser never came back to the loopback redirect in time."""
 
     code = "AUTH_CALLBACK_TIMEOUT"
+
+
+class ConfigurationError(AuthError, ValueError):
+    """The configuration cannot work: an issuer or endpoint that is not https (plain http
+    only on loopback), a malformed URL, a provider lacking an endpoint the verb needs.
+
+    Also a ``ValueError``, which such checks raised before, so existing handlers still
+    catch it. Retrying cannot help; fix the configuration (or ask the server's operator).
+    """
+
+    code = "AUTH_CONFIGURATION_INVALID"
+
+
+class InternalError(AuthError):
+    """An unexpected failure, reported without its text (which may hold anything).
+
+    The CLI prints the exception type only; set ``REFRESHAUTH_DEBUG=1`` for the traceback.
+    """
+
+    code = "AUTH_INTERNAL_ERROR"
+
+
+class SlotCollisionError(StoreWriteError):
+    """Two accounts would share a keyring slot; the save was refused, nothing written.
+
+    ``account_id`` is the account being saved, ``other_account_id`` the one already
+    using the slot. Raised for a custom ``slot_for`` that is not injective.
+    """
+
+    def __init__(
+        self, message: str, *, account_id: str, other_account_id: str, **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.account_id = account_id
+        self.other_account_id = other_account_id
+
+
+class SaveFailedError(StoreWriteError):
+    """A refresh succeeded but its result could not be saved (full disk, a held lock).
+
+    Not raised by library calls (the new token is used): carried by the ``save_failed``
+    event. ``rescue_path`` is the private file the rotated tokens were kept in, which the
+    next refresh of the account adopts instead of POSTing a rotated-out refresh token;
+    ``None`` when only this process holds them.
+    """
+
+    def __init__(self, message: str, *, rescue_path: Optional[str] = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.rescue_path = rescue_path

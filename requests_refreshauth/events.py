@@ -1,4 +1,5 @@
-"""Events embedders can observe: a refresh happened, or the user must log in again.
+"""Events embedders can observe: a refresh happened, the user must log in again, or a
+refreshed token could not be saved (``save_failed``).
 
 Listeners are process-wide (a CLI wants one place to print "session expired, run
 `mycli auth login`"), called synchronously in the thread that caused the event. A listener
@@ -22,8 +23,15 @@ log = logging.getLogger("requests_refreshauth.events")
 #: ``"refreshed"``      this process obtained a new token (``expires_at`` set);
 #: ``"adopted"``        another thread or process had refreshed; its token is used;
 #: ``"login_required"`` the account cannot be renewed (``error`` says why);
-#: ``"refresh_failed"`` a refresh failed in a way that may heal (``error`` set).
-EventKind = Literal["refreshed", "adopted", "login_required", "refresh_failed"]
+#: ``"refresh_failed"`` a refresh failed in a way that may heal (``error`` set);
+#: ``"save_failed"``    a refresh succeeded but its result could not be saved to the
+#:                      store: the token is used anyway (the call does not raise), and
+#:                      ``error`` is a :class:`~requests_refreshauth.errors.SaveFailedError`
+#:                      whose ``rescue_path`` names the file the rotated tokens were kept
+#:                      in for the next process (``None``: only this process has them, so
+#:                      other processes will need a new login); ``expires_at`` is the new
+#:                      token's expiry. A CLI should tell the user (``auth token`` exits 6).
+EventKind = Literal["refreshed", "adopted", "login_required", "refresh_failed", "save_failed"]
 
 
 class AuthEvent(NamedTuple):

@@ -16,6 +16,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Union
 
+from ._scrub import server_text, terminal_safe
 from .bundle import Account, Snapshot, TokenBundle, jwt_claims
 from .device import poll_device_token, start_device_authorization
 from .errors import AuthError, CallbackTimeoutError, OAuthFlowError
@@ -44,7 +45,7 @@ Identify = Callable[[TokenBundle], Account]
 
 
 def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(terminal_safe(message, multiline=True), file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- browsers
@@ -161,7 +162,7 @@ def login(
     ) as listener:
         request = provider.authorization_request(listener.redirect_uri, state=state)
         opener = default_browser() if open_browser is None else open_browser
-        say(f"To sign in, open this URL in a browser:\n\n    {request.url}\n")
+        say(f"To sign in, open this URL in a browser:\n\n    {terminal_safe(request.url)}\n")
         opened = callable(opener) and opener(request.url)
         say(
             ("Opened your browser. " if opened else "")
@@ -173,8 +174,10 @@ def login(
             f"No sign-in response arrived within {timeout:.0f}s. Run the login again."
         )
     if "error" in result:
-        detail = result.get("error_description") or result["error"]
-        raise OAuthFlowError(f"The sign-in failed: {result['error']} ({detail}).")
+        hidden = (state, request.code_verifier)  # the page may echo what it was sent
+        error = server_text(result["error"], hidden, limit=100)
+        detail = server_text(result.get("error_description"), hidden) or error
+        raise OAuthFlowError(f"The sign-in failed: {error} ({detail}).")
     code = result.get("code")
     if not code:
         raise OAuthFlowError("The sign-in response carried no authorization code.")
@@ -195,11 +198,11 @@ def device_login(
     """Device-code login (RFC 8628), for SSH sessions and machines without a browser."""
     authorization = start_device_authorization(provider)
     say(
-        f"To sign in, open {authorization.verification_uri} on any device and enter the "
-        f"code:\n\n    {authorization.user_code}\n"
+        f"To sign in, open {terminal_safe(authorization.verification_uri)} on any device and "
+        f"enter the code:\n\n    {terminal_safe(authorization.user_code)}\n"
     )
     if authorization.verification_uri_complete:
-        say(f"(or open {authorization.verification_uri_complete})")
+        say(f"(or open {terminal_safe(str(authorization.verification_uri_complete))})")
     if on_prompt is not None:
         on_prompt(authorization)
     polls = 0
@@ -228,7 +231,7 @@ def _save(
     if warning:
         say(f"Warning: {warning}")
     name = account.id if account.label is None else f"{account.label} ({account.id})"
-    say(f"Signed in as {name}.")
+    say(f"Signed in as {terminal_safe(name)}.")
     return snapshot
 
 
@@ -239,6 +242,13 @@ class LogoutResult(NamedTuple):
     account: Account
     #: ``True`` revoked at the server, ``False`` tried and failed, ``None`` not possible.
     revoked: Optional[bool]
+
+
+def _forget_rescues(store: TokenStore, account: Account) -> None:
+    """A rotated bundle a failed save left behind (see :mod:`.rescue`) goes too."""
+    from .rescue import settle
+
+    settle(store, account)
 
 
 def logout(
@@ -263,6 +273,7 @@ def logout(
         except AuthError as exc:
             log.warning("could not read the refresh token to revoke it: %s", exc)
     store.clear(snapshot.account.id)
+    _forget_rescues(store, snapshot.account)
     if not revoke or provider is None or not provider.revocation_endpoint:
         return LogoutResult(snapshot.account, None)
     # The refresh token first: revoking it usually ends the whole grant.

@@ -19,9 +19,11 @@ import os
 import time
 from typing import Any, Literal, Mapping, NamedTuple, Optional, Union
 
+from ._fs import UnsafeFile, check_trusted, open_regular
 from .bundle import Account, TokenBundle, fingerprint
 from .errors import AccountNotFoundError, StoreReadError
 from .stores.base import AccountStatus, RevisionConflict, TokenStore
+from .stores.records import stored_token_problem
 from .token_response import number_or_none
 
 __all__ = ["ImportResult", "import_legacy_token"]
@@ -112,11 +114,18 @@ def _strictly_newer(bundle: TokenBundle, existing: AccountStatus) -> bool:
 
 def _read_legacy_file(path: str) -> Optional[tuple[Mapping[str, Any], float]]:
     try:
-        with open(path, "rb") as handle:
+        # No symlink followed, no FIFO blocking, nobody else's file (see _fs).
+        with open(open_regular(path, os.O_RDONLY), "rb") as handle:
+            info = os.fstat(handle.fileno())
+            check_trusted(path, info)
             raw = handle.read()
-            mtime = os.fstat(handle.fileno()).st_mtime
+            mtime = info.st_mtime
     except FileNotFoundError:
         return None
+    except UnsafeFile as exc:
+        raise StoreReadError(
+            f"Refusing the legacy token file {path}: {exc}. Nothing was imported."
+        ) from None
     except OSError as exc:
         raise StoreReadError(
             f"The legacy token file {path} cannot be read ({exc.strerror})."
@@ -144,6 +153,15 @@ def _bundle_from_legacy(data: Mapping[str, Any], issued: float, path: Optional[s
         raise StoreReadError(f"{where} has no access_token; nothing was imported.")
     if refresh is not None and not isinstance(refresh, str):
         raise StoreReadError(f"{where} has a malformed refresh_token; nothing was imported.")
+    problem = stored_token_problem(
+        {
+            "access_token": access.strip(),
+            "refresh_token": refresh,
+            "token_type": data.get("token_type") or None,
+        }
+    )
+    if problem:
+        raise StoreReadError(f"{where} has a {problem}; nothing was imported.")
     expires_at = number_or_none(data.get("expires_at"))
     expires_in = number_or_none(data.get("expires_in"))
     issued_at: Optional[float] = None

@@ -10,6 +10,10 @@ therefore log the user out. The engine prevents that:
 4. otherwise renew through the provider and save with a compare-and-swap on the
    revision that was read, so a logout or a new login during the POST wins.
 
+A save that fails after the server rotated would lose the only live refresh token: it is
+retried within the lock's budget (:mod:`.persist`), then kept in a rescue
+(:mod:`.rescue`) that step 3 adopts, in this process or the next, instead of POSTing.
+
 :func:`refresh_needed` is the whole decision, pure; the rest is I/O in a fixed order.
 """
 
@@ -17,8 +21,9 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Optional, TypeVar
+from typing import Callable, Optional, Tuple, TypeVar
 
+from . import rescue
 from .bundle import Account, Snapshot, TokenState, fingerprint, seconds_left
 from .errors import (
     AccountNotFoundError,
@@ -29,6 +34,7 @@ from .errors import (
     RefreshUnavailableError,
 )
 from .events import AuthEvent, EventKind, emit
+from .persist import Base, Unsaved, describe, persist, save_failed, take_rescue
 from .providers.base import AuthProvider
 from .stores.base import AccountStatus, RevisionConflict, SnapshotChanged, TokenStore
 
@@ -39,7 +45,8 @@ log = logging.getLogger("requests_refreshauth.refresh")
 T = TypeVar("T")
 
 DEFAULT_SKEW = 60.0
-#: Added to the provider's worst case: the holder also reads and writes the store.
+#: Added to the provider's worst case: the holder also reads and writes the store
+#: (saves are bounded to fit in it: :func:`.persist.save_deadline`).
 _LOCK_MARGIN = 10.0
 
 
@@ -75,23 +82,34 @@ def lock_timeout_for(provider: AuthProvider) -> float:
     return float(provider.renew_timeout) + _LOCK_MARGIN
 
 
-def _describe(account: Account) -> str:
-    return repr(account.id) if account.label is None else f"{account.label!r} ({account.id})"
+_describe = describe
 
 
-def _check_renewable(status: AccountStatus, provider: AuthProvider, now: float) -> None:
+def _check_renewable(
+    account: Account,
+    has_refresh_token: bool,
+    refresh_expires_at: Optional[float],
+    provider: AuthProvider,
+    now: float,
+) -> None:
     if not provider.uses_refresh_token:
         return
-    if not status.has_refresh_token:
+    if not has_refresh_token:
         raise RefreshUnavailableError(
-            f"The access token for {_describe(status.account)} has expired and no refresh "
+            f"The access token for {_describe(account)} has expired and no refresh "
             "token is stored. Log in again."
         )
-    if status.refresh_expires_at is not None and now >= status.refresh_expires_at:
+    if refresh_expires_at is not None and now >= refresh_expires_at:
         raise RefreshExpiredError(
-            f"The session for {_describe(status.account)} has expired (the refresh token "
+            f"The session for {_describe(account)} has expired (the refresh token "
             "reached its end of life). Log in again."
         )
+
+
+def _check_status(status: AccountStatus, provider: AuthProvider, now: float) -> None:
+    _check_renewable(
+        status.account, status.has_refresh_token, status.refresh_expires_at, provider, now
+    )
 
 
 def refresh_access_token(
@@ -176,7 +194,7 @@ def _refresh(
 
     if not needed(status.state, None):
         return snapshot if snapshot is not None else _active(store, account)
-    _check_renewable(status, provider, clock())
+    _check_status(status, provider, clock())
 
     lock = store.refresh_lock(account)
     wait = lock_timeout if lock_timeout is not None else lock_timeout_for(provider)
@@ -188,18 +206,27 @@ def _refresh(
             f"Timed out after {wait:.0f}s waiting for a concurrent refresh of "
             f"{_describe(account)}; try again."
         )
-    log.debug(
-        "waited %.3fs for the refresh lock of %s", time.monotonic() - started, _describe(account)
-    )
+    locked_at = time.monotonic()
+    log.debug("waited %.3fs for the refresh lock of %s", locked_at - started, _describe(account))
+    release_by = locked_at + wait  # waiters that queued as we got the lock give up then
     try:
         now_status = _status(store, account)  # records only: no secret is read under the lock
         if needed(now_status.state, status.revision):
-            _check_renewable(now_status, provider, clock())
-            current = snapshot
-            if current is None or current.revision != now_status.revision:
-                current = _active(store, account)
             try:
-                return _renew_locked(store, provider, current, force, rejected_token, clock)
+                current, base = _what_to_renew(
+                    store,
+                    provider,
+                    snapshot,
+                    now_status,
+                    release_by,
+                    skew,
+                    force,
+                    rejected_token,
+                    clock,
+                )
+                if base is None:
+                    return current  # rescued, and fresh: nothing to POST
+                return _renew_locked(store, provider, current, force, rejected_token, clock, base)
             except SnapshotChanged:
                 # A new login (or a logout) replaced the account after it was read: nothing
                 # was sent; what is stored now is adopted below.
@@ -280,6 +307,46 @@ def _adopt(store: TokenStore, account: Account) -> Snapshot:
     return snapshot
 
 
+def _what_to_renew(
+    store: TokenStore,
+    provider: AuthProvider,
+    snapshot: Optional[Snapshot],
+    status: AccountStatus,
+    release_by: float,
+    skew: float,
+    force: bool,
+    rejected_token: Optional[str],
+    clock: Callable[[], float],
+) -> Tuple[Snapshot, Optional[Base]]:
+    """Under the lock, about to POST: the bundle to renew from and the record a save
+    replaces; ``(snapshot, None)`` when a rescued bundle is fresh and simply used.
+
+    A rescue (a rotated bundle a failed save left behind) supersedes what is stored:
+    POSTing the stored refresh token would be a reuse.
+    """
+    account = status.account
+    found = rescue.find(store, status)
+    if found is None:
+        _check_status(status, provider, clock())
+        current = snapshot
+        if current is None or current.revision != status.revision:
+            current = _active(store, account)
+        return current, Base(status.revision, status.access_fingerprint, 0, release_by)
+    current = take_rescue(store, found, status, release_by)
+    now = clock()
+    if not refresh_needed(
+        current.state, now=now, skew=skew, force=force, rejected_token=rejected_token
+    ):
+        emit(AuthEvent("adopted", account, expires_at=current.bundle.expires_at))
+        return current, None
+    bundle = current.bundle
+    has_refresh = bundle.refresh_token is not None
+    _check_renewable(account, has_refresh, bundle.refresh_expires_at, provider, clock())
+    if current.revision != status.revision:  # saved into the store just now
+        return current, Base(current.revision, current.state.access_fingerprint, 0, release_by)
+    return current, Base(status.revision, status.access_fingerprint, found.generation, release_by)
+
+
 def _renew_locked(
     store: TokenStore,
     provider: AuthProvider,
@@ -287,6 +354,7 @@ def _renew_locked(
     force: bool,
     rejected_token: Optional[str],
     clock: Callable[[], float],
+    base: Base,
 ) -> Snapshot:
     account = current.account
     bundle = current.full_bundle() if provider.uses_refresh_token else current.bundle
@@ -311,22 +379,15 @@ def _renew_locked(
             return current
         raise
     try:
-        saved = store.save(account, renewed, make_default=False, expected_revision=current.revision)
+        saved = persist(store, account, renewed, current, base)
     except RevisionConflict:
         log.info(
             "%s changed (logout or new login) during its refresh; the result is discarded",
             _describe(account),
         )
         return _active(store, account)
-    except Exception as exc:  # noqa: BLE001 - whatever failed, keep the only live token
-        # The server has rotated: this response holds the only live refresh token. Use it
-        # in this process rather than lose it too; other processes will need a new login.
-        log.error(
-            "could not save the refreshed token of %s (%s); it is used in this process only",
-            _describe(account),
-            exc if isinstance(exc, AuthError) else type(exc).__name__,
-        )
-        return Snapshot(account, renewed, current.revision, current.is_default)
+    except Unsaved as failure:
+        return save_failed(store, account, bundle, renewed, current, base, failure.reason)
     left = seconds_left(renewed, clock())
     log.info(
         "refreshed the access token of %s (token#%s, %s)",

@@ -15,7 +15,14 @@ import math
 import re
 from typing import Any, Literal, Mapping, Optional, Sequence, Tuple
 
-from .bundle import ScopeLike, TokenBundle, _finite, jwt_expiry
+from ._scrub import server_text
+from .bundle import (
+    SKEWED_TOKEN_LIFETIME,
+    ScopeLike,
+    TokenBundle,
+    _finite,
+    access_token_expiry,
+)
 from .errors import (
     RefreshExpiredError,
     RefreshRejectedError,
@@ -43,6 +50,8 @@ _HTTP_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 #: Exceptions oauthlib's parser can raise on malformed bodies besides OAuth2Error.
 _PARSE_ERRORS = (ValueError, TypeError, AttributeError, KeyError, OverflowError, RecursionError)
 _MAX_RETRY_AFTER = 3600.0
+#: Longest server ``error`` code shown (real ones are short identifiers).
+_MAX_ERROR_CODE = 100
 
 Grant = Literal["refresh", "exchange"]
 
@@ -66,11 +75,9 @@ def parse_retry_after(value: Optional[str], now: float) -> Optional[float]:
 
 
 def _clean(text: Optional[str], limit: int = 300) -> Optional[str]:
-    """Server-provided text made safe to show: printable, one line, bounded."""
-    if text is None:
-        return None
-    text = " ".join("".join(c if c.isprintable() else " " for c in str(text)).split())
-    return text[:limit] + ("…" if len(text) > limit else "")
+    """Server-provided text made safe to show: secrets of the request in flight scrubbed
+    (before truncating), terminal controls escaped, one line, bounded."""
+    return server_text(text, limit=limit)
 
 
 def oauth_error_of(body: str) -> Tuple[Optional[str], Optional[str]]:
@@ -97,7 +104,12 @@ def _error_for(
     retry_after: Optional[float],
 ) -> Exception:
     what = "refresh the token" if grant == "refresh" else "exchange the code"
-    detail = f"{error}: {_clean(description)}" if description else (error or f"HTTP {status}")
+    shown_error = _clean(error, _MAX_ERROR_CODE)
+    detail = (
+        f"{shown_error}: {_clean(description)}"
+        if description
+        else (shown_error or f"HTTP {status}")
+    )
     if error is not None and error in TRANSIENT_OAUTH_ERRORS:
         return RefreshTransientError(
             f"The authorization server is temporarily unable to {what} ({detail}); "
@@ -117,7 +129,7 @@ def _error_for(
     return RefreshRejectedError(
         f"The authorization server rejected the refresh ({detail}). This is a client "
         "configuration problem (client id, secret, scopes); retrying will not help.",
-        error=error,
+        error=shown_error,
         error_description=_clean(description),
         status_code=status,
     )
@@ -223,7 +235,7 @@ def interpret_token_response(
     what = "refresh" if grant == "refresh" else "token exchange"
     if status >= 500 or status in (408, 425, 429):
         error, description = oauth_error_of(body)
-        detail = f" ({error})" if error else ""
+        detail = f" ({_clean(error, _MAX_ERROR_CODE)})" if error else ""
         raise RefreshTransientError(
             f"The authorization server answered HTTP {status}{detail} to the {what}; "
             "try again shortly.",
@@ -282,8 +294,9 @@ def bundle_from_token_response(
     """Build a bundle from parsed response parameters.
 
     Keeps the previous refresh token (and its expiry) when the server sends none, takes
-    ``refresh_expires_in`` when sent, and falls back to a JWT access token's ``exp`` when
-    ``expires_in`` is missing. Raises :class:`RefreshTransientError` when the access
+    ``refresh_expires_in`` when sent, and falls back to a JWT access token's claims when
+    ``expires_in`` is missing (:func:`~.bundle.access_token_expiry`: local time, never the
+    server's clock). Raises :class:`RefreshTransientError` when the access
     token itself is unusable.
     """
     access_token = params.get("access_token")
@@ -301,7 +314,15 @@ def bundle_from_token_response(
         token_type = "Bearer"
 
     expires_in = number_or_none(params.get("expires_in"))
-    expires_at = now + expires_in if expires_in is not None else jwt_expiry(access_token)
+    expiry = access_token_expiry(expires_in, access_token, now)
+    expires_at = expiry.expires_at
+    if expiry.clock_suspect:
+        log.warning(
+            "the access token's JWT exp has already passed by this machine's clock and it "
+            "has no iat: the clocks disagree (check this machine's time); using it for "
+            "%.0fs before refreshing",
+            SKEWED_TOKEN_LIFETIME,
+        )
 
     refresh_token: Optional[str] = params.get("refresh_token")
     rotated = isinstance(refresh_token, str) and _USABLE_TOKEN.fullmatch(refresh_token) is not None

@@ -410,12 +410,15 @@ def test_jwt_access_tokens_without_expires_in(
     local_auth_server: LocalAuthServer, http: requests.Session
 ) -> None:
     server = local_auth_server
-    bundle = server.login()  # the library falls back to the JWT's exp claim
+    bundle = server.login()  # the library falls back to the JWT's lifetime (exp - iat)
     _header, payload, signature = bundle.access_token.split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     assert signature == ""
     assert claims["sub"] == "alice" and claims["iss"] == server.issuer
-    assert bundle.expires_at == claims["exp"]
+    # counted from the local receive time, not the server's clock (issue 8, item 16)
+    assert bundle.issued_at is not None
+    lifetime = claims["exp"] - claims["iat"]
+    assert bundle.expires_at == pytest.approx(bundle.issued_at + lifetime, abs=1e-6)
     assert 299 <= claims["exp"] - time.time() <= 301
     assert bundle.refresh_token is not None
     raw = post_refresh(http, server, bundle.refresh_token).json()

@@ -948,22 +948,14 @@ def test_failed_write_is_a_write_error_and_changes_nothing(
     elif function == "replace":
         monkeypatch.setattr(os, "replace", _fail_with(code))
     else:
-        real_fdopen = os.fdopen
+        real_write = os.write
 
-        class FailingFile:
-            def __init__(self, fd: int, *args: Any, **kwargs: Any) -> None:
-                self._file = real_fdopen(fd, *args, **kwargs)
-
-            def __enter__(self) -> FailingFile:
-                return self
-
-            def __exit__(self, *exc: object) -> None:
-                self._file.close()
-
-            def write(self, data: bytes) -> int:
+        def write(fd: int, data: Any) -> int:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
                 raise OSError(code, os.strerror(code))
+            return real_write(fd, data)
 
-        monkeypatch.setattr(os, "fdopen", FailingFile)
+        monkeypatch.setattr(os, "write", write)
     with pytest.raises(StoreWriteError) as info:
         store.save(Account("b"), make_bundle(), make_default=True)
     monkeypatch.undo()

@@ -34,7 +34,9 @@ class OAuthClient:
     """An OAuth 2.0 client registration at one authorization server.
 
     ``session``: the ``requests.Session`` for every call (proxies, CA bundle, mTLS);
-    by default a private one, recreated after ``fork()``. ``timeout``: per attempt.
+    by default a private one, recreated after ``fork()``. ``timeout``: requests'
+    timeout per attempt; connect + read (twice a float) is also each attempt's total
+    deadline, however slowly a server answers.
     Endpoints must be https, except on loopback hosts.
     """
 
@@ -132,23 +134,26 @@ class OAuthClient:
         _, headers, body = Client(self.client_id).prepare_token_revocation_request(
             for_oauthlib(self.revocation_endpoint), token, token_type_hint, **credentials
         )
+        from .. import _http
+
         try:
-            response = self.session.post(
+            response = _http.call(
+                self.session,
+                "POST",
                 self.revocation_endpoint,
+                what="revocation endpoint",
                 data=body,
                 headers=headers,
-                auth=self._basic,
+                auth=_http.client_auth(self._basic),
                 timeout=self.timeout,
-                allow_redirects=False,
             )
         except Exception as exc:  # noqa: BLE001 - best effort, reported below
             log.warning("token revocation failed (%s)", type(exc).__name__)
             return False
-        with response:
-            if response.status_code == 200:
-                return True
-            log.warning("token revocation answered HTTP %s", response.status_code)
-            return False
+        if response.status_code == 200:
+            return True
+        log.warning("token revocation answered HTTP %s", response.status_code)
+        return False
 
     # ------------------------------------------------------------------ OIDC userinfo
 
@@ -156,23 +161,31 @@ class OAuthClient:
         """The userinfo endpoint's claims for ``bundle``'s access token."""
         if not self.userinfo_endpoint:
             raise OAuthFlowError("This provider has no userinfo endpoint.")
+        from .. import _http
+
         try:
-            response = self.session.get(
+            response = _http.call(
+                self.session,
+                "GET",
                 self.userinfo_endpoint,
-                headers={"Authorization": bundle.authorization, "Accept": "application/json"},
+                what="userinfo endpoint",
+                headers={"Accept": "application/json"},
+                auth=_http.header_auth(bundle.authorization),
                 timeout=self.timeout,
             )
+        except _http.ResponseTooLarge as exc:
+            raise OAuthFlowError(f"The userinfo endpoint's answer was refused: {exc}.") from None
         except Exception as exc:  # noqa: BLE001 - typed below
             raise OAuthFlowError(
                 f"Could not reach the userinfo endpoint ({type(exc).__name__})."
             ) from None
-        with response:
-            try:
-                claims = response.json() if response.status_code == 200 else None
-            except ValueError:
-                claims = None
+        try:
+            claims = response.json() if response.status_code == 200 else None
+        except ValueError:
+            claims = None
         if not isinstance(claims, dict):
             raise OAuthFlowError(
-                f"The userinfo endpoint answered HTTP {response.status_code} without claims."
+                f"The userinfo endpoint answered HTTP {response.status_code} without claims"
+                + (" (redirects are not followed)." if response.is_redirect else ".")
             )
         return claims

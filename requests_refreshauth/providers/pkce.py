@@ -44,8 +44,10 @@ class PkceProvider(OAuthClient):
 
     Renews with the refresh-token grant. ``session`` is the ``requests.Session`` every
     call to the authorization server goes through (proxies, CA bundle, mTLS); by default
-    a private one. ``timeout`` is the requests timeout per attempt. Endpoints must be
-    https, except loopback hosts. ``clock`` (epoch seconds) turns ``expires_in`` into
+    a private one; its ``auth``, ``~/.netrc`` and a ``RefreshAdapter`` mounted on it never
+    touch these calls, which follow no redirects. ``timeout`` is the requests timeout per
+    attempt, and connect + read (twice a float) the attempt's total deadline. Endpoints
+    must be https, except loopback hosts. ``clock`` (epoch seconds) turns ``expires_in`` into
     absolute expiries; tests pass one that runs ahead. ``iss_parameter_supported``: the
     server promises RFC 9207's ``iss`` in authorization responses (discovery sets it).
     """

@@ -4,7 +4,8 @@ A refresh request that reached the server may already have rotated the refresh t
 sending it again is a reuse, which rotating servers answer by revoking the whole grant.
 So only failures that prove the request never arrived are retried: connection refused or
 timed out while connecting, and 429/503 answers (the server says it did nothing). Read
-timeouts, resets after sending, and garbled answers fail at once, typed as transient.
+timeouts, resets after sending, garbled or oversized answers and an attempt past its
+total deadline fail at once, typed as transient.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Sequence, Tuple, Union
 
 import requests
 
 from ..bundle import TokenBundle
 from ..errors import AuthError, RefreshTransientError
 from ..token_response import Grant, interpret_token_response
+
+if TYPE_CHECKING:
+    from .._http import Answer
 
 __all__ = ["RetryPolicy", "SessionFactory", "Timeout", "TokenEndpoint"]
 
@@ -44,8 +48,10 @@ class SessionFactory:
     """The ``requests.Session`` a provider talks through.
 
     A caller-supplied session is used as is (proxies, CA bundle, client certificates are
-    the caller's). Our own session is recreated in a forked child: pooled connections
-    inherited across ``fork()`` share sockets with the parent.
+    the caller's; its ``auth``, a ``RefreshAuth`` or ``RefreshAdapter`` on it, and
+    ``~/.netrc`` are not applied to our calls: see :mod:`.._http`). Our own session is
+    recreated in a forked child: pooled connections inherited across ``fork()`` share
+    sockets with the parent.
     """
 
     def __init__(self, session: Optional[requests.Session]) -> None:
@@ -122,26 +128,30 @@ class TokenEndpoint:
 
     @property
     def worst_case_seconds(self) -> float:
-        """Upper bound of one :meth:`post` call: every attempt times out, every wait is full."""
-        if isinstance(self.timeout, tuple):
-            per_attempt = float(self.timeout[0]) + float(self.timeout[1])
-        else:
-            per_attempt = 2.0 * float(self.timeout)  # requests applies it to connect and read
-        waits = (self.retry.attempts - 1) * max(self.retry.max_wait, self.retry.backoff)
-        return self.retry.attempts * per_attempt + waits
+        """Upper bound of one :meth:`post` call: every attempt hits its total deadline
+        (connect + read timeout, enforced by :mod:`.._http`), every wait is full."""
+        from .._http import deadline_of
 
-    def send(self, body: str) -> requests.Response:
-        """One POST of a form body: client authentication, timeout, no redirects."""
-        return self.sessions.get().post(
+        waits = (self.retry.attempts - 1) * max(self.retry.max_wait, self.retry.backoff)
+        return self.retry.attempts * deadline_of(self.timeout) + waits
+
+    def send(self, body: str) -> Answer:
+        """One POST of a form body: our client authentication only (never netrc or the
+        session's auth), no redirects, a total deadline and a body size cap."""
+        from .. import _http
+
+        return _http.call(
+            self.sessions.get(),
+            "POST",
             self.url,
+            what="token endpoint",
             data=body,
             headers={
                 "Accept": "application/json",
                 "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8",
             },
-            auth=self._auth,
+            auth=_http.client_auth(self._auth),
             timeout=self.timeout,
-            allow_redirects=False,
         )
 
     def post(
@@ -155,13 +165,18 @@ class TokenEndpoint:
     ) -> TokenBundle:
         """Send a token request and interpret the answer (retrying only what is safe).
 
-        ``secrets`` (the refresh token, the code) are scrubbed from error messages, in case
-        a server echoes them in its ``error_description``.
+        ``secrets`` (the refresh token, the code), the previous tokens and the client's
+        Basic credentials are scrubbed, in every encoding, from every field of an error,
+        in case a server echoes the request in its ``error`` or ``error_description``.
         """
+        from .._scrub import hiding
+
+        hidden = _request_secrets(secrets, previous, getattr(self, "_auth", None))
         try:
-            return self._post(body, grant, previous, requested_scope)
+            with hiding(hidden):  # errors built from the answer scrub before truncating
+                return self._post(body, grant, previous, requested_scope)
         except AuthError as exc:
-            _scrub(exc, [secret for secret in secrets if secret])
+            _scrub(exc, hidden)
             raise
 
     def _post(
@@ -198,11 +213,9 @@ class TokenEndpoint:
                     "the server already performed would revoke the session; try again shortly."
                 ) from None
             try:
-                with response:
-                    text = response.text
                 return interpret_token_response(
                     response.status_code,
-                    text,
+                    response.text,
                     now=self._clock(),
                     previous=previous,
                     requested_scope=requested_scope,
@@ -225,11 +238,24 @@ class TokenEndpoint:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _scrub(exc: AuthError, secrets: Sequence[str]) -> None:
-    for secret in secrets:
-        if secret in exc.message:
-            exc.message = exc.message.replace(secret, "***")
-            exc.args = (exc.message,)
-        description = getattr(exc, "error_description", None)
-        if isinstance(description, str) and secret in description:
-            exc.error_description = description.replace(secret, "***")  # type: ignore[attr-defined]
+def _request_secrets(
+    secrets: Sequence[Optional[str]],
+    previous: Optional[TokenBundle],
+    auth: Optional[Tuple[str, str]],
+) -> list[str]:
+    """Everything secret a token request carried (or its client sends in a header)."""
+    from .._scrub import basic_credentials
+
+    found = [secret for secret in secrets if secret]
+    if previous is not None:
+        found += [t for t in (previous.access_token, previous.refresh_token) if t]
+    if auth is not None:
+        found += [auth[1], basic_credentials(*auth)]
+    return found
+
+
+def _scrub(exc: BaseException, secrets: Sequence[Optional[str]]) -> None:
+    """Scrub every text field of ``exc`` (see :func:`.._scrub.scrub_error`)."""
+    from .._scrub import scrub_error
+
+    scrub_error(exc, secrets)

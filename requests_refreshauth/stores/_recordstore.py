@@ -180,4 +180,7 @@ class FileRecordStore(RecordStore):
         return self.records_file.update(mutate)
 
     def refresh_lock(self, account: Account) -> AccountLock:
-        return AccountLock(self.records_file.refresh_lock_path(account.id))
+        records = self.records_file
+        return AccountLock(
+            records.refresh_lock_path(account.id), anchor=records.refresh_lock_anchor()
+        )

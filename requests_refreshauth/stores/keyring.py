@@ -41,6 +41,7 @@ from ._keyring_access import (
     split_for_limit,
 )
 from ._recordstore import FileRecordStore, RecordStore, claim, pin_default
+from ._slots import choose_slot, chunk_slot, default_slot, kind_slot, shown, unshared
 from .base import AccountStatus, SnapshotChanged
 from .records import Records
 
@@ -51,18 +52,10 @@ log = logging.getLogger("requests_refreshauth.store")
 CredentialStorePolicy = Literal["system", "fallback", "plaintext"]
 _Location = Literal["keyring", "plaintext"]
 _POLICIES = ("system", "fallback", "plaintext")
-_REFRESH_SUFFIX = "/refresh"
 _READ_ATTEMPTS = 3
+#: More chunks than any capped token response needs; a larger count is malformed.
+_MAX_CHUNKS = 1024
 T = TypeVar("T")
-
-
-def default_slot(account_id: str) -> str:
-    """The keyring slot (keyring "username") of an account: its id.
-
-    Slot names are persisted user state — every existing login lives under them — so this
-    must never change; each record also stores the slot it used.
-    """
-    return account_id
 
 
 class WriteReport(NamedTuple):
@@ -77,7 +70,9 @@ class KeyringTokenStore(FileRecordStore):
     """Multi-account token store on the OS keyring (see the module docstring).
 
     ``service``: the keyring service name (your application's name). ``records_path``: the
-    records file. ``slot_for``: account id → slot name for new accounts. ``backend``: a
+    records file. ``slot_for``: account id → slot name for new accounts (it must give
+    every account its own slot; a save that would share names with another account's
+    raises :class:`~requests_refreshauth.errors.SlotCollisionError`). ``backend``: a
     ``keyring`` backend instance to use instead of keyring's detection (counts as chosen
     explicitly). ``timeout``: seconds any single keyring call may take.
     """
@@ -101,6 +96,7 @@ class KeyringTokenStore(FileRecordStore):
         self.service = service
         self.policy: CredentialStorePolicy = credential_store
         self.slot_for = slot_for or default_slot
+        self._custom_slot_for = slot_for
         super().__init__(records_path)
         self.keyring = KeyringAccess(backend, timeout)
         #: What the most recent :meth:`save` did (``None`` before the first save).
@@ -123,7 +119,7 @@ class KeyringTokenStore(FileRecordStore):
         location = record.get("secrets")
         if not isinstance(meta, dict) or location not in ("keyring", "plaintext"):
             raise StoreReadError(
-                f"The stored record for account {account_id!r} in {self.path} is malformed "
+                f"The stored record for account {shown(account_id)} in {self.path} is malformed "
                 "(it may have been written by FileTokenStore). It was left unchanged; log in "
                 "again to replace it."
             )
@@ -143,7 +139,7 @@ class KeyringTokenStore(FileRecordStore):
             )
         except (TypeError, ValueError, OverflowError):
             raise StoreReadError(
-                f"The stored record for account {account.id!r} in {self.path} is malformed. "
+                f"The stored record for account {shown(account.id)} in {self.path} is malformed. "
                 "It was left unchanged; log in again to replace it."
             ) from None
         return AccountStatus(
@@ -220,7 +216,7 @@ class KeyringTokenStore(FileRecordStore):
             current = self._load().accounts.get(account.id)
             if current is None or current.get("revision", 0) != revision:
                 raise SnapshotChanged(
-                    f"The tokens of account {account.id!r} changed (a new login or a logout "
+                    f"The tokens of account {shown(account.id)} changed (a new login or a logout "
                     "in another process) while its refresh token was being read. Try again."
                 )
             return self._read_secret(account, current, "refresh")
@@ -234,11 +230,11 @@ class KeyringTokenStore(FileRecordStore):
         where = "the keyring" if unsettled.location == "keyring" else self.path
         if unsettled.missing:
             return StoreReadError(
-                f"The {unsettled.kind} token of account {unsettled.account_id!r} is missing "
+                f"The {unsettled.kind} token of account {shown(unsettled.account_id)} is missing "
                 f"from {where} (removed outside this library?). Log in again."
             )
         return StoreReadError(
-            f"The {unsettled.kind} token of account {unsettled.account_id!r} in {where} does "
+            f"The {unsettled.kind} token of account {shown(unsettled.account_id)} in {where} does "
             f"not match the records in {self.path} (changed outside this library?). Log in "
             "again."
         )
@@ -264,13 +260,13 @@ class KeyringTokenStore(FileRecordStore):
     def _keyring_read(self, account: Account, record: Dict[str, Any], kind: str) -> Optional[str]:
         if self.policy == "plaintext":
             raise StoreReadError(
-                f"The tokens of account {account.id!r} are in the OS keyring, but this store "
+                f"The tokens of account {shown(account.id)} are in the OS keyring, but this store "
                 "was opened with credential_store='plaintext'. Open it with 'fallback' or "
                 "'system', or log in again."
             )
         slot = _slot_name(record, kind)
         parts = [
-            self._keyring_get(account, _chunk_slot(slot, i))
+            self._keyring_get(account, chunk_slot(slot, i))
             for i in range(_chunk_count(record, kind))
         ]
         if any(part is None for part in parts):
@@ -291,10 +287,12 @@ class KeyringTokenStore(FileRecordStore):
             except KeyringFailure as exc:
                 failure = exc
                 if attempt < _READ_ATTEMPTS - 1:
-                    log.debug("reading keyring slot %r failed (%s); reading it again", name, exc)
+                    log.debug(
+                        "reading keyring slot %s failed (%s); reading it again", shown(name), exc
+                    )
                     _pause(attempt)
         raise StoreReadError(
-            f"Cannot read the tokens of account {account.id!r} from the OS keyring: {failure}."
+            f"Cannot read the tokens of account {shown(account.id)} from the OS keyring: {failure}."
         )
 
     def _remember(
@@ -362,8 +360,13 @@ class KeyringTokenStore(FileRecordStore):
             records = self.records_file.load()
             old, label = claim(records, account, expected_revision)
             location, warning = self._where_to_write(old)
-            slot = old.get("slot") if old and old.get("secrets") == "keyring" else None
-            slot = slot or self.slot_for(account.id)
+            slot = ""
+            if location == "keyring":
+                kept = (
+                    old.get("slot") if old is not None and old.get("secrets") == "keyring" else None
+                )
+                others = _slots_in_use(records, account.id)
+                slot = choose_slot(account.id, kept, others, self._custom_slot_for)
             record: Dict[str, Any] = {
                 "label": label,
                 "revision": records.next_revision(),
@@ -396,7 +399,9 @@ class KeyringTokenStore(FileRecordStore):
         # Committed. Only now remove slots the new record no longer points to (a refresh
         # token the new bundle lacks, surplus chunks).
         if old is not None and self.policy != "plaintext":
-            self._delete_quietly(sorted(set(_slots_of(old)) - set(_slots_of(record))))
+            stale = set(_slots_of(old)) - set(_slots_of(record))
+            used = [slot for _other, slot in _slots_in_use(records, account.id)]
+            self._delete_quietly(unshared(sorted(stale), used, keep=_slots_of(record)))
         self._remember(
             account.id, record["revision"], access=bundle.access_token, refresh=bundle.refresh_token
         )
@@ -438,8 +443,8 @@ class KeyringTokenStore(FileRecordStore):
             pieces = split_for_limit(value, limit)
             if len(pieces) > 1:
                 chunks[kind] = len(pieces)
-            base = _kind_slot(slot, kind)
-            writes += [(_chunk_slot(base, i), piece) for i, piece in enumerate(pieces)]
+            base = kind_slot(slot, kind)
+            writes += [(chunk_slot(base, i), piece) for i, piece in enumerate(pieces)]
         if chunks:
             record["chunks"] = chunks
         undo: List[Tuple[str, Optional[str]]] = []
@@ -453,7 +458,7 @@ class KeyringTokenStore(FileRecordStore):
         except KeyringFailure as exc:
             self._undo(undo)
             raise StoreWriteError(
-                f"Cannot save the tokens of account {account.id!r} to the OS keyring: {exc}. "
+                f"Cannot save the tokens of account {shown(account.id)} to the OS keyring: {exc}. "
                 "What was written has been rolled back; the stored login is unchanged."
             ) from None
         return undo
@@ -477,12 +482,12 @@ class KeyringTokenStore(FileRecordStore):
                     value = self._keyring_read(account, old, kind)
                 except StoreReadError as exc:
                     raise StoreWriteError(
-                        f"Cannot save the tokens of account {account.id!r}: {exc}"
+                        f"Cannot save the tokens of account {shown(account.id)}: {exc}"
                     ) from None
             if value is not None:
                 base = _slot_name(old, kind)
                 for i, piece in enumerate(split_for_limit(value, limit)):
-                    values[_chunk_slot(base, i)] = piece
+                    values[chunk_slot(base, i)] = piece
         return values
 
     def _undo(self, undo: List[Tuple[str, Optional[str]]]) -> None:
@@ -493,14 +498,14 @@ class KeyringTokenStore(FileRecordStore):
                 else:
                     self.keyring.set(self.service, name, value)
             except (KeyringFailure, KeyringAbsent) as exc:
-                log.error("could not roll back keyring slot %r: %s", name, exc)
+                log.error("could not roll back keyring slot %s: %s", shown(name), exc)
 
     def _delete_quietly(self, slots: List[str]) -> None:
         for name in slots:
             try:
                 self.keyring.delete(self.service, name)
             except (KeyringFailure, KeyringAbsent) as exc:
-                log.warning("could not remove stale keyring slot %r: %s", name, exc)
+                log.warning("could not remove stale keyring slot %s: %s", shown(name), exc)
 
     def clear(self, ref: Optional[str] = None) -> Optional[Account]:
         """Remove the account's secrets, then its record (a failed removal keeps both)."""
@@ -513,12 +518,21 @@ class KeyringTokenStore(FileRecordStore):
     def _drop_secrets(self, account: Account, record: Dict[str, Any]) -> None:
         if record.get("secrets") != "keyring" or self.policy == "plaintext":
             return
+        names = _slots_of(record)
+        others = [used for _other, used in _slots_in_use(self._load(), account.id)]
+        kept = unshared(names, others, keep=[])
+        for name in sorted(set(names) - set(kept)):
+            log.warning(
+                "keyring slot %s of account %s is also another account's: left in place",
+                shown(name),
+                shown(account.id),
+            )
         try:
-            for name in _slots_of(record):
+            for name in kept:
                 self.keyring.delete(self.service, name)
         except (KeyringFailure, KeyringAbsent) as exc:
             raise StoreWriteError(
-                f"Cannot remove the tokens of account {account.id!r} from the OS keyring: "
+                f"Cannot remove the tokens of account {shown(account.id)} from the OS keyring: "
                 f"{exc}. The account was kept; try again."
             ) from None
 
@@ -560,26 +574,17 @@ def _meta_of(bundle: TokenBundle) -> Dict[str, Any]:
     }
 
 
-def _kind_slot(slot: str, kind: str) -> str:
-    return slot if kind == "access" else slot + _REFRESH_SUFFIX
-
-
 def _slot_name(record: Dict[str, Any], kind: str) -> str:
     slot = record.get("slot")
     if not isinstance(slot, str) or not slot:
         raise StoreReadError("a keyring record names no slot")
-    return _kind_slot(slot, kind)
-
-
-def _chunk_slot(base: str, index: int) -> str:
-    """Chunk 0 is the slot itself; further chunks are ``<slot>#2``, ``<slot>#3``, ..."""
-    return base if index == 0 else f"{base}#{index + 1}"
+    return kind_slot(slot, kind)
 
 
 def _chunk_count(record: Dict[str, Any], kind: str) -> int:
     chunks = record.get("chunks")
     count = chunks.get(kind, 1) if isinstance(chunks, dict) else 1
-    return count if isinstance(count, int) and count >= 1 else 1
+    return count if isinstance(count, int) and 1 <= count <= _MAX_CHUNKS else 1
 
 
 def _slots_of(record: Dict[str, Any]) -> List[str]:
@@ -589,7 +594,18 @@ def _slots_of(record: Dict[str, Any]) -> List[str]:
     has_refresh = (record.get("meta") or {}).get("refresh_fingerprint") is not None
     kinds = ("access", "refresh") if has_refresh else ("access",)
     return [
-        _chunk_slot(_kind_slot(record["slot"], kind), i)
+        chunk_slot(kind_slot(record["slot"], kind), i)
         for kind in kinds
         for i in range(_chunk_count(record, kind))
+    ]
+
+
+def _slots_in_use(records: Records, account_id: str) -> List[Tuple[str, str]]:
+    """(account id, slot) of every other account whose secrets are in the keyring."""
+    return [
+        (other, record["slot"])
+        for other, record in records.accounts.items()
+        if other != account_id
+        and record.get("secrets") == "keyring"
+        and isinstance(record.get("slot"), str)
     ]

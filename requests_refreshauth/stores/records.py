@@ -15,16 +15,17 @@ import hashlib
 import json
 import logging
 import os
+import re
 import stat
 import sys
-import tempfile
 import time
 from typing import Any, Callable, Iterator, Optional, TypeVar
 
+from .._fs import UnsafeFile, check_trusted, ensure_private_dir, open_regular, write_atomically
 from ..errors import StoreReadError, StoreWriteError
 from ..locking import AccountLock
 
-__all__ = ["FORMAT", "VERSION", "Records", "RecordsFile", "parse_records"]
+__all__ = ["FORMAT", "VERSION", "Records", "RecordsFile", "parse_records", "stored_token_problem"]
 
 log = logging.getLogger("requests_refreshauth.store")
 
@@ -34,9 +35,29 @@ VERSION = 1
 T = TypeVar("T")
 
 _WINDOWS = sys.platform == "win32"
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_BINARY = getattr(os, "O_BINARY", 0)
 _LOCK_TIMEOUT = 30.0
+#: The rules token_response applies to server answers: a token is visible ASCII (CR/LF
+#: would smuggle a header), a token_type an RFC 9110 token (it becomes the scheme).
+_USABLE_TOKEN = re.compile(r"[\x21-\x7e]+")
+_HTTP_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def stored_token_problem(fields: Any) -> Optional[str]:
+    """Which token field read from disk a server answer could not have given us, if any.
+
+    Only string values are judged (other shapes are reported where the bundle is built);
+    the result names the field, never its value.
+    """
+    if not isinstance(fields, dict):
+        return None
+    for name in ("access_token", "refresh_token"):
+        value = fields.get(name)
+        if isinstance(value, str) and not _USABLE_TOKEN.fullmatch(value):
+            return f"{name.replace('_', ' ')} that is not visible ASCII"
+    token_type = fields.get("token_type")
+    if isinstance(token_type, str) and not _HTTP_TOKEN.fullmatch(token_type):
+        return "token type that is not an HTTP token"
+    return None
 
 
 class Records:
@@ -132,6 +153,11 @@ def parse_records(text: str, path: str) -> Records:
             raise bad(f"has a malformed label for account {account_id!r}")
         if isinstance(rev, bool) or not isinstance(rev, int) or rev < 0:
             raise bad(f"has a malformed revision for account {account_id!r}")
+        problem = stored_token_problem(record.get("bundle")) or stored_token_problem(
+            record.get("meta")
+        )
+        if problem:
+            raise bad(f"has a {problem} for account {account_id!r}")
     default = doc.get("default")
     if default is not None and not isinstance(default, str):
         raise bad("has a malformed 'default'")
@@ -163,6 +189,12 @@ class RecordsFile:
         digest = hashlib.sha256(account_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
         return f"{self.path}.refresh-{digest}.lock"
 
+    def refresh_lock_anchor(self) -> str:
+        """The directory whose ``flock`` anchors the refresh locks (see :mod:`..locking`):
+        not the records' directory, so a refresh in progress never delays a save."""
+        directory, name = os.path.split(self.path)
+        return os.path.join(directory, f".{name}.refresh.d")
+
     # ------------------------------------------------------------------ reading
 
     def load(self) -> Records:
@@ -185,13 +217,19 @@ class RecordsFile:
         self._refuse_symlink()
         for attempt in range(5):
             try:
-                fd = os.open(self.path, os.O_RDONLY | _NOFOLLOW | _BINARY)
+                fd = open_regular(self.path, os.O_RDONLY)
                 with open(fd, "rb") as handle:
-                    self._check_mode(handle.fileno())
+                    info = os.fstat(handle.fileno())
+                    check_trusted(self.path, info)
+                    self._check_mode(info)
                     raw = handle.read()
                 break
             except FileNotFoundError:
                 return None
+            except UnsafeFile as exc:
+                raise StoreReadError(
+                    f"Refusing the token records file {self.path}: {exc}. Nothing was changed."
+                ) from None
             except PermissionError as exc:
                 # On Windows a concurrent os.replace briefly denies access.
                 if _WINDOWS and attempt < 4:
@@ -214,10 +252,10 @@ class RecordsFile:
                 "unchanged; fix it, or move it away and log in again."
             ) from None
 
-    def _check_mode(self, fd: int) -> None:
+    def _check_mode(self, info: os.stat_result) -> None:
         if _WINDOWS or self._warned_mode:
             return
-        mode = os.fstat(fd).st_mode
+        mode = info.st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             self._warned_mode = True
             log.warning(
@@ -240,6 +278,7 @@ class RecordsFile:
             result = mutate(records)
             after = records.to_json()
             if after != before:
+                self._refuse_unreadable(records)
                 self._write(after)
             return result
 
@@ -249,8 +288,12 @@ class RecordsFile:
         self._refuse_symlink()
         directory = os.path.dirname(self.path)
         try:
-            # Before the lock does (fasteners would create it with the default mode).
-            os.makedirs(directory, mode=0o700, exist_ok=True)
+            ensure_private_dir(directory)  # 0700 whatever the umask, parents included
+            check_trusted(self.path)  # the directories, even before the file exists
+        except UnsafeFile as exc:
+            raise StoreWriteError(
+                f"Refusing to write the token records file {self.path}: {exc}. Nothing was changed."
+            ) from None
         except OSError as exc:
             raise StoreWriteError(
                 f"Cannot create the directory of the token records file {self.path} "
@@ -268,31 +311,29 @@ class RecordsFile:
 
     def write(self, records: Records) -> None:
         """Replace the file with ``records`` (callers hold :meth:`locked`)."""
+        self._refuse_unreadable(records)
         self._write(records.to_json())
+
+    def _refuse_unreadable(self, records: Records) -> None:
+        """Never write what :func:`parse_records` would refuse: one bad token would lock
+        every account of the file out."""
+        for account_id, record in records.accounts.items():
+            problem = stored_token_problem(record.get("bundle")) or stored_token_problem(
+                record.get("meta")
+            )
+            if problem:
+                raise StoreWriteError(
+                    f"Refusing to save a {problem} for account {account_id!r} in {self.path}; "
+                    "nothing was changed."
+                )
 
     def _write(self, text: str) -> None:
         directory = os.path.dirname(self.path)
         name = os.path.basename(self.path)
         try:
             self._remove_leftovers(directory, name)
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+            write_atomically(self.path, text.encode("utf-8"))
         except OSError as exc:
-            raise StoreWriteError(
-                f"Cannot write the token records file {self.path} ({exc.strerror}); "
-                "nothing was changed."
-            ) from None
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(text.encode("utf-8"))
-                handle.flush()
-                os.fsync(handle.fileno())
-            if not _WINDOWS:
-                os.chmod(tmp, 0o600)
-            _replace(tmp, self.path)
-            _fsync_directory(directory)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
             raise StoreWriteError(
                 f"Cannot write the token records file {self.path} ({exc.strerror}); "
                 "the previous contents are intact."
@@ -305,32 +346,3 @@ class RecordsFile:
         for leftover in glob.glob(pattern):
             with contextlib.suppress(OSError):
                 os.unlink(leftover)
-
-
-def _replace(src: str, dst: str) -> None:
-    for attempt in range(10):
-        try:
-            os.replace(src, dst)
-            return
-        except PermissionError:
-            # Windows refuses to replace a file another process has open; readers hold
-            # it for microseconds, so a short retry almost always succeeds.
-            if not _WINDOWS or attempt == 9:
-                raise
-            time.sleep(0.005 * (attempt + 1))
-
-
-def _fsync_directory(directory: str) -> None:
-    """Make the rename itself durable (POSIX only; Windows cannot open directories)."""
-    if _WINDOWS:
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

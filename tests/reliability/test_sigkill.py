@@ -184,7 +184,7 @@ class RefreshTrials:
         self.account = Account("alice", "Alice")
         self.store.save(self.account, server.login("alice"), make_default=True)
         self.locks = [
-            AccountLock(self.store.records_file.refresh_lock_path("alice")),
+            self.store.refresh_lock(self.account),
             self.store.records_file.lock,
         ]
         self.http = requests.Session()

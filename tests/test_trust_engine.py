@@ -1,0 +1,769 @@
+"""Issue 8, items 6 and 16: a failed save after a rotation, and expiry under clock skew.
+
+Item 6: the server has rotated, so the refreshed bundle holds the only live refresh token;
+when the store cannot save it (full disk, a records lock someone holds), the engine must
+not lose it: bounded retries, then a rescue the next process adopts instead of POSTing the
+rotated-out refresh token (which a reuse-detecting server answers by revoking the grant).
+
+Item 16: with no ``expires_in``, a JWT's ``exp`` is the server's clock; a client whose
+clock runs ahead must not refresh on every request.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import io
+import json
+import logging
+import math
+import os
+import stat
+import subprocess
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable, Dict, List
+
+import pytest
+import requests
+from fakes import FakeProvider, bundle
+from hypothesis import given
+from hypothesis import strategies as st
+
+from requests_refreshauth import (
+    Account,
+    FileTokenStore,
+    MemoryTokenStore,
+    RefreshAuth,
+    RefreshExpiredError,
+    StoreWriteError,
+    TokenBundle,
+    _fs,
+    add_listener,
+    refresh_access_token,
+)
+from requests_refreshauth import persist as persist_mod
+from requests_refreshauth import rescue as rescue_mod
+from requests_refreshauth.bundle import (
+    SKEWED_TOKEN_LIFETIME,
+    access_token_expiry,
+    fingerprint,
+    is_fresh,
+)
+from requests_refreshauth.cli import AuthCommands
+from requests_refreshauth.errors import SaveFailedError
+from requests_refreshauth.locking import AccountLock
+from requests_refreshauth.stores import records as records_mod
+from requests_refreshauth.testing import endpoints as endpoints_mod
+from requests_refreshauth.token_response import bundle_from_token_response
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from requests_refreshauth import AuthEvent
+    from requests_refreshauth.testing import LocalAuthServer
+
+ALICE = Account("alice", "Alice")
+DEFAULT_SAVE_BUDGET = persist_mod.SAVE_BUDGET  # read before the fixture shortens it
+SKEW_AHEAD = 600.0  # the client's clock runs 10 minutes ahead of the server's
+
+
+@pytest.fixture
+def events() -> Iterator[List[AuthEvent]]:
+    seen: List[AuthEvent] = []
+    remove = add_listener(seen.append)
+    yield seen
+    remove()
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Rescues in the per-user cache go to a temp dir; no process rescue leaks out."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(persist_mod, "SAVE_BUDGET", 0.3)  # a failing save retries this long
+    rescue_mod.forget_process_rescues()
+    yield
+    rescue_mod.forget_process_rescues()
+
+
+def _enospc(*_args: object, **_kwargs: object) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _jwt(claims: Dict[str, Any]) -> str:
+    def part(value: Dict[str, Any]) -> str:
+        raw = json.dumps(value).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none'})}.{part(claims)}."
+
+
+def _ours(record: logging.LogRecord) -> bool:
+    """Records of this library (not of the test server, nor of urllib3/oauthlib)."""
+    name = record.name
+    return name.startswith("requests_refreshauth") and not name.startswith(
+        "requests_refreshauth.testing"
+    )
+
+
+def _secrets_of(*bundles: TokenBundle) -> List[str]:
+    out: List[str] = []
+    for b in bundles:
+        out.append(b.access_token)
+        if b.refresh_token:
+            out.append(b.refresh_token)
+    return out
+
+
+# =========================================================================== item 16
+
+
+def test_expiry_with_iat_is_a_lifetime_from_the_local_receive_time() -> None:
+    now = 1_000_000.0
+    token = _jwt({"iat": now - SKEW_AHEAD, "exp": now - SKEW_AHEAD + 300})
+    expiry = access_token_expiry(None, token, now)
+    assert expiry.expires_at == now + 300
+    assert not expiry.clock_suspect
+
+
+def test_expiry_without_iat_that_looks_expired_is_used_for_a_window() -> None:
+    now = 1_000_000.0
+    token = _jwt({"exp": now - SKEW_AHEAD + 300})
+    expiry = access_token_expiry(None, token, now)
+    assert expiry.expires_at == now + SKEWED_TOKEN_LIFETIME
+    assert expiry.clock_suspect
+
+
+def test_expiry_without_iat_in_the_future_trusts_exp() -> None:
+    now = 1_000_000.0
+    far = now + 10 * 365 * 86400.0
+    assert access_token_expiry(None, _jwt({"exp": far}), now).expires_at == far
+    # with iat, the lifetime counts, not how far the server's clock is ahead of ours
+    token = _jwt({"iat": far - 300, "exp": far})
+    assert access_token_expiry(None, token, now).expires_at == now + 300
+
+
+def test_expiry_from_expires_in_and_opaque_tokens() -> None:
+    now = 1_000_000.0
+    assert access_token_expiry(120.0, _jwt({"exp": 1.0}), now).expires_at == now + 120
+    assert access_token_expiry(None, "opaque-token", now).expires_at is None
+    assert access_token_expiry(None, _jwt({"iat": now}), now).expires_at is None
+    # an absurd lifetime is "no expiry known", never a crash
+    assert access_token_expiry(1.7e308, "x", 1.7e308).expires_at is None
+    token = _jwt({"iat": -1.7e308, "exp": 1.7e308})
+    assert access_token_expiry(None, token, now).expires_at is not None  # falls back to exp
+
+
+_numbers = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.booleans(),
+    st.text(max_size=3),
+    st.none(),
+)
+
+
+@given(
+    now=st.floats(min_value=0, max_value=4e9),
+    exp=_numbers,
+    iat=_numbers,
+    with_iat=st.booleans(),
+    skew=st.floats(min_value=0, max_value=1e6),
+)
+def test_expiry_property_a_fresh_jwt_is_never_due_at_once(
+    now: float, exp: Any, iat: Any, with_iat: bool, skew: float
+) -> None:
+    """Whatever the claims and the clocks, a JWT just received is never refreshed at once:
+    its local lifetime is positive and the skew is clamped to half of it."""
+    claims: Dict[str, Any] = {"exp": exp}
+    if with_iat:
+        claims["iat"] = iat
+    expiry = access_token_expiry(None, _jwt(claims), now)
+    assert expiry == access_token_expiry(None, _jwt(claims), now)  # pure
+    if expiry.expires_at is None:
+        return
+    assert math.isfinite(expiry.expires_at)
+    assert expiry.expires_at - now >= 1.0
+    fresh = TokenBundle("a", expires_at=expiry.expires_at, issued_at=now)
+    assert is_fresh(fresh, now, skew)
+
+
+@given(
+    now=st.floats(min_value=1e9, max_value=4e9),
+    offset=st.floats(min_value=-86400 * 30, max_value=86400 * 30),
+    ttl=st.integers(min_value=1, max_value=86400 * 30),
+)
+def test_expiry_property_with_iat_is_independent_of_the_clock_offset(
+    now: float, offset: float, ttl: int
+) -> None:
+    server_now = int(now - offset)
+    token = _jwt({"iat": server_now, "exp": server_now + ttl})
+    assert access_token_expiry(None, token, now).expires_at == pytest.approx(now + ttl)
+
+
+def test_token_response_warns_once_for_a_token_that_looks_expired(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = time.time()
+    token = _jwt({"exp": int(now - SKEW_AHEAD + 300)})
+    with caplog.at_level(logging.WARNING, logger="requests_refreshauth"):
+        got = bundle_from_token_response({"access_token": token}, now=now)
+    assert got.expires_at == now + SKEWED_TOKEN_LIFETIME
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "clock" in warnings[0].getMessage()
+    assert token not in caplog.text
+
+
+def _strip_iat(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = endpoints_mod.OAuthServer._access_token
+
+    def without_iat(self: Any, request: Any) -> str:
+        token: str = original(self, request)
+        header, payload, _sig = token.split(".")
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        del claims["iat"]
+        raw = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+        return f"{header}.{raw}."
+
+    monkeypatch.setattr(endpoints_mod.OAuthServer, "_access_token", without_iat)
+
+
+@pytest.mark.parametrize("with_iat", [True, False], ids=["iat", "no-iat"])
+@pytest.mark.local_auth_server(
+    jwt_access_tokens=True,
+    include_expires_in=False,
+    access_token_ttl=300,
+    clock=lambda: time.time() - SKEW_AHEAD,
+)
+def test_client_clock_ahead_refreshes_once_for_five_requests(
+    local_auth_server: LocalAuthServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    with_iat: bool,
+) -> None:
+    server = local_auth_server
+    if not with_iat:
+        _strip_iat(monkeypatch)
+    store = FileTokenStore(tmp_path / "tokens.json")
+    login = server.login("alice")
+    store.save(ALICE, login.replace(expires_at=time.time() - 1), make_default=True)
+    server.reset_stats()
+
+    session = requests.Session()
+    session.trust_env = False
+    session.auth = RefreshAuth(store, server.provider())
+    for _ in range(5):
+        assert session.get(server.resource_url, timeout=10).status_code == 200
+    assert server.stats().refresh_served == 1
+    # A new process (new auth object) reads the stored expiry: still no further grant.
+    session.auth = RefreshAuth(store, server.provider())
+    for _ in range(5):
+        assert session.get(server.resource_url, timeout=10).status_code == 200
+    assert server.stats().refresh_served == 1
+
+
+# =========================================================================== item 6
+
+
+def _logged_in(server: LocalAuthServer, path: Path) -> FileTokenStore:
+    store = FileTokenStore(path)
+    login = server.login("alice")
+    store.save(ALICE, login.replace(expires_at=time.time() - 1), make_default=True)
+    server.reset_stats()
+    return store
+
+
+def _rescue_files(tmp_path: Path) -> List[Path]:
+    return sorted(p for p in tmp_path.rglob("*rescue*") if p.is_file())
+
+
+def test_full_disk_after_rotation_is_rescued_and_the_next_process_adopts_it(
+    local_auth_server: LocalAuthServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    events: List[AuthEvent],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = local_auth_server
+    path = tmp_path / "tokens.json"
+    store = _logged_in(server, path)
+    old = store.active()
+    assert old is not None
+
+    with monkeypatch.context() as patch, caplog.at_level(logging.DEBUG):
+        patch.setattr(records_mod, "write_atomically", _enospc)
+        snap = refresh_access_token(store, server.provider())  # no exception
+    assert snap.bundle.access_token != old.bundle.access_token
+    assert server.stats().refresh_served == 1
+
+    failed = [e for e in events if e.kind == "save_failed"]
+    assert len(failed) == 1
+    error = failed[0].error
+    assert isinstance(error, SaveFailedError) and error.code == "AUTH_STORE_WRITE_FAILED"
+    assert error.rescue_path is not None and os.path.exists(error.rescue_path)
+    assert os.path.dirname(error.rescue_path) == str(tmp_path)  # beside the records first
+    if sys.platform != "win32":
+        assert stat.S_IMODE(os.stat(error.rescue_path).st_mode) == 0o600
+    ours = [r for r in caplog.records if _ours(r)]
+    errors = [r.getMessage() for r in ours if r.levelno >= logging.ERROR]
+    assert any(str(path) in m and error.rescue_path in m for m in errors)
+    logged = "\n".join(r.getMessage() for r in ours)
+    for secret in _secrets_of(snap.bundle, old.bundle):
+        assert secret not in logged and secret not in str(error)
+
+    # The next process: no memory of this one; a new store object on the same file.
+    rescue_mod.forget_process_rescues()
+    store2 = FileTokenStore(path)
+    adopted = refresh_access_token(store2, server.provider())
+    assert adopted.bundle.access_token == snap.bundle.access_token
+    stats = server.stats()
+    assert stats.refresh_served == 1 and stats.reuse_detected == 0  # nothing was POSTed
+    assert store2.active().bundle == snap.bundle  # type: ignore[union-attr]
+    assert _rescue_files(tmp_path) == []
+    # ...and the grant is alive: the rescued refresh token works.
+    refresh_access_token(store2, server.provider(), force=True)
+    stats = server.stats()
+    assert stats.refresh_served == 2 and stats.reuse_detected == 0 and stats.grants_revoked == 0
+
+
+def test_rescue_falls_back_to_the_user_cache_dir(
+    local_auth_server: LocalAuthServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    events: List[AuthEvent],
+) -> None:
+    server = local_auth_server
+    path = tmp_path / "store" / "tokens.json"
+    store = _logged_in(server, path)
+    beside = rescue_mod.rescue_locations(str(path), ALICE.id)[0]
+    real_open = os.open
+
+    def no_room_beside(name: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        name_ = os.fspath(name)
+        rescue_write = flags & os.O_CREAT and ".rescue-" in os.path.basename(name_)
+        if rescue_write and os.path.dirname(name_) == os.path.dirname(beside):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(name, flags, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(records_mod, "write_atomically", _enospc)
+        patch.setattr(rescue_mod.os, "open", no_room_beside)
+        snap = refresh_access_token(store, server.provider())
+    (failed,) = [e for e in events if e.kind == "save_failed"]
+    where = failed.error.rescue_path  # type: ignore[union-attr]
+    assert where is not None and where.startswith(str(tmp_path / "cache"))
+
+    rescue_mod.forget_process_rescues()
+    adopted = refresh_access_token(FileTokenStore(path), server.provider())
+    assert adopted.bundle == snap.bundle
+    assert server.stats().refresh_served == 1 and server.stats().reuse_detected == 0
+    assert _rescue_files(tmp_path) == []
+
+
+def test_rescue_failing_too_keeps_the_token_in_this_process(
+    local_auth_server: LocalAuthServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    events: List[AuthEvent],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = local_auth_server
+    store = _logged_in(server, tmp_path / "tokens.json")
+    monkeypatch.setattr(records_mod, "write_atomically", _enospc)
+    monkeypatch.setattr(rescue_mod, "write_atomically", _enospc)
+    with caplog.at_level(logging.ERROR):
+        first = refresh_access_token(store, server.provider())
+    (failed,) = [e for e in events if e.kind == "save_failed"]
+    assert failed.error.rescue_path is None  # type: ignore[union-attr]
+    assert "this process" in caplog.text
+    # Later in the same process (a new auth object, the store still failing): the live
+    # refresh token is used, never the rotated-out one.
+    second = refresh_access_token(store, server.provider(), force=True)
+    assert second.bundle.access_token != first.bundle.access_token
+    stats = server.stats()
+    assert stats.refresh_served == 2 and stats.reuse_detected == 0
+    # The disk recovers: the next refresh saves, and the process rescue is dropped.
+    monkeypatch.setattr(records_mod, "write_atomically", _fs.write_atomically)
+    third = refresh_access_token(store, server.provider(), force=True)
+    assert store.active().bundle == third.bundle  # type: ignore[union-attr]
+    assert server.stats().reuse_detected == 0
+    assert rescue_mod.process_rescue_count() == 0
+
+
+def test_memory_store_failed_save_uses_the_process_rescue(events: List[AuthEvent]) -> None:
+    store = MemoryTokenStore()
+    store.save(ALICE, bundle(-10))
+    provider = FakeProvider()
+    real_save = store.save
+    broken = {"on": True}
+
+    def save(*args: Any, **kwargs: Any) -> Any:
+        if broken["on"]:
+            raise StoreWriteError("the store is broken")
+        return real_save(*args, **kwargs)
+
+    store.save = save  # type: ignore[method-assign]
+    first = refresh_access_token(store, provider)
+    (failed,) = [e for e in events if e.kind == "save_failed"]
+    assert failed.error.rescue_path is None  # type: ignore[union-attr]
+    refresh_access_token(store, provider, force=True)
+    assert provider.reuse_detected == 0 and provider.calls == 2
+    broken["on"] = False
+    refresh_access_token(store, provider, force=True)
+    assert provider.reuse_detected == 0
+    assert store.active().bundle.access_token != first.bundle.access_token  # type: ignore[union-attr]
+
+
+def test_save_is_retried_briefly(tmp_path: Path, events: List[AuthEvent]) -> None:
+    store = FileTokenStore(tmp_path / "tokens.json")
+    store.save(ALICE, bundle(-10))
+    provider = FakeProvider()
+    real_save = store.save
+    failures = {"left": 2}
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise StoreWriteError("busy")
+        return real_save(*args, **kwargs)
+
+    store.save = flaky  # type: ignore[method-assign]
+    snap = refresh_access_token(store, provider)
+    assert [e.kind for e in events] == ["refreshed"]
+    assert FileTokenStore(store.path).active().bundle == snap.bundle  # type: ignore[union-attr]
+    assert _rescue_files(tmp_path) == []
+
+
+def _hold_in_thread(lock: AccountLock) -> Callable[[], None]:
+    held, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        assert lock.acquire(timeout=5)
+        held.set()
+        done.wait(60)
+        lock.release()
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    assert held.wait(5)
+
+    def release() -> None:
+        done.set()
+        thread.join(5)
+
+    return release
+
+
+def test_stuck_records_lock_is_bounded_and_a_waiter_adopts_the_rescue(
+    local_auth_server: LocalAuthServer, tmp_path: Path, events: List[AuthEvent]
+) -> None:
+    """A records lock held elsewhere: the holder of the refresh lock gives up on saving
+    in time for the waiters, who adopt the rescued bundle instead of POSTing."""
+    server = local_auth_server
+    path = tmp_path / "tokens.json"
+    store = _logged_in(server, path)
+    release = _hold_in_thread(AccountLock(str(path) + ".lock"))
+    results: Dict[str, Any] = {}
+    try:
+
+        def run(name: str) -> None:
+            try:
+                results[name] = refresh_access_token(store, server.provider(), lock_timeout=3)
+            except Exception as exc:
+                results[name] = exc
+
+        started = time.monotonic()
+        threads = [threading.Thread(target=run, args=(n,)) for n in ("a", "b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        assert time.monotonic() - started < 3 + 2 + 2  # "does not hang"
+    finally:
+        release()
+    assert all(not isinstance(r, Exception) for r in results.values()), results
+    assert results["a"].bundle == results["b"].bundle
+    assert server.stats().refresh_served == 1 and server.stats().reuse_detected == 0
+    assert [e.kind for e in events].count("save_failed") == 1
+
+
+def test_stuck_records_lock_held_by_another_process(
+    local_auth_server: LocalAuthServer, tmp_path: Path, events: List[AuthEvent]
+) -> None:
+    server = local_auth_server
+    path = tmp_path / "tokens.json"
+    store = _logged_in(server, path)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, fasteners\n"
+            "lock = fasteners.InterProcessLock(sys.argv[1]); lock.acquire()\n"
+            "print('held', flush=True); sys.stdin.read()\n",
+            str(path) + ".lock",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        snap = refresh_access_token(store, server.provider(), lock_timeout=3)
+        assert time.monotonic() - started < 3 + 2
+        (failed,) = [e for e in events if e.kind == "save_failed"]
+        assert failed.error.rescue_path is not None  # type: ignore[union-attr]
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(10)
+    rescue_mod.forget_process_rescues()
+    # Whether the abandoned save finished once the lock was free or the rescue is
+    # adopted now, the next process uses the live token and the grant survives.
+    store2 = FileTokenStore(path)
+    assert refresh_access_token(store2, server.provider()).bundle == snap.bundle
+    refresh_access_token(store2, server.provider(), force=True)
+    stats = server.stats()
+    assert stats.refresh_served == 2 and stats.reuse_detected == 0
+    assert _rescue_files(tmp_path) == []
+
+
+def test_stale_rescue_never_overwrites_a_newer_login(
+    local_auth_server: LocalAuthServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = local_auth_server
+    path = tmp_path / "tokens.json"
+    store = _logged_in(server, path)
+    with monkeypatch.context() as patch:
+        patch.setattr(records_mod, "write_atomically", _enospc)
+        rescued = refresh_access_token(store, server.provider())
+    assert len(_rescue_files(tmp_path)) == 1
+    rescue_mod.forget_process_rescues()
+    # The user logs in again (another process): the new login is what counts.
+    relogin = server.login("alice")
+    store.save(ALICE, relogin.replace(expires_at=time.time() - 1))
+    snap = refresh_access_token(FileTokenStore(path), server.provider())
+    assert snap.bundle.access_token not in (rescued.bundle.access_token, relogin.access_token)
+    assert store.active().bundle == snap.bundle  # type: ignore[union-attr]
+    assert _rescue_files(tmp_path) == []
+    assert server.stats().reuse_detected == 0
+
+
+def test_rescue_file_planted_writable_by_others_is_ignored(
+    local_auth_server: LocalAuthServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    if sys.platform == "win32":
+        pytest.skip("POSIX modes")
+    server = local_auth_server
+    path = tmp_path / "tokens.json"
+    store = _logged_in(server, path)
+    with monkeypatch.context() as patch:
+        patch.setattr(records_mod, "write_atomically", _enospc)
+        refresh_access_token(store, server.provider())
+    (found,) = _rescue_files(tmp_path)
+    os.chmod(found, 0o666)
+    rescue_mod.forget_process_rescues()
+    # not believed: the stored (rotated-out) refresh token is POSTed, the grant revoked
+    with caplog.at_level(logging.WARNING), pytest.raises(RefreshExpiredError):
+        refresh_access_token(FileTokenStore(path), server.provider())
+    assert "rescue" in caplog.text and str(found) in caplog.text
+
+
+def test_keyring_system_policy_writes_no_plaintext_rescue(
+    tmp_path: Path, events: List[AuthEvent]
+) -> None:
+    from keyring_fakes import MemoryKeyring
+
+    from requests_refreshauth import KeyringTokenStore
+
+    path = tmp_path / "records.json"
+    store = KeyringTokenStore("svc", path, backend=MemoryKeyring(), credential_store="system")
+    store.save(ALICE, bundle(-10))
+    provider = FakeProvider()
+    real_write = records_mod.write_atomically
+    records_mod.write_atomically = _enospc  # type: ignore[assignment]
+    try:
+        refresh_access_token(store, provider)
+        (failed,) = [e for e in events if e.kind == "save_failed"]
+        assert failed.error.rescue_path is None  # type: ignore[union-attr]
+        assert _rescue_files(tmp_path) == []
+        assert "plaintext" in str(failed.error)
+        refresh_access_token(store, provider, force=True)  # the process rescue serves
+        assert provider.reuse_detected == 0
+    finally:
+        records_mod.write_atomically = real_write  # type: ignore[assignment]
+
+
+def test_keyring_fallback_policy_rescues_to_a_private_file(
+    tmp_path: Path, events: List[AuthEvent], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keyring_fakes import MemoryKeyring
+
+    from requests_refreshauth import KeyringTokenStore
+
+    path = tmp_path / "records.json"
+    backend = MemoryKeyring()
+    store = KeyringTokenStore("svc", path, backend=backend)
+    store.save(ALICE, bundle(-10))
+    provider = FakeProvider()
+    with monkeypatch.context() as patch:
+        patch.setattr(records_mod, "write_atomically", _enospc)
+        snap = refresh_access_token(store, provider)
+    (failed,) = [e for e in events if e.kind == "save_failed"]
+    assert failed.error.rescue_path is not None  # type: ignore[union-attr]
+    rescue_mod.forget_process_rescues()
+    store2 = KeyringTokenStore("svc", path, backend=backend)
+    adopted = refresh_access_token(store2, provider)
+    assert adopted.bundle.access_token == snap.bundle.access_token
+    assert provider.calls == 1 and provider.reuse_detected == 0
+    assert store2.active().bundle.access_token == snap.bundle.access_token  # type: ignore[union-attr]
+    assert _rescue_files(tmp_path) == []
+
+
+def test_cli_token_exits_6_and_prints_nothing_when_the_save_failed(
+    local_auth_server: LocalAuthServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = local_auth_server
+    store = _logged_in(server, tmp_path / "tokens.json")
+    out, err = io.StringIO(), io.StringIO()
+    commands = AuthCommands(store, server.provider(), prog="mycli auth", stdout=out, stderr=err)
+    monkeypatch.setattr(records_mod, "write_atomically", _enospc)
+    status = commands.run(commands.token)
+    assert status == 6
+    assert out.getvalue() == ""
+    assert "could not be saved" in err.getvalue() and "rescue" in err.getvalue()
+    snap = refresh_access_token(store, server.provider())  # the process rescue
+    assert snap.bundle.access_token not in err.getvalue()
+
+
+def test_save_failed_event_kind_is_documented() -> None:
+    import inspect
+    import typing
+
+    from requests_refreshauth import events as events_mod
+
+    assert "save_failed" in typing.get_args(events_mod.EventKind)
+    assert '``"save_failed"``' in inspect.getsource(events_mod)
+
+
+def test_the_save_budget_fits_in_the_lock_margin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A holder that adopts a rescue, POSTs and saves again still releases the refresh
+    lock before waiters (``renew_timeout + _LOCK_MARGIN``) give up."""
+    from requests_refreshauth.refresh import _LOCK_MARGIN
+
+    budget = DEFAULT_SAVE_BUDGET
+    assert 2 * budget + persist_mod._RESERVE < _LOCK_MARGIN
+    # the deadline leaves the reserve before the waiters' deadline, with a floor
+    monkeypatch.setattr(persist_mod, "SAVE_BUDGET", budget)
+    assert persist_mod.save_deadline(release_by=100.0, now=0.0) == budget
+    assert persist_mod.save_deadline(release_by=3.0, now=1.0) == 2.0
+    assert persist_mod.save_deadline(release_by=1.2, now=1.0) == 1.0 + persist_mod._MIN_WAIT
+
+
+def test_rescue_base_must_match_revision_and_fingerprint() -> None:
+    fp = fingerprint(bundle(10).access_token)
+    assert rescue_mod.base_matches(7, fp, 7, fp)
+    assert not rescue_mod.base_matches(7, fp, 8, fp)
+    assert not rescue_mod.base_matches(7, "x", 7, fp)
+
+
+class _GatedStore(MemoryTokenStore):
+    """A memory store whose saves block while ``gate`` is closed (a stuck store) and
+    then complete late; ``late`` counts the saves that were held back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.gate.set()
+        self.late = threading.Semaphore(0)
+
+    def save(self, *args: Any, **kwargs: Any) -> Any:
+        held = not self.gate.is_set()
+        try:
+            self.gate.wait(10)
+            return super().save(*args, **kwargs)
+        finally:
+            if held:
+                self.late.release()
+
+
+def test_a_late_save_of_the_rescued_bundle_is_no_conflict(events: List[AuthEvent]) -> None:
+    """Saves given up on land later, storing the rescued bundle under a new revision
+    while it is being renewed: the renewed bundle is still saved, not discarded."""
+    store = _GatedStore()
+    store.save(ALICE, bundle(-10))
+    provider = FakeProvider()
+    store.gate.clear()
+    first = refresh_access_token(store, provider)  # the save is stuck: a process rescue
+    assert [e.kind for e in events] == ["save_failed"]
+
+    def open_the_gate(current: TokenBundle) -> None:
+        assert current.access_token == first.bundle.access_token  # renewing the rescue
+        store.gate.set()
+        for _ in range(2):  # the first refresh's save and the rescue adoption's
+            assert store.late.acquire(timeout=10)
+
+    provider.on_renew = open_the_gate
+    second = refresh_access_token(store, provider, force=True)
+    assert events[-1].kind == "refreshed"
+    assert store.active().bundle == second.bundle  # type: ignore[union-attr]
+    assert provider.calls == 2 and provider.reuse_detected == 0
+    assert rescue_mod.process_rescue_count() == 0
+
+
+_NEXT_PROCESS = """
+import sys, requests
+from requests_refreshauth import FileTokenStore, PkceProvider, refresh_access_token
+from requests_refreshauth.bundle import fingerprint
+session = requests.Session()
+session.trust_env = False
+provider = PkceProvider(client_id=sys.argv[2], token_endpoint=sys.argv[3],
+                        authorization_endpoint=sys.argv[4], session=session, timeout=10)
+snap = refresh_access_token(FileTokenStore(sys.argv[1]), provider)
+print(fingerprint(snap.bundle.access_token))
+"""
+
+
+def test_a_real_next_process_adopts_the_rescue(
+    local_auth_server: LocalAuthServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = local_auth_server
+    path = tmp_path / "tokens.json"
+    store = _logged_in(server, path)
+    with monkeypatch.context() as patch:
+        patch.setattr(records_mod, "write_atomically", _enospc)
+        snap = refresh_access_token(store, server.provider())
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    args = [str(path), server.client_id, server.token_endpoint, server.authorization_endpoint]
+    done = subprocess.run(
+        [sys.executable, "-c", _NEXT_PROCESS, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == fingerprint(snap.bundle.access_token)
+    stats = server.stats()
+    assert stats.refresh_served == 1 and stats.reuse_detected == 0
+    assert FileTokenStore(path).active().bundle == snap.bundle  # type: ignore[union-attr]
+    assert _rescue_files(tmp_path) == []
+
+
+def test_logout_forgets_the_rescue_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from requests_refreshauth.login import logout
+
+    store = FileTokenStore(tmp_path / "tokens.json")
+    store.save(ALICE, bundle(-10))
+    with monkeypatch.context() as patch:
+        patch.setattr(records_mod, "write_atomically", _enospc)
+        refresh_access_token(store, FakeProvider())
+    assert len(_rescue_files(tmp_path)) == 1 and rescue_mod.process_rescue_count() == 1
+    logout(store, None)
+    assert _rescue_files(tmp_path) == [] and rescue_mod.process_rescue_count() == 0
