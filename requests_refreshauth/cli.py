@@ -27,14 +27,14 @@ import time
 import traceback
 from typing import IO, TYPE_CHECKING, Any, Callable, Dict, Optional, TypeVar, Union
 
+from ._cli_format import account_json, account_name, expiry_text, status_data, status_text
 from ._scrub import terminal_safe
 
 if TYPE_CHECKING:
     import argparse
 
-    from .bundle import Account
     from .providers.base import AuthProvider
-    from .stores.base import AccountStatus, TokenStore
+    from .stores.base import TokenStore
 
 __all__ = ["EXIT_CODES", "AuthCommands", "add_auth_commands", "click_auth_group"]
 
@@ -81,23 +81,6 @@ def _build(value: Factory[T]) -> T:
         from ._failures import configuration_error
 
         raise configuration_error(exc) from None
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(abs(seconds))
-    if seconds < 90:
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 90:
-        return f"{minutes}m {seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h {minutes:02d}m"
-    return f"{hours // 24}d {hours % 24}h"
-
-
-def _when(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(epoch))
 
 
 class AuthCommands:
@@ -226,7 +209,7 @@ class AuthCommands:
         else:  # a provider that needs no user: obtaining a token is the login
             snapshot = refresh_access_token(self.store, provider, force=True)
         data = {
-            "account": _account_json(snapshot.account),
+            "account": account_json(snapshot.account),
             "default": snapshot.is_default,
             "expires_at": snapshot.bundle.expires_at,
         }
@@ -241,9 +224,9 @@ class AuthCommands:
             self._emit(as_json, {"account": None}, "Not logged in.")
             return 0
         account = result.account
-        data = {"account": _account_json(account), "revoked": result.revoked}
+        data = {"account": account_json(account), "revoked": result.revoked}
         note = {True: "", False: " (the server could not be told)", None: ""}[result.revoked]
-        self._emit(as_json, data, f"Logged out of {_name(account.id, account.label)}{note}.")
+        self._emit(as_json, data, f"Logged out of {account_name(account.id, account.label)}{note}.")
         return 0
 
     def status(self, *, as_json: bool = False, user: Optional[str] = None) -> int:
@@ -252,8 +235,8 @@ class AuthCommands:
         status = self.store.status(user)
         if status is None:
             raise NotAuthenticatedError("Not logged in.")
-        data = _status_data(status)
-        self._emit(as_json, data, _status_text(status))
+        data = status_data(status)
+        self._emit(as_json, data, status_text(status))
         return 0
 
     def token(self, *, as_json: bool = False, user: Optional[str] = None) -> int:
@@ -280,7 +263,7 @@ class AuthCommands:
     def accounts_list(self, *, as_json: bool = False) -> int:
         statuses = list(self.store.accounts())
         if as_json:
-            self._emit(True, [_status_data(s) for s in statuses], "")
+            self._emit(True, [status_data(s) for s in statuses], "")
             return 0
         if not statuses:
             self._emit(False, None, "No accounts. Log in first.")
@@ -288,8 +271,8 @@ class AuthCommands:
         rows = [
             (
                 "*" if s.is_default else " ",
-                _name(s.account.id, s.account.label),
-                _expiry_text(s.expires_at),
+                account_name(s.account.id, s.account.label),
+                expiry_text(s.expires_at),
                 "refresh token" if s.has_refresh_token else "no refresh token",
             )
             for s in statuses
@@ -303,8 +286,10 @@ class AuthCommands:
 
     def accounts_use(self, ref: str, *, as_json: bool = False) -> int:
         account = self.store.set_default(ref)
-        data = {"default": _account_json(account)}
-        self._emit(as_json, data, f"{_name(account.id, account.label)} is now the default account.")
+        data = {"default": account_json(account)}
+        self._emit(
+            as_json, data, f"{account_name(account.id, account.label)} is now the default account."
+        )
         return 0
 
     def accounts_remove(self, ref: str, *, as_json: bool = False) -> int:
@@ -333,57 +318,6 @@ def _refresh_or_fail(refresh: Callable[[], T]) -> T:
     if failed and failed[-1].error is not None:
         raise failed[-1].error
     return result
-
-
-def _account_json(account: Account) -> Dict[str, Optional[str]]:
-    return {"id": account.id, "label": account.label}
-
-
-def _name(account_id: str, label: Optional[str]) -> str:
-    """An account for people; ids and labels come from the server: one line, no controls."""
-    name = account_id if not label or label == account_id else f"{label} ({account_id})"
-    return terminal_safe(name)
-
-
-def _expiry_text(expires_at: Optional[float]) -> str:
-    if expires_at is None:
-        return "no expiry known"
-    left = expires_at - time.time()
-    if left <= 0:
-        return f"expired {_duration(left)} ago"
-    return f"valid for {_duration(left)}"
-
-
-def _status_data(status: AccountStatus) -> Dict[str, Any]:
-    now = time.time()
-    return {
-        "account": _account_json(status.account),
-        "default": status.is_default,
-        "expires_at": status.expires_at,
-        "expires_in": None if status.expires_at is None else round(status.expires_at - now, 1),
-        "has_refresh_token": status.has_refresh_token,
-        "refresh_expires_at": status.refresh_expires_at,
-        "scope": list(status.scope) if status.scope is not None else None,
-        "secrets": status.secrets,
-    }
-
-
-def _status_text(status: AccountStatus) -> str:
-    lines = [
-        f"Account:  {_name(status.account.id, status.account.label)}"
-        + ("  [default]" if status.is_default else ""),
-        f"Token:    {_expiry_text(status.expires_at)}"
-        + (f" (until {_when(status.expires_at)})" if status.expires_at else ""),
-    ]
-    if status.has_refresh_token:
-        until = f", until {_when(status.refresh_expires_at)}" if status.refresh_expires_at else ""
-        lines.append(f"Refresh:  yes{until}")
-    else:
-        lines.append("Refresh:  no (log in again when the token expires)")
-    if status.scope:
-        lines.append(f"Scope:    {terminal_safe(' '.join(status.scope))}")
-    lines.append(f"Stored:   {status.secrets}")
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- argparse
