@@ -14,26 +14,37 @@ makes them safe whatever the caller's session carries:
 - **A total deadline per attempt** (connect + read timeouts): requests' timeout bounds
   each socket read, so a server trickling a byte at a time could hold a call forever.
   The attempt runs in a worker thread; when the deadline passes, the caller gets
-  :class:`DeadlineExceeded` at once and the worker's socket is shut down.
+  :class:`DeadlineExceeded` at once and the worker's sockets are shut down, now and
+  whenever it opens another (it may have been resolving the name, or trying the first
+  of several addresses), until it ends.
+- **Nothing is sent after the caller was told it failed.** A body is handed to the
+  HTTP stack as a :class:`_GuardedBody`, read only once the connection is up and the
+  headers are out, and never after the deadline: a refresh abandoned before its body
+  left is never sent later (headers without their body are not a request a server
+  acts on), and is reported as :class:`NotSent`, safe to retry like a connect timeout.
+  Otherwise a rotating server would see the same refresh token twice and revoke the
+  grant. The body goes with a ``Content-Length`` (never chunked: some servers refuse
+  chunked form posts).
 - **A body size cap** (:data:`MAX_BODY`), checked against ``Content-Length`` first and
-  then while reading, so a hostile answer costs at most that much memory.
+  then while reading the bytes as sent: an answer with a ``Content-Encoding`` (we ask
+  for ``identity``) is refused unread, since a few KB of layered gzip expand to GBs.
+- **Loopback is never proxied**: a plain-http loopback endpoint would otherwise hand
+  the refresh token, in clear, to ``HTTP_PROXY``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import json
-import socket
-import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from urllib.parse import urlsplit
 
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
-from ._urls import require_secure_url
+from ._urls import is_loopback_host, require_secure_url
 
 if TYPE_CHECKING:
     from requests.structures import CaseInsensitiveDict
@@ -43,6 +54,8 @@ __all__ = [
     "PROVIDER_CALL",
     "Answer",
     "DeadlineExceeded",
+    "NotSent",
+    "ResponseEncoded",
     "ResponseTooLarge",
     "call",
     "client_auth",
@@ -72,8 +85,22 @@ class DeadlineExceeded(requests.exceptions.ReadTimeout):
     """No complete answer within the attempt's total deadline (it may have been sent)."""
 
 
+class NotSent(requests.exceptions.ConnectTimeout, DeadlineExceeded):
+    """The deadline passed before the request's body left, and it never will: the
+    server cannot have acted on it, so it is as safe to retry as a connect timeout."""
+
+
 class ResponseTooLarge(requests.RequestException):
-    """The answer's body is larger than :data:`MAX_BODY`."""
+    """The answer's body is larger than :data:`MAX_BODY` (or cannot be bounded)."""
+
+
+class ResponseEncoded(ResponseTooLarge):
+    """The answer has a ``Content-Encoding``: decoding it could exceed any size cap."""
+
+
+class _Abandoned(Exception):
+    """Raised inside the worker when the caller gave up (not an ``OSError``, so urllib3
+    neither wraps nor retries it)."""
 
 
 class _ExplicitAuth(AuthBase):
@@ -144,8 +171,12 @@ class Answer:
             return self.content.decode("utf-8", errors="replace")
 
     def json(self) -> Any:
-        """The body as JSON; ``ValueError`` if it is not."""
-        return json.loads(self.text)
+        """The body as JSON; ``ValueError`` if it is not, or if it nests too deeply for
+        the parser (its ``RecursionError`` would escape every caller's ``ValueError``)."""
+        try:
+            return json.loads(self.text)
+        except RecursionError:
+            raise ValueError("the JSON answer nests too deeply") from None
 
 
 def call(
@@ -156,7 +187,7 @@ def call(
     what: str,
     timeout: Timeout,
     auth: AuthBase = NO_AUTH,
-    data: Optional[Union[str, bytes, Mapping[str, str]]] = None,
+    data: Optional[Union[str, bytes]] = None,
     headers: Optional[Mapping[str, str]] = None,
     limit: int = MAX_BODY,
 ) -> Answer:
@@ -168,19 +199,16 @@ def call(
     """
     require_secure_url(url, what)  # judged again when used: *.localhost may re-resolve
     sent_headers: Dict[str, str] = {"Accept-Encoding": "identity", **(headers or {})}
-    attempt = _Attempt(
-        session,
-        method,
-        url,
-        limit,
-        {
-            "data": data,
-            "headers": sent_headers,
-            "auth": auth,
-            "timeout": timeout,
-            "allow_redirects": False,
-            "stream": True,
-        },
+    attempt = _Attempt(session, method, url, limit)
+    body = data.encode("utf-8") if isinstance(data, str) else data
+    attempt.options.update(
+        data=_GuardedBody(body, attempt) if body else body,
+        headers=sent_headers,
+        auth=auth,
+        timeout=timeout,
+        allow_redirects=False,
+        stream=True,
+        proxies=direct_proxies(url),
     )
     seconds = deadline_of(timeout)
     worker = threading.Thread(
@@ -196,9 +224,64 @@ def call(
         attempt.abandon(worker)
         raise
     if not finished:
-        attempt.abandon(worker)
+        if attempt.abandon(worker):
+            raise NotSent(f"the {what} request was not sent within {seconds:g} s")
         raise DeadlineExceeded(f"no complete answer from the {what} within {seconds:g} s")
     return attempt.outcome()
+
+
+def direct_proxies(url: str) -> Optional[Dict[str, None]]:
+    """``proxies`` that turn proxying off for a loopback ``url``, else None (the
+    session's and the environment's apply).
+
+    Plain http is allowed only for loopback hosts (``require_secure_url`` has just
+    checked), so it is never proxied: the proxy would get the refresh token in clear.
+    An https URL is direct for ``localhost`` and loopback IP literals (no look-up here).
+    A ``None`` value beats the environment (``merge_environment_settings`` only fills
+    keys that are missing) and the session's ``proxies`` (``merge_setting`` drops keys
+    whose request value is ``None``), for every key ``select_proxy`` looks at.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    scheme = parts.scheme.lower()
+    if scheme != "http" and (host.endswith(".localhost") or not is_loopback_host(host)):
+        return None
+    return {key: None for key in (f"{scheme}://{host}", scheme, f"all://{host}", "all")}
+
+
+class _GuardedBody:
+    """A request body read only when the HTTP stack sends it, never after the deadline.
+
+    http.client and urllib3 read a file-like body after connecting and sending the
+    headers; ``__len__`` makes requests send a ``Content-Length`` (not chunks). Each
+    ``read`` checks, under the attempt's lock, that the caller has not given up, and
+    records that the body has started to leave.
+    """
+
+    def __init__(self, data: bytes, attempt: _Attempt) -> None:
+        self._data = data
+        self._offset = 0
+        self._attempt = attempt
+
+    def __repr__(self) -> str:  # the body carries secrets
+        return f"<request body, {len(self._data)} bytes>"
+
+    def __len__(self) -> int:
+        return len(self._data) - self._offset
+
+    def __iter__(self) -> Iterator[bytes]:  # requests' test for a streamed body
+        return iter(lambda: self.read(_CHUNK), b"")
+
+    def read(self, size: int = -1) -> bytes:
+        attempt = self._attempt
+        with attempt.lock:
+            if attempt.abandoned:
+                raise _Abandoned("the caller gave up before the body was sent")
+            attempt.sent = True
+        start = self._offset
+        end = len(self._data) if size is None or size < 0 else min(start + size, len(self._data))
+        self._offset = end
+        return self._data[start:end]
 
 
 def _wait(done: threading.Event, seconds: float) -> bool:
@@ -221,15 +304,16 @@ class _Attempt:
         method: str,
         url: str,
         limit: int,
-        options: Dict[str, Any],
     ) -> None:
         self.session = session
         self.method = method
         self.url = url
         self.limit = limit
-        self.options = options
+        self.options: Dict[str, Any] = {}
         self.done = threading.Event()
-        self.abandoned = False
+        self.lock = threading.Lock()
+        self.abandoned = False  # set by the caller, under ``lock``
+        self.sent = False  # the body has started to leave (set under ``lock``)
         self.response: Optional[requests.Response] = None
         self.answer: Optional[Answer] = None
         self.error: Optional[BaseException] = None
@@ -248,12 +332,17 @@ class _Attempt:
         response = self.session.request(self.method, self.url, **self.options)
         self.response = response
         try:
+            encoding = (response.headers.get("Content-Encoding") or "").strip().lower()
+            if encoding not in ("", "identity"):
+                raise ResponseEncoded(
+                    "the answer is encoded (Content-Encoding), though only identity was accepted"
+                )
             declared = (response.headers.get("Content-Length") or "").strip()
             if declared.isdigit() and int(declared) > self.limit:
                 raise ResponseTooLarge(_too_large(self.limit))
             chunks: List[bytes] = []
             size = 0
-            for chunk in response.iter_content(_CHUNK):
+            for chunk in _raw_chunks(response):
                 if self.abandoned:
                     raise DeadlineExceeded("abandoned")
                 size += len(chunk)
@@ -270,56 +359,55 @@ class _Attempt:
         assert self.answer is not None
         return self.answer
 
-    def abandon(self, worker: threading.Thread) -> None:
-        """Shut down the socket the worker is blocked on, so it ends now, not at the
-        server's pace. Best effort: it is found on the worker's stack (or its response)."""
-        self.abandoned = True
-        found = _sockets_on_stack(worker.ident)
-        response = self.response
-        if response is not None:
-            found.append(_socket_of_response(response))
-        for sock in found:
-            if sock is not None:
-                with contextlib.suppress(OSError):  # not SSLSocket's shutdown: the fd only
-                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    def abandon(self, worker: threading.Thread) -> bool:
+        """Give up: the body, if not yet read, never will be (True: it was never sent).
+
+        Shuts down the socket the worker is blocked on, so it ends now, not at the
+        server's pace, and keeps doing so for any socket it opens later (it may be
+        resolving a name or trying the next address) until it ends. Best effort: the
+        sockets are found on the worker's stack (or its response).
+        """
+        with self.lock:
+            self.abandoned = True
+            unsent = isinstance(self.options.get("data"), _GuardedBody) and not self.sent
+        self._shut_sockets(worker)
+        if worker.is_alive():
+            threading.Thread(
+                target=self._reap, args=(worker,), name="requests-refreshauth-reaper", daemon=True
+            ).start()
+        return unsent
+
+    def _reap(self, worker: threading.Thread) -> None:
+        while worker.is_alive():
+            self._shut_sockets(worker)
+            worker.join(0.05)
+
+    def _shut_sockets(self, worker: threading.Thread) -> None:
+        from ._sockets import shut_down
+
+        shut_down(worker, self.response)
+
+
+def _raw_chunks(response: requests.Response) -> Iterator[bytes]:
+    """The body's bytes as sent, never decoded, with urllib3's errors typed the way
+    ``iter_content`` types them."""
+    stream = getattr(response.raw, "stream", None)
+    if not callable(stream):  # not urllib3's response (a custom adapter): no decoder
+        yield from response.iter_content(_CHUNK)  # runs either (Content-Encoding refused)
+        return
+    from urllib3.exceptions import HTTPError, ProtocolError, ReadTimeoutError, SSLError
+
+    try:
+        yield from stream(_CHUNK, decode_content=False)
+    except ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from None
+    except ReadTimeoutError as exc:
+        raise requests.exceptions.ConnectionError(exc) from None
+    except SSLError as exc:
+        raise requests.exceptions.SSLError(exc) from None
+    except HTTPError as exc:
+        raise requests.RequestException(exc) from None
 
 
 def _too_large(limit: int) -> str:
     return f"the answer is larger than {limit // 1024} KiB"
-
-
-def _socket_in(obj: Any) -> Optional[socket.socket]:
-    """``obj`` if it is a socket, else its ``sock``/``_sock`` attribute if that is one.
-
-    Only instance dictionaries are read (no properties run): connections of http.client
-    and urllib3 keep ``sock``, ``socket.SocketIO`` keeps ``_sock``.
-    """
-    if isinstance(obj, socket.socket):
-        return obj
-    attributes = getattr(obj, "__dict__", None)
-    if isinstance(attributes, dict):
-        for name in ("sock", "_sock"):
-            inner = attributes.get(name)
-            if isinstance(inner, socket.socket):
-                return inner
-    return None
-
-
-def _sockets_on_stack(ident: Optional[int]) -> List[Optional[socket.socket]]:
-    """Sockets referenced by the frames of thread ``ident`` (innermost first)."""
-    frame: Any = sys._current_frames().get(ident) if ident is not None else None
-    found: List[Optional[socket.socket]] = []
-    while frame is not None:
-        local = frame.f_locals
-        for name in ("self", "conn", "sock"):
-            sock = _socket_in(local.get(name))
-            if sock is not None and sock not in found:
-                found.append(sock)
-        frame = frame.f_back
-    return found
-
-
-def _socket_of_response(response: requests.Response) -> Optional[socket.socket]:
-    """The socket under a streamed response (urllib3 → http.client → SocketIO)."""
-    fp = getattr(getattr(response.raw, "_fp", None), "fp", None)
-    return _socket_in(getattr(fp, "raw", None))

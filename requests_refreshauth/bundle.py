@@ -359,6 +359,10 @@ def jwt_expiry(token: str) -> Optional[float]:
 SKEWED_TOKEN_LIFETIME = 300.0
 #: A local lifetime below this is not believed (it would mean a refresh per request).
 _MIN_LIFETIME = 1.0
+#: Without ``iat``, an ``exp`` fewer seconds ahead of our clock than this on receipt is
+#: taken as clock skew, not as a token about to die: real access tokens live minutes, and
+#: believing it would renew on every request (the skew clamps to half of what is left).
+_SUSPECT_LIFETIME = 30.0
 
 
 class TokenExpiry(NamedTuple):
@@ -377,9 +381,10 @@ def access_token_expiry(expires_in: Optional[float], access_token: str, now: flo
 
     ``expires_in`` wins. Otherwise a JWT's ``exp`` is the *server's* clock: with ``iat``,
     ``exp - iat`` is a lifetime counted from ``now``, whatever the clocks say; without it
-    ``exp`` is taken as is unless it has (nearly) passed by our clock, in which case the
-    token was not born dead, our clock is ahead: it is used for
-    :data:`SKEWED_TOKEN_LIFETIME` seconds. An unusable result (not finite) is "unknown".
+    ``exp`` is taken as is unless it has passed by our clock, or is less than
+    ``_SUSPECT_LIFETIME`` ahead: the token was not born (nearly) dead, our clock is
+    ahead, and it is used for :data:`SKEWED_TOKEN_LIFETIME` seconds. An unusable result
+    (not finite) is "unknown".
     """
     if expires_in is not None:
         return TokenExpiry(_finite(now + expires_in))
@@ -396,6 +401,6 @@ def access_token_expiry(expires_in: Optional[float], access_token: str, now: flo
             at = _finite(now + lifetime)
             if at is not None and at - now >= _MIN_LIFETIME:
                 return TokenExpiry(at)
-    if exp - now >= _MIN_LIFETIME:
+    if exp - now >= _SUSPECT_LIFETIME:
         return TokenExpiry(exp)
     return TokenExpiry(now + SKEWED_TOKEN_LIFETIME, clock_suspect=True)

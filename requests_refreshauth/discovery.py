@@ -128,8 +128,8 @@ def _fetch(http: requests.Session, issuer: str, timeout: float) -> Dict[str, Any
         if problem:
             problems.append(f"{url}: {problem}")
             continue
-        for key in _ENDPOINTS:
-            if metadata.get(key) is not None:
+        for key in _ENDPOINTS:  # an empty optional endpoint is absent, as for the provider
+            if key == "token_endpoint" or metadata.get(key) not in (None, ""):
                 require_secure_url(metadata[key], f"{key} (from {issuer}'s metadata)")
         return dict(metadata)
     message = f"Could not discover the authorization server of {issuer} ({'; '.join(problems)})."

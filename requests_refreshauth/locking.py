@@ -19,8 +19,13 @@ locks of a store on a hidden directory beside it (``.<records>.refresh.d``), so 
 refresh POST never holds up another process's save. The price: processes exclude each
 other per anchor, not per lock file (refreshes of different accounts of one store take
 turns across processes); the lock files are still locked as well, so older versions of
-this library still exclude and are excluded. Where a directory cannot be ``flock``-ed (some
-network filesystems) only the lock file protects, as before.
+this library still exclude and are excluded. A separate anchor directory would be empty,
+and cleanups such as ``find DIR -empty -delete`` remove empty directories along with the
+(empty) lock files: so it keeps a small ``README`` (0600) saying what it is, written when
+missing on each acquire (one ``open`` otherwise). Deleting the anchor by hand while its
+lock is held still defeats the exclusion; nothing in the directory can prevent that.
+Where a directory cannot be ``flock``-ed (some network filesystems) only the lock file
+protects, as before.
 
 Lock files are opened without following symlinks, must be regular files (a FIFO would
 block ``open``), and are created 0600 whatever the umask; their directory 0700.
@@ -89,6 +94,7 @@ class _DirLock:
 
 _dir_locks: dict[str, _DirLock] = {}
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 #: flock errors meaning "this filesystem cannot lock directories": fall back to the file.
 _UNSUPPORTED = frozenset(
     {errno.EBADF, errno.EINVAL, errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EACCES}
@@ -256,6 +262,8 @@ class AccountLock:
         try:
             ensure_private_dir(os.path.dirname(entry.path))
             ensure_private_dir(directory)
+            if entry.anchor is not None and entry.anchor != os.path.dirname(entry.path):
+                _keep_marker(entry.anchor)
             dir_lock = _dir_lock_for(directory)
             if not _acquire_dir(dir_lock, deadline, self.delay, self.max_delay):
                 return False
@@ -318,6 +326,40 @@ class AccountLock:
         tb: Optional[TracebackType],
     ) -> None:
         self.release()
+
+
+#: The file that keeps an anchor directory from being empty (see the module docstring).
+MARKER_NAME = "README"
+_MARKER_TEXT = (
+    "This directory is a lock of requests-refreshauth: processes refreshing the tokens\n"
+    "stored beside it lock it, so that only one of them refreshes at a time. It holds no\n"
+    "secrets. Do not delete it or this file while a program using those tokens runs.\n"
+)
+
+
+def _keep_marker(anchor: str) -> None:
+    """Make sure ``anchor`` holds its marker: one ``open`` when it is there already.
+
+    A file of ours in it (0600, never written through a link) keeps cleanups of empty
+    files and directories (``find -empty -delete``) from removing the anchor while its
+    ``flock`` is held, which would let a newcomer lock a fresh directory.
+    """
+    path = os.path.join(anchor, MARKER_NAME)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+    except FileExistsError:
+        return  # whatever it is, the directory is not empty
+    except OSError as exc:  # a safeguard only: the lock works without it
+        log.debug("cannot create %s (%s)", path, exc.strerror)
+        return
+    try:
+        if sys.platform != "win32":
+            os.fchmod(fd, 0o600)  # whatever the umask
+        os.write(fd, _MARKER_TEXT.encode("ascii"))
+    except OSError as exc:
+        log.debug("cannot write %s (%s)", path, exc.strerror)
+    finally:
+        os.close(fd)
 
 
 def _open_lock_file(entry: _Entry) -> None:

@@ -103,7 +103,7 @@ class _CappedReader:
 class _Server(HTTPServer):
     """One daemon thread per connection, bounded in number and in time."""
 
-    allow_reuse_address = False  # another process on the port must make bind() fail
+    allow_reuse_address = False  # set by server_bind below, on POSIX only
     request_queue_size = 64
 
     listener: LoopbackServer
@@ -116,11 +116,18 @@ class _Server(HTTPServer):
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
-        # Not HTTPServer.server_bind: its getfqdn() is a reverse DNS lookup, and
-        # SO_EXCLUSIVEADDRUSE stops another process binding the port too (Windows).
-        exclusive = getattr(socket, "SO_EXCLUSIVEADDRUSE", None)
-        if exclusive is not None:
-            self.socket.setsockopt(socket.SOL_SOCKET, exclusive, 1)
+        # Not HTTPServer.server_bind: its getfqdn() is a reverse DNS lookup.
+        # POSIX: SO_REUSEADDR lets the next login take a preferred fixed port whose last
+        # connections sit in TIME_WAIT (an exact-port redirect registration keeps
+        # working); a second *listener* on the port is still refused. Windows: there
+        # SO_REUSEADDR would let us (or anyone) share a live port, so never; and
+        # SO_EXCLUSIVEADDRUSE stops another process binding the port too.
+        if sys.platform == "win32":
+            exclusive = getattr(socket, "SO_EXCLUSIVEADDRUSE", None)
+            if exclusive is not None:
+                self.socket.setsockopt(socket.SOL_SOCKET, exclusive, 1)
+        else:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.socket.bind(self.server_address)
         self.server_address = self.socket.getsockname()
         self.server_name = "127.0.0.1"
@@ -179,6 +186,18 @@ class _Server(HTTPServer):
         with self._lock:
             for conn in [c for c, deadline in self._reading.items() if deadline <= now]:
                 self._abort(conn)
+
+    def let_answers_finish(self, grace: float) -> None:
+        """Wait (at most ``grace`` seconds) for connections that have read their request
+        and are answering it: the browser that completed the sign-in must get its page,
+        which fits a socket buffer, so this is quick. Readers are not waited for."""
+        deadline = time.monotonic() + grace
+        while True:
+            with self._lock:
+                answering = any(conn not in self._reading for conn in self._open)
+            if not answering or time.monotonic() >= deadline:
+                return
+            time.sleep(0.005)
 
     def abort_all(self) -> None:
         with self._lock:
@@ -265,6 +284,8 @@ class LoopbackServer:
     max_connections = 16
     #: Bytes of request line and headers accepted from one connection.
     max_request_head = 256 * 1024
+    #: Seconds :meth:`close` lets connections already answering finish their page.
+    answer_grace = 1.0
 
     def __init__(
         self,
@@ -326,6 +347,7 @@ class LoopbackServer:
         if self._thread.is_alive():
             self._server.shutdown()  # the accept loop never blocks on a connection
             self._thread.join(5)
+        self._server.let_answers_finish(self.answer_grace)
         self._server.abort_all()
         self._server.server_close()
 

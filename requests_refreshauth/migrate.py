@@ -19,7 +19,7 @@ import os
 import time
 from typing import Any, Literal, Mapping, NamedTuple, Optional, Union
 
-from ._fs import UnsafeFile, check_trusted, open_regular
+from ._fs import UnsafeFile, check_trusted, open_regular, resolve_trusted
 from .bundle import Account, TokenBundle, fingerprint
 from .errors import AccountNotFoundError, StoreReadError
 from .stores.base import AccountStatus, RevisionConflict, TokenStore
@@ -114,10 +114,14 @@ def _strictly_newer(bundle: TokenBundle, existing: AccountStatus) -> bool:
 
 def _read_legacy_file(path: str) -> Optional[tuple[Mapping[str, Any], float]]:
     try:
-        # No symlink followed, no FIFO blocking, nobody else's file (see _fs).
-        with open(open_regular(path, os.O_RDONLY), "rb") as handle:
+        # A dotfiles manager (GNU stow, home-manager) may make it a symlink: followed only
+        # where another user cannot re-point it, then the target judged like any file: no
+        # FIFO blocking, a regular file, nobody else's (see _fs). Read-only, so the link
+        # is never replaced.
+        real = resolve_trusted(path)
+        with open(open_regular(real, os.O_RDONLY), "rb") as handle:
             info = os.fstat(handle.fileno())
-            check_trusted(path, info)
+            check_trusted(real, info)
             raw = handle.read()
             mtime = info.st_mtime
     except FileNotFoundError:

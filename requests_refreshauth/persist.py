@@ -6,15 +6,22 @@ holds the account's refresh lock, and waiters give up after ``lock_timeout_for``
 that blocks (a records lock another process holds for 30 s, a hung keyring) must not
 keep them waiting. The store protocol has no timeout, so the save runs in a helper
 thread the engine stops waiting for at the deadline; the store's own compare-and-swap
-makes a save that completes later harmless (it lands only if nothing changed since).
+makes a save that completes later harmless (it lands only if nothing changed since),
+and a rescue names every bundle of its chain, so an older bundle landing late does not
+make a newer rescue look obsolete (:func:`.rescue.is_live`).
+
+While a save given up on is still running, or one failed moments ago, adopting a rescue
+does not try the store again: each adopter would hold the refresh lock for the whole
+budget retrying a store known to be stuck, and a herd of waiters would time out.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from typing import NamedTuple, Optional
+from typing import Dict, NamedTuple, Optional, Tuple
 
 from . import rescue
 from .bundle import Account, Snapshot, TokenBundle, fingerprint
@@ -25,12 +32,15 @@ from .stores.base import AccountStatus, RevisionConflict, SnapshotChanged, Token
 __all__ = [
     "SAVE_BUDGET",
     "Base",
+    "Taken",
     "Unsaved",
     "describe",
+    "forget_failures",
     "persist",
     "save_deadline",
     "save_failed",
     "save_within",
+    "store_is_stuck",
     "take_rescue",
 ]
 
@@ -45,6 +55,54 @@ _RESERVE = 1.0
 _MIN_WAIT = 0.5
 _FIRST_PAUSE = 0.05
 _MAX_PAUSE = 0.5
+#: After a failed save, adopters skip trying the store for this long.
+_RECENT_FAILURE = 5.0
+
+# (store key, account id) -> saves given up on and still running; -> when one last failed.
+_Key = Tuple[str, str]
+_pending: Dict[_Key, int] = {}
+_failed_at: Dict[_Key, float] = {}
+_registry_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """The child has none of the parent's save threads, nor a held registry lock."""
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    _pending.clear()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _key(store: TokenStore, account: Account) -> _Key:
+    return (rescue.store_key(store), account.id)
+
+
+def store_is_stuck(store: TokenStore, account: Account) -> bool:
+    """Whether this process has a save of the account still running after it was given
+    up on, or saw one fail within the last few seconds."""
+    key = _key(store, account)
+    with _registry_lock:
+        if _pending.get(key, 0) > 0:
+            return True
+        failed = _failed_at.get(key)
+    return failed is not None and time.monotonic() - failed < _RECENT_FAILURE
+
+
+def forget_failures() -> None:
+    """Forget failed saves (see :func:`.rescue.forget_process_rescues`)."""
+    with _registry_lock:
+        _failed_at.clear()
+
+
+def _note_outcome(key: _Key, saved: bool) -> None:
+    with _registry_lock:
+        if saved:
+            _failed_at.pop(key, None)
+        else:
+            _failed_at[key] = time.monotonic()
 
 
 class Unsaved(Exception):
@@ -85,6 +143,8 @@ class _Attempt:
         self.expected_revision, self.deadline = expected_revision, deadline
         self.done = threading.Event()
         self.abandoned = False
+        self.key = _key(store, account)
+        self._state = threading.Lock()
         self.result: Optional[Snapshot] = None
         self.error: Optional[BaseException] = None
         self.tries = 0
@@ -117,12 +177,28 @@ class _Attempt:
                     self.error = exc
                     return
         finally:
-            if self.abandoned and self.result is not None:
-                log.info(
-                    "a save of %r that was given up on completed later; the store is current",
-                    self.account.id,
-                )
-            self.done.set()
+            with self._state:
+                self.done.set()
+                abandoned = self.abandoned
+            if abandoned:
+                with _registry_lock:
+                    left = _pending.get(self.key, 1) - 1
+                    if left > 0:
+                        _pending[self.key] = left
+                    else:
+                        _pending.pop(self.key, None)
+                if self.result is not None:
+                    log.info("a save of %r that was given up on completed later", self.account.id)
+
+    def abandon(self) -> bool:
+        """Stop waiting; ``False`` if it had just finished (use its outcome)."""
+        with self._state:
+            if self.done.is_set():
+                return False
+            self.abandoned = True
+        with _registry_lock:
+            _pending[self.key] = _pending.get(self.key, 0) + 1
+        return True
 
 
 def save_within(
@@ -140,16 +216,18 @@ def save_within(
     attempt = _Attempt(store, account, bundle, expected_revision, deadline)
     worker = threading.Thread(target=attempt.run, name="refreshauth-save", daemon=True)
     worker.start()
-    if not attempt.done.wait(max(0.0, deadline - time.monotonic())):
-        attempt.abandoned = True
+    if not attempt.done.wait(max(0.0, deadline - time.monotonic())) and attempt.abandon():
+        _note_outcome(attempt.key, saved=False)
         raise Unsaved(
             "the store did not answer in time (is another process holding the lock on its records?)"
         )
     if attempt.result is not None:
+        _note_outcome(attempt.key, saved=True)
         return attempt.result
     error = attempt.error
     if isinstance(error, RevisionConflict):
         raise error
+    _note_outcome(attempt.key, saved=False)
     reason = _reason(error) if error is not None else "unknown failure"
     tries = f" ({attempt.tries} tries)" if attempt.tries > 1 else ""
     raise Unsaved(reason + tries)
@@ -173,35 +251,70 @@ class Base(NamedTuple):
     fingerprint: Optional[str]
     generation: int  # of the rescue ``current`` came from (0: from the store)
     release_by: float  # monotonic: release the lock by then
+    #: Access fingerprints of the bundles before ``current`` in its rescue chain.
+    superseded: Tuple[str, ...] = ()
+
+
+class Taken(NamedTuple):
+    """A rescue taken: the snapshot to use, whether the store now holds it, and the
+    stored record it stands over when it does not."""
+
+    snapshot: Snapshot
+    saved: bool
+    over: AccountStatus
 
 
 def take_rescue(
     store: TokenStore, found: rescue.Rescue, status: AccountStatus, release_by: float
-) -> Snapshot:
+) -> Taken:
     """Save a rescued bundle into the store (or, if it still fails, use it from memory)."""
     account = status.account
     where = found.path or "this process's memory"
-    try:
-        saved = save_within(
-            store,
-            account,
-            found.bundle,
-            status.revision,
-            save_deadline(release_by, time.monotonic()),
-        )
-    except RevisionConflict:
-        raise SnapshotChanged(f"{describe(account)} changed while adopting a rescue") from None
-    except Unsaved as failure:
-        log.warning(
-            "using the tokens of %s rescued in %s; the store still cannot take them (%s)",
+    if store_is_stuck(store, account):
+        # A save of this account is still blocked, or just failed: trying again would
+        # hold the refresh lock for the whole budget. The rescue stays valid meanwhile.
+        log.info(
+            "using the tokens of %s rescued in %s; not saving them yet (the store just "
+            "failed to save)",
             describe(account),
             where,
-            failure.reason,
         )
-        return Snapshot(account, found.bundle, status.revision, status.is_default)
-    rescue.settle(store, account)
-    log.warning("saved the tokens of %s rescued in %s into the store", describe(account), where)
-    return saved
+        return Taken(
+            Snapshot(account, found.bundle, status.revision, status.is_default), False, status
+        )
+    for _ in range(2):
+        try:
+            saved = save_within(
+                store,
+                account,
+                found.bundle,
+                status.revision,
+                save_deadline(release_by, time.monotonic()),
+            )
+        except RevisionConflict:
+            # An earlier bundle of the rescue's chain may have landed late: still live.
+            latest = _status_or_none(store, account.id)
+            if latest is None or not rescue.is_live(
+                found, latest.revision, latest.access_fingerprint
+            ):
+                raise SnapshotChanged(
+                    f"{describe(account)} changed while adopting a rescue"
+                ) from None
+            status = latest
+            continue
+        except Unsaved as failure:
+            log.warning(
+                "using the tokens of %s rescued in %s; the store still cannot take them (%s)",
+                describe(account),
+                where,
+                failure.reason,
+            )
+            unsaved = Snapshot(account, found.bundle, status.revision, status.is_default)
+            return Taken(unsaved, False, status)
+        rescue.settle(store, account)
+        log.warning("saved the tokens of %s rescued in %s into the store", describe(account), where)
+        return Taken(saved, True, status)
+    raise SnapshotChanged(f"{describe(account)} changed while adopting a rescue")
 
 
 def persist(
@@ -217,10 +330,14 @@ def persist(
         except RevisionConflict:
             # A save given up on earlier may have landed since, storing the very bundle
             # ``renewed`` came from under a new revision: that is no conflict.
+            # So can an earlier bundle of its rescue chain: ``renewed`` is newer still.
             latest = _status_or_none(store, account.id)
             if latest is None or latest.revision == expected:
                 raise
-            if latest.access_fingerprint != fingerprint(current.bundle.access_token):
+            landed = latest.access_fingerprint
+            if landed != fingerprint(current.bundle.access_token) and (
+                landed is None or landed not in base.superseded
+            ):
                 raise
             expected = latest.revision
             continue
@@ -253,6 +370,11 @@ def save_failed(
             base_revision=base.revision,
             base_fingerprint=base.fingerprint,
             generation=base.generation + 1,
+            superseded=rescue.chain_of(
+                base.fingerprint,
+                base.superseded,
+                current=fingerprint(current.bundle.access_token),
+            ),
         )
     if path is not None:
         kept = (

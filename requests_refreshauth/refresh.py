@@ -332,7 +332,8 @@ def _what_to_renew(
         if current is None or current.revision != status.revision:
             current = _active(store, account)
         return current, Base(status.revision, status.access_fingerprint, 0, release_by)
-    current = take_rescue(store, found, status, release_by)
+    taken = take_rescue(store, found, status, release_by)
+    current = taken.snapshot
     now = clock()
     if not refresh_needed(
         current.state, now=now, skew=skew, force=force, rejected_token=rejected_token
@@ -342,9 +343,14 @@ def _what_to_renew(
     bundle = current.bundle
     has_refresh = bundle.refresh_token is not None
     _check_renewable(account, has_refresh, bundle.refresh_expires_at, provider, clock())
-    if current.revision != status.revision:  # saved into the store just now
-        return current, Base(current.revision, current.state.access_fingerprint, 0, release_by)
-    return current, Base(status.revision, status.access_fingerprint, found.generation, release_by)
+    chain = found.superseded
+    if taken.saved:  # the store holds it now: a plain base
+        fp = current.state.access_fingerprint
+        return current, Base(current.revision, fp, 0, release_by, chain)
+    over = taken.over  # still only rescued: it supersedes what is stored
+    return current, Base(
+        over.revision, over.access_fingerprint, found.generation, release_by, chain
+    )
 
 
 def _renew_locked(

@@ -606,3 +606,23 @@ def test_fingerprint_is_short_stable_hex(token: str) -> None:
 def test_fingerprint_distinguishes_tokens() -> None:
     tags = {fingerprint(f"at-{i}") for i in range(1000)}
     assert len(tags) == 1000
+
+
+def test_a_client_ahead_by_almost_the_lifetime_does_not_refresh_per_request() -> None:
+    """No iat, no expires_in: a JWT whose exp is only seconds ahead of this clock is taken
+    as clock skew (a 300 s token seen 298.5 s late), not a token to renew at once."""
+    from requests_refreshauth.bundle import access_token_expiry
+
+    def part(value: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    now = 1_000_000.0
+    token = f"{part({'alg': 'none'})}.{part({'exp': now + 1.5})}."
+    expiry = access_token_expiry(None, token, now)
+    assert expiry.clock_suspect
+    assert is_fresh(
+        TokenBundle(token, expires_at=expiry.expires_at, issued_at=now), now + 1.0, 60.0
+    )
+    # A token with a believable lifetime left is taken at its word.
+    token = f"{part({'alg': 'none'})}.{part({'exp': now + 600})}."
+    assert access_token_expiry(None, token, now) == (now + 600, False)

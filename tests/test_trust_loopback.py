@@ -375,3 +375,42 @@ def test_an_empty_state_is_refused_and_error_pages_say_little() -> None:
         assert page.status_code == 501
         assert page.headers["Cache-Control"] == "no-store"
         assert "Python" not in page.headers.get("Server", "")  # no version fingerprint
+
+
+# --------------------------------------------------------------------------- fixed ports
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_second_login_within_time_wait_keeps_its_preferred_port() -> None:
+    """An exact-port redirect registration must keep working for the next login: the
+    listener closes each connection first, so its port sits in TIME_WAIT for a while."""
+    port = free_port()
+    with LoopbackServer(state=STATE, port=port, fallback_ports=0) as listener:
+        assert get(callback(listener)).status_code == 200
+        assert listener.wait(5) is not None
+    with LoopbackServer(state=STATE, port=port, fallback_ports=3) as again:
+        assert again.port == port
+
+
+@pytest.mark.parametrize("reuse", [False, True], ids=["plain", "reuseaddr"])
+def test_two_live_listeners_never_share_a_port(reuse: bool) -> None:
+    """Another process listening on the port (with or without SO_REUSEADDR) makes the
+    bind fail, so the callback cannot go to someone else; and two of ours cannot share."""
+    with socket.socket() as other:
+        if reuse:
+            other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        taken = int(other.getsockname()[1])
+        with pytest.raises(OSError):
+            LoopbackServer(state=STATE, port=taken, fallback_ports=0)
+        with LoopbackServer(state=STATE, port=taken, fallback_ports=2) as moved:
+            assert moved.port != taken
+    port = free_port()
+    with LoopbackServer(state=STATE, port=port, fallback_ports=0), pytest.raises(OSError):
+        LoopbackServer(state=STATE, port=port, fallback_ports=0)

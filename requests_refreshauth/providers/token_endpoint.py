@@ -3,9 +3,11 @@
 A refresh request that reached the server may already have rotated the refresh token;
 sending it again is a reuse, which rotating servers answer by revoking the whole grant.
 So only failures that prove the request never arrived are retried: connection refused or
-timed out while connecting, and 429/503 answers (the server says it did nothing). Read
-timeouts, resets after sending, garbled or oversized answers and an attempt past its
-total deadline fail at once, typed as transient.
+timed out while connecting, an attempt whose deadline passed before its body was handed
+to the socket (the body is then never sent: :mod:`.._http`), and 429/503 answers (the
+server says it did nothing). Read timeouts, resets after sending, garbled or oversized
+answers and an attempt past its total deadline after its body left fail at once, typed
+as transient.
 """
 
 from __future__ import annotations

@@ -154,6 +154,15 @@ def resolve_ref(
 
 
 def _names(accounts: Sequence[Account], limit: int = 5) -> str:
-    shown = [a.id if a.label is None else f"{a.label} [{a.id}]" for a in accounts[:limit]]
+    """Ids and labels for an error a terminal shows: one line each, controls escaped (a
+    label must not fake further lines of the message)."""
+    from .._scrub import terminal_safe
+
+    shown = [
+        terminal_safe(a.id)
+        if a.label is None
+        else f"{terminal_safe(a.label)} [{terminal_safe(a.id)}]"
+        for a in accounts[:limit]
+    ]
     more = len(accounts) - limit
     return ", ".join(shown) + (f", and {more} more" if more > 0 else "")

@@ -43,7 +43,7 @@ from ._keyring_access import (
 from ._recordstore import FileRecordStore, RecordStore, claim, pin_default
 from ._slots import choose_slot, chunk_slot, default_slot, kind_slot, shown, unshared
 from .base import AccountStatus, SnapshotChanged
-from .records import Records
+from .records import Records, stored_token_problem
 
 __all__ = ["CredentialStorePolicy", "KeyringTokenStore", "WriteReport", "default_slot"]
 
@@ -255,6 +255,21 @@ class KeyringTokenStore(FileRecordStore):
             raise _Unsettled(account.id, kind, location, missing=True)
         if expected is not None and fingerprint(value) != expected:
             raise _Unsettled(account.id, kind, location, missing=False)
+        problem = stored_token_problem({f"{kind}_token": value})
+        if problem:
+            # Written by another program, or an older version: a CR/LF in it would be
+            # sent as a header line. Name where it is, never the value.
+            where = (
+                f"the OS keyring (service {shown(self.service)}, "
+                f"slot {shown(_slot_name(record, kind))})"
+                if location == "keyring"
+                else self.path
+            )
+            raise StoreReadError(
+                f"Refusing the {kind} token of account {shown(account.id)} in {where}: it is "
+                f"not a token a server could have sent ({problem}). It was left unchanged; log in "
+                "again to replace it."
+            )
         return value
 
     def _keyring_read(self, account: Account, record: Dict[str, Any], kind: str) -> Optional[str]:
@@ -352,6 +367,19 @@ class KeyringTokenStore(FileRecordStore):
         *,
         expected_revision: Optional[int] = None,
     ) -> Snapshot:
+        problem = stored_token_problem(
+            {
+                "access_token": bundle.access_token,
+                "refresh_token": bundle.refresh_token,
+                "token_type": bundle.token_type,
+            }
+        )
+        if problem:  # what we could not read back (nor send): as FileTokenStore refuses it
+            raise StoreWriteError(
+                f"Refusing to save the tokens of account {shown(account.id)} (service "
+                f"{shown(self.service)}): no server could have sent them ({problem}). Nothing "
+                "was changed."
+            )
         if self.policy != "plaintext":
             # Detect the backend (~100 ms the first time) before taking the records lock,
             # so concurrent first saves do not queue behind each other's detection.

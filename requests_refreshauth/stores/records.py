@@ -191,7 +191,8 @@ class RecordsFile:
 
     def refresh_lock_anchor(self) -> str:
         """The directory whose ``flock`` anchors the refresh locks (see :mod:`..locking`):
-        not the records' directory, so a refresh in progress never delays a save."""
+        not the records' directory, so a refresh in progress never delays a save. It holds
+        a ``README`` marker so cleanups of empty directories leave it alone."""
         directory, name = os.path.split(self.path)
         return os.path.join(directory, f".{name}.refresh.d")
 
