@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shlex
 import stat
 import sys
 import time
@@ -65,6 +64,8 @@ class UnsafeFile(OSError):
 
 
 def _q(path: str) -> str:
+    import shlex  # only for a message
+
     return shlex.quote(path)
 
 

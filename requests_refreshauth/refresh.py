@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Optional, Tuple, TypeVar
+from typing import TYPE_CHECKING, Callable, Optional, Tuple, TypeVar
 
-from . import rescue
 from .bundle import Account, Snapshot, TokenState, fingerprint, seconds_left
 from .errors import (
     AccountNotFoundError,
@@ -34,9 +33,11 @@ from .errors import (
     RefreshUnavailableError,
 )
 from .events import AuthEvent, EventKind, emit
-from .persist import Base, Unsaved, describe, persist, save_failed, take_rescue
 from .providers.base import AuthProvider
 from .stores.base import AccountStatus, RevisionConflict, SnapshotChanged, TokenStore
+
+if TYPE_CHECKING:
+    from .persist import Base
 
 __all__ = ["DEFAULT_SKEW", "lock_timeout_for", "refresh_access_token", "refresh_needed"]
 
@@ -82,7 +83,8 @@ def lock_timeout_for(provider: AuthProvider) -> float:
     return float(provider.renew_timeout) + _LOCK_MARGIN
 
 
-_describe = describe
+def _describe(account: Account) -> str:
+    return repr(account.id) if account.label is None else f"{account.label!r} ({account.id})"
 
 
 def _check_renewable(
@@ -324,6 +326,10 @@ def _what_to_renew(
     A rescue (a rotated bundle a failed save left behind) supersedes what is stored:
     POSTing the stored refresh token would be a reuse.
     """
+    # Only under the lock, about to POST: not worth their import at start-up.
+    from . import rescue
+    from .persist import Base, take_rescue
+
     account = status.account
     found = rescue.find(store, status)
     if found is None:
@@ -362,6 +368,8 @@ def _renew_locked(
     clock: Callable[[], float],
     base: Base,
 ) -> Snapshot:
+    from .persist import Unsaved, persist, save_failed
+
     account = current.account
     bundle = current.full_bundle() if provider.uses_refresh_token else current.bundle
     if provider.uses_refresh_token and bundle.refresh_token is None:

@@ -15,7 +15,6 @@ import math
 import re
 from typing import Any, Literal, Mapping, Optional, Sequence, Tuple
 
-from ._scrub import server_text
 from .bundle import (
     SKEWED_TOKEN_LIFETIME,
     ScopeLike,
@@ -77,6 +76,8 @@ def parse_retry_after(value: Optional[str], now: float) -> Optional[float]:
 def _clean(text: Optional[str], limit: int = 300) -> Optional[str]:
     """Server-provided text made safe to show: secrets of the request in flight scrubbed
     (before truncating), terminal controls escaped, one line, bounded."""
+    from ._scrub import server_text  # only when a server's text enters an error
+
     return server_text(text, limit=limit)
 
 

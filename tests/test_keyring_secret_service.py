@@ -396,6 +396,7 @@ def _run_savers(configs: List[Dict[str, Any]], timeout: float = 60.0) -> List[Di
     return release_together(commands, timeout=timeout)
 
 
+@pytest.mark.reliability  # multi-process and long: one interpreter (tox -e reliability)
 def test_sixteen_processes_saving_different_accounts_lose_nothing(
     secret_service: SecretService, tmp_path: Path
 ) -> None:
@@ -463,6 +464,7 @@ print(json.dumps(outcomes))
 """
 
 
+@pytest.mark.reliability  # multi-process and long: one interpreter (tox -e reliability)
 def test_reads_while_another_process_rewrites_the_tokens(
     secret_service: SecretService, tmp_path: Path
 ) -> None:

@@ -1077,6 +1077,7 @@ def _check_final_state(path: Path, prefix: str, workers: int, rounds: int, nonce
 
 
 @pytest.mark.slow
+@pytest.mark.reliability  # multi-process: one interpreter (tox -e reliability)
 def test_concurrent_processes_lose_no_account(tmp_path: Path) -> None:
     path = tmp_path / "tokens.json"
     nonce = secrets.token_hex(4)
