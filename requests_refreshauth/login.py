@@ -244,6 +244,25 @@ class LogoutResult(NamedTuple):
     revoked: Optional[bool]
 
 
+def _rescued_bundle(store: TokenStore, account: Account) -> Optional[TokenBundle]:
+    """The live bundle a failed save left in a rescue (see :mod:`.rescue`), if any: after
+    such a failure *it* holds the live refresh token, the stored one was rotated out."""
+    from .rescue import find
+
+    lock = store.refresh_lock(account)
+    if not lock.acquire(timeout=5.0):
+        return None
+    try:
+        status = store.status(account.id)
+        found = find(store, status) if status is not None else None
+    except AuthError as exc:
+        log.debug("could not look for a token rescue (%s)", exc.code)
+        return None
+    finally:
+        lock.release()
+    return found.bundle if found is not None else None
+
+
 def _forget_rescues(store: TokenStore, account: Account) -> None:
     """A rotated bundle a failed save left behind (see :mod:`.rescue`) goes too."""
     from .rescue import settle
@@ -267,11 +286,16 @@ def logout(
     if snapshot is None:
         return None
     refresh_token: Optional[str] = None
+    access_token = snapshot.bundle.access_token
     if revoke and provider is not None and provider.revocation_endpoint:
         try:
             refresh_token = snapshot.load_refresh_token()
         except AuthError as exc:
             log.warning("could not read the refresh token to revoke it: %s", exc)
+        rescued = _rescued_bundle(store, snapshot.account)
+        if rescued is not None:
+            access_token = rescued.access_token
+            refresh_token = rescued.refresh_token or refresh_token
     store.clear(snapshot.account.id)
     _forget_rescues(store, snapshot.account)
     if not revoke or provider is None or not provider.revocation_endpoint:
@@ -280,5 +304,5 @@ def logout(
     revoked = True
     if refresh_token is not None:
         revoked = provider.revoke(refresh_token, "refresh_token")
-    revoked = provider.revoke(snapshot.bundle.access_token, "access_token") and revoked
+    revoked = provider.revoke(access_token, "access_token") and revoked
     return LogoutResult(snapshot.account, revoked)

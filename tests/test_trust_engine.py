@@ -1102,3 +1102,35 @@ def test_a_late_save_landing_while_a_rescue_is_adopted_is_no_conflict() -> None:
     snap = refresh_access_token(store, provider)
     assert snap.bundle == b3 and store.active().bundle == b3  # type: ignore[union-attr]
     assert provider.calls == 0 and rescue_mod.process_rescue_count() == 0
+
+
+def test_logout_revokes_the_live_rescued_tokens_not_only_the_stored_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a failed save the live refresh token is the rescued one: logging out must
+    revoke it (the stored one was rotated out and revoking it may not end the grant)."""
+    from requests_refreshauth.login import logout
+
+    class Revoker:
+        revocation_endpoint = "https://auth.example/revoke"
+
+        def __init__(self) -> None:
+            self.revoked: List[str] = []
+
+        def revoke(self, token: str, hint: str) -> bool:
+            self.revoked.append(token)
+            return True
+
+    store = FileTokenStore(tmp_path / "tokens.json")
+    store.save(ALICE, bundle(-10))
+    stored_refresh = store.active().bundle.refresh_token  # type: ignore[union-attr]
+    with monkeypatch.context() as patch:
+        patch.setattr(records_mod, "write_atomically", _enospc)
+        refresh_access_token(store, FakeProvider())
+    (path,) = _rescue_files(tmp_path)
+    live = _rescue_doc(str(path))["bundle"]
+    revoker = Revoker()
+    logout(store, revoker)  # type: ignore[arg-type]
+    assert live["refresh_token"] in revoker.revoked
+    assert live["access_token"] in revoker.revoked
+    assert stored_refresh != live["refresh_token"]
