@@ -24,6 +24,7 @@ __all__ = [
     "TokenExpiry",
     "TokenState",
     "access_token_expiry",
+    "describe_account",
     "effective_skew",
     "fingerprint",
     "is_fresh",
@@ -181,6 +182,11 @@ class Account(Value):
         if label is not None and not isinstance(label, str):
             raise TypeError("Account.label must be a string or None")
         self._set(id=id, label=label)
+
+
+def describe_account(account: Account) -> str:
+    """An account as log lines and messages name it: ``'alice' `` or ``'Alice' (alice)``."""
+    return repr(account.id) if account.label is None else f"{account.label!r} ({account.id})"
 
 
 class TokenState(Value):

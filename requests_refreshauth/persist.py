@@ -24,10 +24,16 @@ import time
 from typing import Dict, NamedTuple, Optional, Tuple
 
 from . import rescue
-from .bundle import Account, Snapshot, TokenBundle, fingerprint
-from .errors import AccountNotFoundError, AuthError, SaveFailedError
+from .bundle import Account, Snapshot, TokenBundle, describe_account, fingerprint
+from .errors import AuthError, SaveFailedError
 from .events import AuthEvent, emit
-from .stores.base import AccountStatus, RevisionConflict, SnapshotChanged, TokenStore
+from .stores.base import (
+    AccountStatus,
+    RevisionConflict,
+    SnapshotChanged,
+    TokenStore,
+    status_or_none,
+)
 
 __all__ = [
     "SAVE_BUDGET",
@@ -233,15 +239,7 @@ def save_within(
     raise Unsaved(reason + tries)
 
 
-def describe(account: Account) -> str:
-    return repr(account.id) if account.label is None else f"{account.label!r} ({account.id})"
-
-
-def _status_or_none(store: TokenStore, account_id: str) -> Optional[AccountStatus]:
-    try:
-        return store.status(account_id)
-    except AccountNotFoundError:
-        return None
+describe = describe_account
 
 
 class Base(NamedTuple):
@@ -293,7 +291,7 @@ def take_rescue(
             )
         except RevisionConflict:
             # An earlier bundle of the rescue's chain may have landed late: still live.
-            latest = _status_or_none(store, account.id)
+            latest = status_or_none(store, account.id)
             if latest is None or not rescue.is_live(
                 found, latest.revision, latest.access_fingerprint
             ):
@@ -331,7 +329,7 @@ def persist(
             # A save given up on earlier may have landed since, storing the very bundle
             # ``renewed`` came from under a new revision: that is no conflict.
             # So can an earlier bundle of its rescue chain: ``renewed`` is newer still.
-            latest = _status_or_none(store, account.id)
+            latest = status_or_none(store, account.id)
             if latest is None or latest.revision == expected:
                 raise
             landed = latest.access_fingerprint

@@ -23,7 +23,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Callable, Optional, Tuple, TypeVar
 
-from .bundle import Account, Snapshot, TokenState, fingerprint, seconds_left
+from .bundle import Account, Snapshot, TokenState, describe_account, fingerprint, seconds_left
 from .errors import (
     AccountNotFoundError,
     AuthError,
@@ -34,7 +34,13 @@ from .errors import (
 )
 from .events import AuthEvent, EventKind, emit
 from .providers.base import AuthProvider
-from .stores.base import AccountStatus, RevisionConflict, SnapshotChanged, TokenStore
+from .stores.base import (
+    AccountStatus,
+    RevisionConflict,
+    SnapshotChanged,
+    TokenStore,
+    status_or_none,
+)
 
 if TYPE_CHECKING:
     from .persist import Base
@@ -83,8 +89,7 @@ def lock_timeout_for(provider: AuthProvider) -> float:
     return float(provider.renew_timeout) + _LOCK_MARGIN
 
 
-def _describe(account: Account) -> str:
-    return repr(account.id) if account.label is None else f"{account.label!r} ({account.id})"
+_describe = describe_account
 
 
 def _check_renewable(
@@ -146,7 +151,7 @@ def refresh_access_token(
         if known is not None:
             status = _status(store, known.account)
         elif own is not None:
-            status = _status_or_none(store, own.id)
+            status = status_or_none(store, own.id)
         else:
             status = store.status(ref)
         if status is None:
@@ -248,13 +253,6 @@ def _own_account(provider: AuthProvider, ref: Optional[str]) -> Optional[Account
     return account if ref in (None, account.id) else None
 
 
-def _status_or_none(store: TokenStore, account_id: str) -> Optional[AccountStatus]:
-    try:
-        return store.status(account_id)
-    except AccountNotFoundError:
-        return None
-
-
 def _acquire(
     store: TokenStore,
     provider: AuthProvider,
@@ -271,7 +269,7 @@ def _acquire(
             f"{_describe(account)}; try again."
         )
     try:
-        if _status_or_none(store, account.id) is not None:
+        if status_or_none(store, account.id) is not None:
             return None
         renewed = provider.renew(None)
         saved = store.save(account, renewed, make_default=None)

@@ -112,6 +112,14 @@ class TokenStore(Protocol):
         ...
 
 
+def status_or_none(store: TokenStore, account_id: str) -> Optional[AccountStatus]:
+    """``store.status(account_id)``, with an account that is not stored as ``None``."""
+    try:
+        return store.status(account_id)
+    except AccountNotFoundError:
+        return None
+
+
 def resolve_ref(
     accounts: Sequence[Account], default_id: Optional[str], ref: Optional[str]
 ) -> Optional[Account]:
