@@ -8,6 +8,7 @@ it touches; oauthlib, fasteners and keyring are imported when first needed.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from ._lazy import lazy_exports
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
         CallbackTimeoutError,
         ConfigurationError,
         InternalError,
+        KeyringUnavailableError,
         NoAccountSelectedError,
         NotAuthenticatedError,
         OAuthFlowError,
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
         FileTokenStore,
         KeyringTokenStore,
         MemoryTokenStore,
+        SessionEnded,
         TokenStore,
         WriteReport,
     )
@@ -64,6 +67,7 @@ _EXPORTS = {
     "ImportResult": ".migrate",
     "InternalError": ".errors",
     "KeyringTokenStore": ".stores.keyring",
+    "KeyringUnavailableError": ".errors",
     "MemoryTokenStore": ".stores.memory",
     "NoAccountSelectedError": ".errors",
     "NotAuthenticatedError": ".errors",
@@ -77,6 +81,7 @@ _EXPORTS = {
     "RefreshUnavailableError": ".errors",
     "RetryPolicy": ".providers.token_endpoint",
     "SaveFailedError": ".errors",
+    "SessionEnded": ".stores.base",
     "SlotCollisionError": ".errors",
     "Snapshot": ".bundle",
     "StoreReadError": ".errors",
@@ -93,6 +98,10 @@ _EXPORTS = {
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
+# Like requests and urllib3: without logging configured by the application, the library
+# never prints bare "lastResort" lines (a CLI prints its own messages, once).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
 __all__ = [
     "Account",
     "AccountNotFoundError",
@@ -107,6 +116,7 @@ __all__ = [
     "ImportResult",
     "InternalError",
     "KeyringTokenStore",
+    "KeyringUnavailableError",
     "MemoryTokenStore",
     "NoAccountSelectedError",
     "NotAuthenticatedError",
@@ -120,6 +130,7 @@ __all__ = [
     "RefreshUnavailableError",
     "RetryPolicy",
     "SaveFailedError",
+    "SessionEnded",
     "SlotCollisionError",
     "Snapshot",
     "StoreReadError",

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from ._paths import user_dir
-from .cli import AuthCommands, _add_verbs
+from .cli import AuthCommands, _add_user_before_verb, _add_verbs
 from .demo import add_demo_arguments, run_demo
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ def build_parser() -> Tuple[argparse.ArgumentParser, _StandaloneCommands]:
         help="where tokens live (keyring falls back to the records file when none exists)",
     )
     parser.add_argument("--records", type=Path, help="records file (default: per issuer/client)")
+    _add_user_before_verb(parser)
     verbs = parser.add_subparsers(dest="command", metavar="COMMAND")
     verbs.required = True
     commands = _StandaloneCommands(parser)
@@ -121,6 +122,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     commands.args = args
     commands.prog = _invocation(args)
+    if args.store == "keyring":  # what a locked keyring's message offers instead
+        commands.file_store_hint = f"`{commands.prog} --store file login`"
     # The auth verbs type their own failures; this catches the rest (the demo) the same way.
     status: int = commands.run(
         lambda as_json: args.func(args), as_json=bool(getattr(args, "json", False))

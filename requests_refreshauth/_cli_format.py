@@ -12,7 +12,15 @@ if TYPE_CHECKING:
     from .bundle import Account
     from .stores.base import AccountStatus
 
-__all__ = ["account_json", "account_name", "expiry_text", "status_data", "status_text"]
+__all__ = [
+    "account_json",
+    "account_name",
+    "expiry_text",
+    "session_end",
+    "session_is_dead",
+    "status_data",
+    "status_text",
+]
 
 
 def _duration(seconds: float) -> str:
@@ -51,8 +59,56 @@ def expiry_text(expires_at: Optional[float]) -> str:
     return f"valid for {_duration(left)}"
 
 
+def _refresh_expired(status: AccountStatus, now: float) -> bool:
+    end = status.refresh_expires_at
+    return status.has_refresh_token and end is not None and now >= end
+
+
+def session_is_dead(status: AccountStatus, now: Optional[float] = None) -> bool:
+    """Whether only a new login can help: the server ended the session (a recorded
+    ``invalid_grant``), or the refresh token reached its end of life here."""
+    now = time.time() if now is None else now
+    return status.session_ended is not None or _refresh_expired(status, now)
+
+
+def session_end(status: AccountStatus, now: Optional[float] = None) -> Optional[str]:
+    """The ``Session:`` line of a dead session (``None`` while it is alive)."""
+    now = time.time() if now is None else now
+    ended = status.session_ended
+    if ended is not None:
+        return (
+            f"ended {_duration(now - ended.at)} ago: the server refused the refresh token "
+            f"({terminal_safe(ended.reason)}). Log in again."
+        )
+    if _refresh_expired(status, now):
+        return "expired: the refresh token reached its end of life. Log in again."
+    return None
+
+
+def _token_line(status: AccountStatus) -> str:
+    expires_at = status.expires_at
+    if expires_at is None:
+        return "no expiry known"
+    if expires_at - time.time() <= 0:
+        return f"{expiry_text(expires_at)} (at {_when(expires_at)})"
+    text = f"{expiry_text(expires_at)} (until {_when(expires_at)})"
+    return text + (", not used: the session ended" if status.session_ended else "")
+
+
+def _refresh_line(status: AccountStatus, now: float) -> str:
+    if not status.has_refresh_token:
+        return "no (log in again when the token expires)"
+    end = status.refresh_expires_at
+    if end is not None and now >= end:
+        return f"expired {_duration(now - end)} ago (at {_when(end)})"
+    if status.session_ended is not None:
+        return "refused by the server (kept, not sent again)"
+    return "yes" + (f", until {_when(end)}" if end else "")
+
+
 def status_data(status: AccountStatus) -> Dict[str, Any]:
     now = time.time()
+    ended = status.session_ended
     return {
         "account": account_json(status.account),
         "default": status.is_default,
@@ -62,21 +118,21 @@ def status_data(status: AccountStatus) -> Dict[str, Any]:
         "refresh_expires_at": status.refresh_expires_at,
         "scope": list(status.scope) if status.scope is not None else None,
         "secrets": status.secrets,
+        "session_ended": None if ended is None else {"at": ended.at, "reason": ended.reason},
     }
 
 
 def status_text(status: AccountStatus) -> str:
+    now = time.time()
     lines = [
         f"Account:  {account_name(status.account.id, status.account.label)}"
         + ("  [default]" if status.is_default else ""),
-        f"Token:    {expiry_text(status.expires_at)}"
-        + (f" (until {_when(status.expires_at)})" if status.expires_at else ""),
+        f"Token:    {_token_line(status)}",
+        f"Refresh:  {_refresh_line(status, now)}",
     ]
-    if status.has_refresh_token:
-        until = f", until {_when(status.refresh_expires_at)}" if status.refresh_expires_at else ""
-        lines.append(f"Refresh:  yes{until}")
-    else:
-        lines.append("Refresh:  no (log in again when the token expires)")
+    end = session_end(status, now)
+    if end is not None:
+        lines.append(f"Session:  {end}")
     if status.scope:
         lines.append(f"Scope:    {terminal_safe(' '.join(status.scope))}")
     lines.append(f"Stored:   {status.secrets}")

@@ -25,7 +25,14 @@ from .errors import (
     StoreReadError,
 )
 
-__all__ = ["DEBUG_ENV", "as_auth_error", "configuration_error", "debugging"]
+__all__ = [
+    "DEBUG_ENV",
+    "as_auth_error",
+    "configuration_error",
+    "debugging",
+    "transport_reason",
+    "unreachable",
+]
 
 #: Set to 1 to see the traceback of unexpected errors (they may contain secrets).
 DEBUG_ENV = "REFRESHAUTH_DEBUG"
@@ -36,6 +43,105 @@ _BAD_URL = (
     requests.exceptions.InvalidSchema,
     requests.exceptions.URLRequired,
 )
+
+
+#: errno values a user recognises, in words (the OS's own text may be localised or odd).
+_ERRNO_WORDS = {
+    "ECONNREFUSED": "connection refused",
+    "ECONNRESET": "connection reset",
+    "ECONNABORTED": "connection aborted",
+    "ETIMEDOUT": "timed out",
+    "ENETUNREACH": "network unreachable",
+    "ENETDOWN": "network down",
+    "EHOSTUNREACH": "host unreachable",
+    "EHOSTDOWN": "host down",
+    "EADDRNOTAVAIL": "address not available",
+    "EPIPE": "connection closed",
+}
+
+
+def _known_reason(exc: BaseException) -> Optional[str]:
+    """Words for one link of a transport failure's chain, if it is one we recognise."""
+    import errno
+    import http.client
+    import socket
+    import ssl
+
+    from . import _http
+
+    if isinstance(exc, (_http.DeadlineExceeded, _http.ResponseTooLarge)):
+        return str(exc) or None  # our own text, no server data
+    if isinstance(exc, socket.gaierror):
+        return "the host name could not be resolved"
+    if isinstance(exc, http.client.RemoteDisconnected):
+        return "the server closed the connection without answering"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        detail = getattr(exc, "verify_message", None)
+        return (
+            f"certificate verification failed: {detail}" if detail else "certificate verify failed"
+        )
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed ({exc.reason})" if isinstance(exc.reason, str) else "TLS failed"
+    if isinstance(exc, OSError) and isinstance(exc.errno, int):
+        name = errno.errorcode.get(exc.errno, "")
+        if name in _ERRNO_WORDS:
+            return _ERRNO_WORDS[name]
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.strerror and not isinstance(exc, requests.RequestException):
+        return str(exc.strerror)
+    module = type(exc).__module__
+    if module.startswith("urllib3") and type(exc).__name__ == "ConnectTimeoutError":
+        return "timed out while connecting"
+    if module.startswith("urllib3") and type(exc).__name__ == "ReadTimeoutError":
+        return "timed out waiting for the answer"
+    return None
+
+
+def transport_reason(exc: BaseException) -> str:
+    """Why a request failed, in a few words: "connection refused", "timed out", "the
+    host name could not be resolved" (pure).
+
+    The cause sits deep in requests' and urllib3's wrappers, whose own messages are
+    object reprs with quotes (``HTTPConnectionPool(host='…', …): Failed to establish a
+    new connection: [Errno 111] …``) that no user should read and that truncation cuts
+    mid-quote. Only OS and TLS-library words and our own messages come out: never
+    server text or request data.
+    """
+    queue = [exc]
+    seen: list[int] = []
+    while queue and len(seen) < 24:
+        current = queue.pop(0)
+        if id(current) in seen:
+            continue
+        seen.append(id(current))
+        reason = _known_reason(current)
+        if reason:
+            if isinstance(exc, requests.exceptions.ProxyError):
+                return f"the proxy failed: {reason}"
+            return reason
+        children = [getattr(current, "reason", None), current.__cause__, current.__context__]
+        children += list(current.args)
+        queue += [c for c in children if isinstance(c, BaseException)]
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return "the proxy failed"
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "timed out while connecting"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "timed out waiting for the answer"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "the answer was cut off"
+    return type(exc).__name__
+
+
+def unreachable(what: str, url: str, exc: BaseException, note: str = "") -> str:
+    """``Cannot reach the token endpoint http://host:port/token (connection refused)``:
+    the URL without query or credentials, :func:`transport_reason` and ``note``."""
+    from ._urls import _redacted
+
+    shown = server_text(_redacted(url), limit=200)
+    note = f"; {note}" if note else ""
+    return f"Cannot reach the {what} {shown} ({transport_reason(exc)}{note})"
 
 
 def debugging() -> bool:
@@ -69,7 +175,7 @@ def as_auth_error(exc: BaseException) -> AuthError:
         return ConfigurationError(f"An endpoint URL is not usable ({name}).")
     if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
         return RefreshTransientError(
-            f"The authorization server could not be reached ({name}). "
+            f"The authorization server could not be reached ({transport_reason(exc)}). "
             "Check the network and try again."
         )
     if isinstance(exc, requests.RequestException):

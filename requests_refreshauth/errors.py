@@ -21,6 +21,7 @@ __all__ = [
     "CallbackTimeoutError",
     "ConfigurationError",
     "InternalError",
+    "KeyringUnavailableError",
     "NoAccountSelectedError",
     "NotAuthenticatedError",
     "OAuthFlowError",
@@ -78,10 +79,26 @@ class NoAccountSelectedError(AuthError):
 
 
 class RefreshExpiredError(AuthError):
-    """The refresh token is expired, revoked or otherwise dead (``invalid_grant``)."""
+    """The refresh token is expired, revoked or otherwise dead (``invalid_grant``).
+
+    ``error`` / ``error_description``: the server's OAuth error, scrubbed and cut, when
+    a server said so (``None`` when the engine decided it locally).
+    """
 
     code = "AUTH_REFRESH_EXPIRED"
     login_required = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error: Optional[str] = None,
+        error_description: Optional[str] = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.error = error
+        self.error_description = error_description
 
 
 class RefreshUnavailableError(AuthError):
@@ -210,3 +227,46 @@ class SaveFailedError(StoreWriteError):
     def __init__(self, message: str, *, rescue_path: Optional[str] = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.rescue_path = rescue_path
+
+
+class KeyringUnavailableError(StoreWriteError):
+    """The OS keyring exists but cannot be used now (locked, failing, not answering).
+
+    Not the same as *no* keyring: the tokens are not moved to plaintext instead. The
+    message is composed from parts so that callers can add what only they know without
+    a second, contradicting line: ``problem`` (what the keyring said), ``outcome`` (what
+    was kept or changed), ``sign_in`` (what became of a sign-in whose tokens this was;
+    see :func:`~requests_refreshauth.login.login`) and ``file_hint`` (how *this* program
+    keeps tokens in a file instead; generic advice when ``None``).
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        outcome: str,
+        policy: str = "fallback",
+        sign_in: Optional[str] = None,
+        file_hint: Optional[str] = None,
+        **kwargs: Any,
+    ) -> None:
+        self.problem, self.outcome, self.policy = problem, outcome, policy
+        self.sign_in, self.file_hint = sign_in, file_hint
+        super().__init__(self._compose(), **kwargs)
+
+    def _compose(self) -> str:
+        from .stores._keyring_advice import compose
+
+        return compose(self.problem, self.outcome, self.policy, self.sign_in, self.file_hint)
+
+    def amend(
+        self, *, sign_in: Optional[str] = None, file_hint: Optional[str] = None
+    ) -> KeyringUnavailableError:
+        """This error with a sign-in outcome and/or a file hint added (in place)."""
+        if sign_in is not None:
+            self.sign_in = sign_in
+        if file_hint is not None:
+            self.file_hint = file_hint
+        self.message = self._compose()
+        self.args = (self.message,)
+        return self

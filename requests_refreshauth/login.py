@@ -19,8 +19,16 @@ from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Union
 from ._scrub import server_text, terminal_safe
 from .bundle import Account, Snapshot, TokenBundle, jwt_claims
 from .device import poll_device_token, start_device_authorization
-from .errors import AuthError, CallbackTimeoutError, OAuthFlowError
+from .errors import (
+    AuthError,
+    CallbackTimeoutError,
+    KeyringUnavailableError,
+    OAuthFlowError,
+    StoreReadError,
+    StoreWriteError,
+)
 from .loopback import LoopbackServer
+from .providers.client import Revocation
 
 if TYPE_CHECKING:
     from .device import DeviceAuthorization
@@ -66,10 +74,11 @@ def default_browser() -> Optional[BrowserOpener]:
     ``DISPLAY``/``WAYLAND_DISPLAY``, e.g. over SSH) has none; WSL opens the Windows
     browser (``wslview``, else ``explorer.exe``); elsewhere ``webbrowser``.
     """
-    if os.environ.get("BROWSER"):  # the user's explicit choice wins, even over SSH
-        import webbrowser
+    chosen = os.environ.get("BROWSER")
+    if chosen:  # the user's explicit choice wins, even over SSH; its failure is reported
+        from ._browser_env import env_browser
 
-        return lambda url: bool(webbrowser.open(url, new=1))
+        return env_browser(chosen)
     if sys.platform.startswith("linux") and _is_wsl():
         for command in ("wslview", "explorer.exe"):
             path = shutil.which(command)
@@ -138,41 +147,67 @@ def login(
     *,
     open_browser: Union[BrowserOpener, bool, None] = None,
     port: int = 0,
+    fallback_ports: int = 10,
     timeout: float = 180.0,
     make_default: Optional[bool] = None,
     identify: Optional[Identify] = None,
     say: Say = _stderr,
+    device_command: Optional[str] = None,
+    prog: Optional[str] = None,
 ) -> Snapshot:
     """Browser login with loopback redirect (RFC 8252) and PKCE; returns the saved snapshot.
 
     ``open_browser``: ``None`` finds the system browser, ``False`` never opens one (the
     URL is shown either way), or a callable — tests and embedders drive the browser side.
-    ``port``: 0 for an ephemeral port, or a preferred one (next ten tried if busy).
-    ``timeout``: seconds to wait for the redirect (``CallbackTimeoutError``). Ctrl-C
-    closes the listener and raises ``KeyboardInterrupt``.
+    ``port``: 0 for an ephemeral port, or a preferred one (the next ``fallback_ports``
+    tried if busy; 0 for a provider that requires this exact redirect URI).
+    ``timeout``: seconds to wait for the redirect (``CallbackTimeoutError``); the wait is
+    announced, with a reminder each minute. Ctrl-C closes the listener and raises
+    ``KeyboardInterrupt``. ``device_command``: how the user starts a device-code
+    sign-in (a CLI passes ``"mycli auth login --device"``), named when a browser sign-in
+    cannot work here and the provider offers device sign-in. ``prog``: how hints name
+    the CLI's auth commands (``"mycli auth"``), e.g. to switch the default account.
+
+    The store's ``preflight()`` (if it has one) runs first: a store that cannot save
+    (a locked keyring) fails before any URL is shown. A save that still fails after the
+    code exchange revokes what was issued (best effort) and its error says so.
     """
     from secrets import token_urlsafe
 
+    from ._browser_env import BrowserFailed
+    from ._waiting import device_command_for, no_browser_text, span, timeout_text, wait_for
+
+    device_command = device_command_for(provider, device_command)
+    _preflight(store)
     state = token_urlsafe(24)
     with LoopbackServer(
         state=state,
         port=port,
+        fallback_ports=fallback_ports,
         issuer=provider.issuer,
         require_iss=provider.iss_parameter_supported,
     ) as listener:
         request = provider.authorization_request(listener.redirect_uri, state=state)
         opener = default_browser() if open_browser is None else open_browser
         say(f"To sign in, open this URL in a browser:\n\n    {terminal_safe(request.url)}\n")
-        opened = callable(opener) and opener(request.url)
+        opened, failure = False, None
+        if callable(opener):
+            try:
+                opened = bool(opener(request.url))
+            except (BrowserFailed, OSError) as exc:
+                failure = str(exc) or type(exc).__name__
+            if not opened and not listener.finished:  # a browser that finished, then failed
+                why = f" ({failure})" if failure else ""
+                say(f"Could not open the browser{why}; open the URL above yourself.")
+        if not opened and not listener.finished:
+            say(no_browser_text(listener.redirect_uri, device_command))
         say(
             ("Opened your browser. " if opened else "")
-            + "Waiting for the sign-in to finish (Ctrl-C to cancel)…"
+            + f"Waiting for the sign-in to finish, up to {span(timeout)} (Ctrl-C to cancel)…"
         )
-        result = listener.wait(timeout)
+        result = wait_for(listener.wait, timeout, say)
     if result is None:
-        raise CallbackTimeoutError(
-            f"No sign-in response arrived within {timeout:.0f}s. Run the login again."
-        )
+        raise CallbackTimeoutError(timeout_text(timeout, device_command))
     if "error" in result:
         hidden = (state, request.code_verifier)  # the page may echo what it was sent
         error = server_text(result["error"], hidden, limit=100)
@@ -182,7 +217,7 @@ def login(
     if not code:
         raise OAuthFlowError("The sign-in response carried no authorization code.")
     bundle = provider.exchange_code(code, request)
-    return _save(store, provider, bundle, make_default, identify, say)
+    return _save(store, provider, bundle, make_default, identify, say, prog)
 
 
 def device_login(
@@ -194,8 +229,13 @@ def device_login(
     say: Say = _stderr,
     on_prompt: Optional[Callable[[DeviceAuthorization], None]] = None,
     sleep: Callable[[float], None] = time.sleep,
+    prog: Optional[str] = None,
 ) -> Snapshot:
-    """Device-code login (RFC 8628), for SSH sessions and machines without a browser."""
+    """Device-code login (RFC 8628), for SSH sessions and machines without a browser.
+
+    Like :func:`login`: the store's preflight runs before the code is shown.
+    """
+    _preflight(store)
     authorization = start_device_authorization(provider)
     say(
         f"To sign in, open {terminal_safe(authorization.verification_uri)} on any device and "
@@ -214,7 +254,15 @@ def device_login(
             say(f"Waiting for approval… (code valid for {seconds_left:.0f}s more, Ctrl-C cancels)")
 
     bundle = poll_device_token(provider, authorization, on_wait=progress, sleep=sleep)
-    return _save(store, provider, bundle, make_default, identify, say)
+    return _save(store, provider, bundle, make_default, identify, say, prog)
+
+
+def _preflight(store: TokenStore) -> None:
+    """The store's ``preflight()``, if it has one: an unusable store (a locked keyring,
+    a records directory that cannot be created) fails *before* the user signs in."""
+    check = getattr(store, "preflight", None)
+    if callable(check):
+        check()
 
 
 def _save(
@@ -224,15 +272,64 @@ def _save(
     make_default: Optional[bool],
     identify: Optional[Identify],
     say: Say,
+    prog: Optional[str] = None,
 ) -> Snapshot:
     account = identify(bundle) if identify is not None else identify_account(provider, bundle)
-    snapshot = store.save(account, bundle, make_default)
+    try:
+        snapshot = store.save(account, bundle, make_default)
+    except (StoreWriteError, StoreReadError) as exc:
+        raise _unsaved(exc, _revoke_unsaved(provider, bundle)) from None
     warning = getattr(getattr(store, "last_write", None), "warning", None)
     if warning:
         say(f"Warning: {warning}")
-    name = account.id if account.label is None else f"{account.label} ({account.id})"
-    say(f"Signed in as {terminal_safe(name)}.")
+    note = _default_note(store, snapshot, prog)
+    say(f"Signed in as {terminal_safe(_name(snapshot.account))}.{note}")
     return snapshot
+
+
+def _revoke_unsaved(provider: OAuthClient, bundle: TokenBundle) -> Optional[bool]:
+    """Revoke what a sign-in issued but could not keep (RFC 7009; the refresh token
+    first, which usually ends the grant). ``None``: the server offers no revocation.
+    Best effort, each call bounded by the provider's timeout."""
+    if not getattr(provider, "revocation_endpoint", None):
+        return None
+    revoked = True
+    if bundle.refresh_token is not None:
+        revoked = bool(provider.revoke(bundle.refresh_token, "refresh_token"))
+    return bool(provider.revoke(bundle.access_token, "access_token")) and revoked
+
+
+def _unsaved(exc: AuthError, revoked: Optional[bool]) -> AuthError:
+    """The save's error, saying in the same one message what became of the sign-in."""
+    from .stores._keyring_advice import sign_in_outcome
+
+    outcome = sign_in_outcome(revoked)
+    if isinstance(exc, KeyringUnavailableError):
+        return exc.amend(sign_in=outcome)
+    exc.message = f"{exc.message.rstrip()} {outcome}"
+    exc.args = (exc.message,)
+    return exc
+
+
+def _name(account: Account) -> str:
+    return account.id if account.label is None else f"{account.label} ({account.id})"
+
+
+def _default_note(store: TokenStore, snapshot: Snapshot, prog: Optional[str]) -> str:
+    """When the new account is not the default: which one is, and how to switch."""
+    if snapshot.is_default:
+        return ""
+    try:
+        default = store.status()
+    except AuthError:
+        return ""
+    if default is None or default.account.id == snapshot.account.id:
+        return ""
+    switch = f" (`{prog} accounts use {terminal_safe(snapshot.account.id)}` to switch)"
+    return (
+        f" {terminal_safe(_name(default.account))} is still the default account"
+        f"{switch if prog else ''}."
+    )
 
 
 # --------------------------------------------------------------------------- logout
@@ -242,6 +339,14 @@ class LogoutResult(NamedTuple):
     account: Account
     #: ``True`` revoked at the server, ``False`` tried and failed, ``None`` not possible.
     revoked: Optional[bool]
+    #: Why the tokens were not revoked, in a few words ("connection refused", "HTTP 400").
+    reason: Optional[str] = None
+    #: The server answered (and refused); ``False`` when it could not be reached.
+    server_reached: bool = False
+    #: The full message of the failed revocation (endpoint and reason).
+    message: Optional[str] = None
+    #: Until when what was not revoked stays valid at the server, when known.
+    valid_until: Optional[float] = None
 
 
 def _rescued_bundle(store: TokenStore, account: Account) -> Optional[TokenBundle]:
@@ -286,23 +391,51 @@ def logout(
     if snapshot is None:
         return None
     refresh_token: Optional[str] = None
-    access_token = snapshot.bundle.access_token
+    unreadable: Optional[AuthError] = None
+    bundle = snapshot.bundle
+    access_token = bundle.access_token
     if revoke and provider is not None and provider.revocation_endpoint:
         try:
             refresh_token = snapshot.load_refresh_token()
         except AuthError as exc:
-            log.warning("could not read the refresh token to revoke it: %s", exc)
+            log.debug("could not read the refresh token to revoke it (%s)", exc.code)
+            unreadable = exc
         rescued = _rescued_bundle(store, snapshot.account)
         if rescued is not None:
+            bundle = rescued
             access_token = rescued.access_token
             refresh_token = rescued.refresh_token or refresh_token
     store.clear(snapshot.account.id)
     _forget_rescues(store, snapshot.account)
+    live_until = bundle.refresh_expires_at if snapshot.has_refresh_token else bundle.expires_at
     if not revoke or provider is None or not provider.revocation_endpoint:
-        return LogoutResult(snapshot.account, None)
+        return LogoutResult(snapshot.account, None, valid_until=live_until)
     # The refresh token first: revoking it usually ends the whole grant.
-    revoked = True
+    failed: Optional[Revocation] = None
     if refresh_token is not None:
-        revoked = provider.revoke(refresh_token, "refresh_token")
-    revoked = provider.revoke(access_token, "access_token") and revoked
-    return LogoutResult(snapshot.account, revoked)
+        failed = _failure(_revoke(provider, refresh_token, "refresh_token"))
+    access_failed = _failure(_revoke(provider, access_token, "access_token"))
+    if failed is None and unreadable is not None and snapshot.has_refresh_token:
+        failed = Revocation(False, "the stored refresh token could not be read", True)
+    if failed is not None:
+        until = live_until
+    elif access_failed is not None:
+        failed, until = access_failed, bundle.expires_at
+    else:
+        return LogoutResult(snapshot.account, True)
+    return LogoutResult(
+        snapshot.account, False, failed.reason, failed.server_reached, failed.message, until
+    )
+
+
+def _revoke(provider: OAuthClient, token: str, hint: str) -> Revocation:
+    """How revoking ``token`` went; a provider with only ``revoke()`` gives no reason."""
+    detailed = getattr(provider, "revocation", None)
+    if callable(detailed):
+        outcome: Revocation = detailed(token, hint)
+        return outcome
+    return Revocation(bool(provider.revoke(token, hint)), "the revocation failed")
+
+
+def _failure(outcome: Revocation) -> Optional[Revocation]:
+    return None if outcome.revoked else outcome

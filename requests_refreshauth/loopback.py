@@ -268,6 +268,28 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
+def _busy(port: int, candidates: list[int], error: Optional[OSError]) -> Exception:
+    """The error for a preferred port that cannot be listened on: typed (a
+    ``ConfigurationError``, still an ``OSError``), saying which port and what to do."""
+    import errno
+
+    from .errors import ConfigurationError
+
+    if error is None or error.errno == errno.EADDRINUSE:
+        how = "in use"
+    else:
+        how = f"not usable ({error.strerror or type(error).__name__})"
+    if len(candidates) <= 1:
+        where = f"Port {port} on 127.0.0.1 is {how}"
+    else:
+        where = f"Ports {candidates[0]}-{candidates[-1]} on 127.0.0.1 are all {how}"
+    return ConfigurationError(
+        f"{where}, and the sign-in needs it for its redirect "
+        f"(http://127.0.0.1:{port}/callback). Close the program holding it (another "
+        "sign-in still waiting?), or choose another port the provider accepts."
+    )
+
+
 class LoopbackServer:
     """Listens on ``127.0.0.1:<port>/callback`` for one authorization response.
 
@@ -314,18 +336,23 @@ class LoopbackServer:
         )
 
     def _bind(self, port: int, fallback_ports: int) -> _Server:
-        candidates = [0] if port == 0 else [port + i for i in range(fallback_ports + 1)]
+        if port == 0:
+            return _Server(("127.0.0.1", 0), self)
+        candidates = [p for p in range(port, port + max(0, fallback_ports) + 1) if p <= 65535]
         last: Optional[OSError] = None
         for candidate in candidates:
             try:
-                server = _Server(("127.0.0.1", candidate), self)
+                return _Server(("127.0.0.1", candidate), self)
+            except OverflowError:  # not a port number
+                break
             except OSError as exc:
                 last = exc
-                continue
-            return server
-        raise OSError(
-            f"no free loopback port in {candidates[0]}-{candidates[-1]} ({last})"
-        ) from None
+        raise _busy(port, candidates, last) from None
+
+    @property
+    def finished(self) -> bool:
+        """A response (success or error) has arrived: :meth:`wait` returns at once."""
+        return self._done.is_set()
 
     @property
     def port(self) -> int:

@@ -10,6 +10,11 @@ therefore log the user out. The engine prevents that:
 4. otherwise renew through the provider and save with a compare-and-swap on the
    revision that was read, so a logout or a new login during the POST wins.
 
+When the server answers ``invalid_grant`` the session is dead: that is recorded in the
+account's record (the bundle is kept, in case the server was wrong), and every later
+call, in any process, fails at step 1 or 3 without a POST until a new login or an
+explicit retry (``retry_ended_session=True``).
+
 A save that fails after the server rotated would lose the only live refresh token: it is
 retried within the lock's budget (:mod:`.persist`), then kept in a rescue
 (:mod:`.rescue`) that step 3 adopts, in this process or the next, instead of POSTing.
@@ -23,7 +28,15 @@ import logging
 import time
 from typing import TYPE_CHECKING, Callable, Optional, Tuple, TypeVar
 
-from .bundle import Account, Snapshot, TokenState, describe_account, fingerprint, seconds_left
+from ._session_end import ended_reason, record_ended, refuse_ended, session_ended_error
+from .bundle import (
+    Account,
+    Snapshot,
+    TokenState,
+    describe_account,
+    fingerprint,
+    seconds_left,
+)
 from .errors import (
     AccountNotFoundError,
     AuthError,
@@ -45,7 +58,13 @@ from .stores.base import (
 if TYPE_CHECKING:
     from .persist import Base
 
-__all__ = ["DEFAULT_SKEW", "lock_timeout_for", "refresh_access_token", "refresh_needed"]
+__all__ = [
+    "DEFAULT_SKEW",
+    "lock_timeout_for",
+    "refresh_access_token",
+    "refresh_needed",
+    "session_ended_error",
+]
 
 log = logging.getLogger("requests_refreshauth.refresh")
 
@@ -130,6 +149,7 @@ def refresh_access_token(
     lock_timeout: Optional[float] = None,
     clock: Callable[[], float] = time.time,
     known: Optional[Snapshot] = None,
+    retry_ended_session: bool = False,
 ) -> Snapshot:
     """Return a snapshot whose access token is usable, refreshing it if needed.
 
@@ -142,6 +162,12 @@ def refresh_access_token(
     ``known``: a snapshot the caller already holds (a warm cache). If the store's revision
     of that account is unchanged it is used instead of reading the secrets again — on a
     keyring store that saves a keyring read per refresh.
+
+    Once the server refused the refresh token (``invalid_grant``) the account is marked
+    and every call raises :class:`~requests_refreshauth.errors.RefreshExpiredError`
+    without a request (the stored token is not handed out either) until a new login
+    saves the account. ``retry_ended_session=True`` makes one real refresh request
+    instead: success saves (and clears the mark), another refusal marks it again.
     """
     account: Optional[Account] = None
     try:
@@ -165,7 +191,16 @@ def refresh_access_token(
         account = status.account
         usable = known if known is not None and known.revision == status.revision else None
         return _refresh(
-            store, provider, status, usable, skew, force, rejected_token, lock_timeout, clock
+            store,
+            provider,
+            status,
+            usable,
+            skew,
+            force,
+            rejected_token,
+            lock_timeout,
+            clock,
+            retry_ended_session,
         )
     except AuthError as exc:
         if exc.account is None:
@@ -185,9 +220,14 @@ def _refresh(
     rejected_token: Optional[str],
     lock_timeout: Optional[float],
     clock: Callable[[], float],
+    retry: bool = False,
 ) -> Snapshot:
     """``status`` as read; ``snapshot``: the same revision with secrets, if already read."""
     account = status.account
+    seen_end = status.session_ended
+    refuse_ended(status, seen_end, retry)  # read with the status: no extra I/O
+    if seen_end is not None:  # the explicit retry: one real POST, whatever the expiry
+        force, rejected_token = True, None
 
     def needed(state: TokenState, seen: Optional[int]) -> bool:
         return refresh_needed(
@@ -207,7 +247,9 @@ def _refresh(
     wait = lock_timeout if lock_timeout is not None else lock_timeout_for(provider)
     started = time.monotonic()
     if not lock.acquire(timeout=wait):
-        if not needed(_status(store, account).state, status.revision):
+        late = _status(store, account)
+        refuse_ended(late, seen_end, retry)
+        if not needed(late.state, status.revision):
             return _adopt(store, account)
         raise RefreshTransientError(
             f"Timed out after {wait:.0f}s waiting for a concurrent refresh of "
@@ -218,6 +260,8 @@ def _refresh(
     release_by = locked_at + wait  # waiters that queued as we got the lock give up then
     try:
         now_status = _status(store, account)  # records only: no secret is read under the lock
+        # A holder before us was told the session is dead: do not POST it again.
+        refuse_ended(now_status, seen_end, retry)
         if needed(now_status.state, status.revision):
             try:
                 current, base = _what_to_renew(
@@ -377,6 +421,10 @@ def _renew_locked(
         )
     try:
         renewed = provider.renew(bundle)
+    except RefreshExpiredError as exc:
+        if provider.uses_refresh_token:  # the server ended the session: record it
+            record_ended(store, account, base.revision, ended_reason(exc, bundle))
+        raise
     except RefreshTransientError as exc:
         left = seconds_left(current.bundle, clock())
         if not force and rejected_token is None and (left is None or left > 0):

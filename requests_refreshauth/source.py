@@ -12,6 +12,7 @@ import time
 from typing import Callable, Optional, Tuple
 
 from .bundle import Snapshot, effective_skew
+from .errors import AuthError
 from .providers.base import AuthProvider
 from .refresh import DEFAULT_SKEW, refresh_access_token
 from .stores.base import TokenStore
@@ -53,29 +54,43 @@ class TokenSource:
         entry = self._entry
         if entry is not None and self._clock() < entry[1]:
             return entry[0]
-        snapshot = refresh_access_token(
-            self.store,
-            self.provider,
-            self.account,
-            skew=self.skew,
-            clock=self._clock,
-            known=entry[0] if entry is not None else None,
-        )
+        try:
+            snapshot = refresh_access_token(
+                self.store,
+                self.provider,
+                self.account,
+                skew=self.skew,
+                clock=self._clock,
+                known=entry[0] if entry is not None else None,
+            )
+        except AuthError as exc:
+            self._forget_if_dead(exc)
+            raise
         return self._keep(snapshot)
 
     def after_rejection(self, rejected_token: str) -> Snapshot:
         """A snapshot with a token other than ``rejected_token`` (a server refused it)."""
-        snapshot = refresh_access_token(
-            self.store,
-            self.provider,
-            self.account,
-            skew=self.skew,
-            force=True,
-            rejected_token=rejected_token,
-            clock=self._clock,
-            known=self.cached,
-        )
+        try:
+            snapshot = refresh_access_token(
+                self.store,
+                self.provider,
+                self.account,
+                skew=self.skew,
+                force=True,
+                rejected_token=rejected_token,
+                clock=self._clock,
+                known=self.cached,
+            )
+        except AuthError as exc:
+            self._forget_if_dead(exc)
+            raise
         return self._keep(snapshot)
+
+    def _forget_if_dead(self, exc: AuthError) -> None:
+        """Only a login can help (the server ended the session): drop the cached token,
+        so the next request asks the engine, which refuses without sending it."""
+        if exc.login_required:
+            self._entry = None
 
     def _keep(self, snapshot: Snapshot) -> Snapshot:
         bundle = snapshot.bundle

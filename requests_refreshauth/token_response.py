@@ -125,7 +125,9 @@ def _error_for(
         )
     if error == "invalid_grant":
         return RefreshExpiredError(
-            f"Your session has expired or was revoked ({detail}). Log in again."
+            f"Your session has expired or was revoked ({detail}). Log in again.",
+            error=shown_error,
+            error_description=_clean(description),
         )
     return RefreshRejectedError(
         f"The authorization server rejected the refresh ({detail}). This is a client "

@@ -45,6 +45,7 @@ STATUS_KEYS = {
     "refresh_expires_at",
     "scope",
     "secrets",
+    "session_ended",
 }
 #: The authorization URL the CLI shows (the oidc-provider's /auth endpoint).
 AUTH_URL = re.compile(r"(http://127\.0\.0\.1:\d+/auth\?\S+)")
@@ -496,8 +497,13 @@ def test_two_accounts(mycli: Cli, oidc: OidcServer) -> None:
         "account": {"id": "bob", "label": "bob@example.test"},
         "default": False,  # the first login stays the default
         "expires_at": pytest.approx(time.time() + oidc.access_token_ttl, abs=30),
+        "secrets": "file",  # where the tokens went
+        "records": str(mycli.records_path),
     }
-    assert "Signed in as bob@example.test (bob)." in bob.stderr
+    assert (
+        "Signed in as bob@example.test (bob). alice@example.test (alice) is still the default "
+        "account (`mycli auth accounts use bob` to switch)."
+    ) in bob.stderr
 
     listing = mycli.auth("accounts", "list")
     assert listing.code == 0, listing

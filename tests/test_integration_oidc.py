@@ -7,6 +7,7 @@ server counts the refresh grants it served; that count is the ground truth.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -204,7 +205,7 @@ def test_invalid_grant_raises_expired_and_keeps_the_stored_bundle(
     )
     path = logged_in.path
     with open(path, "rb") as handle:
-        before = handle.read()
+        before = json.loads(handle.read())["accounts"]["alice"]
     session = plain_session()
     session.auth = RefreshAuth(logged_in, provider)
     with pytest.raises(RefreshExpiredError) as info:
@@ -212,7 +213,10 @@ def test_invalid_grant_raises_expired_and_keeps_the_stored_bundle(
     assert info.value.code == "AUTH_REFRESH_EXPIRED"
     assert "not-a-token" not in str(info.value)
     with open(path, "rb") as handle:
-        assert handle.read() == before
+        after = json.loads(handle.read())["accounts"]["alice"]
+    ended = after.pop("session_ended")  # the server's refusal is recorded (issue 9)...
+    assert ended["reason"].startswith("invalid_grant")
+    assert after == before  # ...and the bundle, revision and all, kept
     assert oidc.stats()["refresh_errors"] == {"invalid_grant": 1}
 
 

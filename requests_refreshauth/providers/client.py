@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, NamedTuple, Optional, Tuple
 from urllib.parse import quote_plus
 
 from .._urls import for_oauthlib, require_secure_url
@@ -21,9 +21,22 @@ if TYPE_CHECKING:
 
     from ..bundle import TokenBundle
 
-__all__ = ["OAuthClient"]
+__all__ = ["OAuthClient", "Revocation"]
 
 log = logging.getLogger("requests_refreshauth.provider")
+
+
+class Revocation(NamedTuple):
+    """How one revocation went, for the caller to report (nothing is logged above debug:
+    a logout's own message says it, once, in its own terms)."""
+
+    revoked: bool
+    #: Why not, in a few words ("connection refused", "HTTP 400"), else ``None``.
+    reason: Optional[str] = None
+    #: The server answered (it refused); ``False``: it could not be reached at all.
+    server_reached: bool = False
+    #: The whole message ("Cannot reach the revocation endpoint https://… (…)").
+    message: Optional[str] = None
 
 
 def _optional_url(url: Optional[str], what: str) -> Optional[str]:
@@ -123,10 +136,14 @@ class OAuthClient:
         """Revoke a token at the revocation endpoint; ``False`` if there is none or it failed.
 
         Best effort by design: it is called after local state is already gone (logout),
-        where failing loudly would help no one. Failures are logged without the token.
+        where failing loudly would help no one. :meth:`revocation` says why it failed.
         """
+        return self.revocation(token, token_type_hint).revoked
+
+    def revocation(self, token: str, token_type_hint: str = "refresh_token") -> Revocation:
+        """:meth:`revoke`, with the reason of a failure for the caller to show."""
         if not self.revocation_endpoint:
-            return False
+            return Revocation(False, "the server has no revocation endpoint", True)
         from oauthlib.oauth2 import Client
 
         credentials = self._credentials(client_id=True)
@@ -135,6 +152,7 @@ class OAuthClient:
             for_oauthlib(self.revocation_endpoint), token, token_type_hint, **credentials
         )
         from .. import _http
+        from .._failures import transport_reason, unreachable
 
         try:
             response = _http.call(
@@ -147,13 +165,17 @@ class OAuthClient:
                 auth=_http.client_auth(self._basic),
                 timeout=self.timeout,
             )
-        except Exception as exc:  # noqa: BLE001 - best effort, reported below
-            log.warning("token revocation failed (%s)", type(exc).__name__)
-            return False
+        except Exception as exc:  # noqa: BLE001 - best effort, reported to the caller
+            reason = transport_reason(exc)
+            log.debug("token revocation failed (%s)", reason)
+            message = unreachable("revocation endpoint", self.revocation_endpoint, exc)
+            return Revocation(False, reason, False, message)
         if response.status_code == 200:
-            return True
-        log.warning("token revocation answered HTTP %s", response.status_code)
-        return False
+            return Revocation(True)
+        reason = f"HTTP {response.status_code}"
+        log.debug("token revocation answered %s", reason)
+        message = f"The revocation endpoint refused to revoke the token ({reason})"
+        return Revocation(False, reason, True, message)
 
     # ------------------------------------------------------------------ OIDC userinfo
 
@@ -176,8 +198,10 @@ class OAuthClient:
         except _http.ResponseTooLarge as exc:
             raise OAuthFlowError(f"The userinfo endpoint's answer was refused: {exc}.") from None
         except Exception as exc:  # noqa: BLE001 - typed below
+            from .._failures import unreachable
+
             raise OAuthFlowError(
-                f"Could not reach the userinfo endpoint ({type(exc).__name__})."
+                unreachable("userinfo endpoint", self.userinfo_endpoint, exc) + "."
             ) from None
         try:
             claims = response.json() if response.status_code == 200 else None

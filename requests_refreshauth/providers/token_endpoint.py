@@ -97,8 +97,11 @@ def _connect_failure(exc: requests.RequestException) -> bool:
 
 
 def _describe(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+    """The cause in words ("connection refused"): requests' own messages are object
+    reprs that carry quotes and get cut mid-quote (see ``_failures.transport_reason``)."""
+    from .._failures import transport_reason
+
+    return transport_reason(exc)
 
 
 class TokenEndpoint:
@@ -197,9 +200,12 @@ class TokenEndpoint:
             except requests.RequestException as exc:
                 if _connect_failure(exc):
                     if last:
+                        from .._failures import unreachable
+
+                        tries = f"tried {attempt} times" if attempt > 1 else ""
                         raise RefreshTransientError(
-                            f"Could not connect to the token endpoint after {attempt} "
-                            f"attempts ({_describe(exc)}). Check the network and try again."
+                            f"{unreachable('token endpoint', self.url, exc, tries)}. "
+                            "Check the network and try again."
                         ) from None
                     delay = min(policy.backoff * attempt, policy.max_wait)
                     log.info(
@@ -210,9 +216,10 @@ class TokenEndpoint:
                     self._sleep(delay)
                     continue
                 raise RefreshTransientError(
-                    f"The {what} request failed after it may have reached the server "
-                    f"({_describe(exc)}). It was not repeated, because repeating a refresh "
-                    "the server already performed would revoke the session; try again shortly."
+                    f"The {what} request to the token endpoint failed after it may have "
+                    f"reached the server ({_describe(exc)}). It was not repeated, because "
+                    "repeating a refresh the server already performed would revoke the "
+                    "session; try again shortly."
                 ) from None
             try:
                 return interpret_token_response(

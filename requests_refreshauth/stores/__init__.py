@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from .base import AccountStatus, RevisionConflict, TokenStore, resolve_ref
+    from .base import AccountStatus, RevisionConflict, SessionEnded, TokenStore, resolve_ref
     from .file import FileTokenStore
     from .keyring import KeyringTokenStore, WriteReport
     from .memory import MemoryTokenStore
@@ -18,6 +18,7 @@ _EXPORTS = {
     "KeyringTokenStore": ".keyring",
     "MemoryTokenStore": ".memory",
     "RevisionConflict": ".base",
+    "SessionEnded": ".base",
     "TokenStore": ".base",
     "WriteReport": ".keyring",
     "resolve_ref": ".base",
@@ -31,6 +32,7 @@ __all__ = [
     "KeyringTokenStore",
     "MemoryTokenStore",
     "RevisionConflict",
+    "SessionEnded",
     "TokenStore",
     "WriteReport",
     "resolve_ref",

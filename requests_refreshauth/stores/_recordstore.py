@@ -9,8 +9,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 from ..bundle import Account, Snapshot, TokenBundle, fingerprint
 from ..errors import StoreReadError
 from ..locking import AccountLock
-from .base import AccountStatus, RevisionConflict, resolve_ref
-from .records import Records, RecordsFile
+from .base import AccountStatus, RevisionConflict, SessionEnded, resolve_ref
+from .records import MAX_REASON, Records, RecordsFile
 
 T = TypeVar("T")
 
@@ -37,6 +37,14 @@ def claim(
         raise RevisionConflict(account.id)
     label = account.label if account.label is not None else (old or {}).get("label")
     return old, label
+
+
+def session_ended_of(record: Dict[str, Any]) -> Optional[SessionEnded]:
+    """The record's ``session_ended`` mark (validated when the records were parsed)."""
+    mark = record.get("session_ended")
+    if not isinstance(mark, dict):
+        return None
+    return SessionEnded(float(mark["at"]), str(mark["reason"]))
 
 
 def forget(records: Records, account_id: str) -> None:
@@ -104,6 +112,7 @@ class RecordStore:
             scope=bundle.scope,
             token_type=bundle.token_type,
             secrets=self._secrets,
+            session_ended=session_ended_of(records.accounts[account.id]),
         )
 
     # --- TokenStore
@@ -139,6 +148,24 @@ class RecordStore:
             }
             pin_default(records, account.id, make_default)
             return self._snapshot(records, Account(account.id, label))
+
+        return self._update(mutate)
+
+    def mark_session_ended(self, account_id: str, expected_revision: int, reason: str) -> bool:
+        """Record that the server ended the session of revision ``expected_revision``.
+
+        A compare-and-swap: ``False`` (nothing written) when the account was saved since
+        (a new login must not inherit the mark) or is gone. The revision is not bumped:
+        the bundle is unchanged, so caches keyed on it stay valid, and the next save (a
+        login, a successful refresh) writes a record without the mark.
+        """
+
+        def mutate(records: Records) -> bool:
+            record = records.accounts.get(account_id)
+            if record is None or record.get("revision", 0) != expected_revision:
+                return False
+            record["session_ended"] = {"at": time.time(), "reason": reason[:MAX_REASON]}
+            return True
 
         return self._update(mutate)
 
@@ -178,6 +205,11 @@ class FileRecordStore(RecordStore):
 
     def _update(self, mutate: Callable[[Records], T]) -> T:
         return self.records_file.update(mutate)
+
+    def preflight(self) -> None:
+        """Raise now the error a save would raise for the records file (see
+        :meth:`RecordsFile.preflight`): called before a sign-in starts."""
+        self.records_file.preflight()
 
     def refresh_lock(self, account: Account) -> AccountLock:
         records = self.records_file

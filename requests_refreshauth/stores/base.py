@@ -11,6 +11,7 @@ from ..locking import AccountLock
 __all__ = [
     "AccountStatus",
     "RevisionConflict",
+    "SessionEnded",
     "SnapshotChanged",
     "TokenStore",
     "resolve_ref",
@@ -34,6 +35,19 @@ class SnapshotChanged(StoreReadError):
     """
 
 
+class SessionEnded(NamedTuple):
+    """The authorization server refused the account's refresh token (``invalid_grant``).
+
+    Recorded so that no process sends that refresh token (or the access token of its
+    grant) again until a new login or an explicit retry; the bundle itself is kept, in
+    case the server was wrong. ``reason``: the OAuth error code and a cut description,
+    scrubbed of secrets.
+    """
+
+    at: float
+    reason: str
+
+
 class AccountStatus(NamedTuple):
     """What a store knows about an account without reading any secret."""
 
@@ -49,6 +63,8 @@ class AccountStatus(NamedTuple):
     token_type: str = "Bearer"
     #: Where the secrets live: "memory", "file", "keyring" or "plaintext".
     secrets: str = "file"
+    #: Set when the server said the session is dead; cleared by the next save.
+    session_ended: Optional[SessionEnded] = None
 
     @property
     def state(self) -> TokenState:

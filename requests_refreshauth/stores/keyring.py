@@ -15,24 +15,28 @@ Policies (``credential_store``):
 - ``"system"``: the keyring is required; without one, reads and writes fail.
 - ``"fallback"`` (default): the keyring when one exists; when it is *known absent* (no
   backend, only a low-priority one nobody chose, ``NoKeyringError``), plaintext in the
-  records file, reported in :attr:`KeyringTokenStore.last_write` and logged.
+  records file, reported in :attr:`KeyringTokenStore.last_write` (for the user, which
+  ``login`` prints) and logged (WARNING once per store, DEBUG on later saves).
 - ``"plaintext"``: never touches the keyring.
 
 A keyring that errors or times out is not absent: the operation fails with a typed error
-and an account whose secrets are in the keyring never silently moves to plaintext.
+(:class:`~requests_refreshauth.errors.KeyringUnavailableError` for a write) and an
+account whose secrets are in the keyring never silently moves to plaintext.
+:meth:`KeyringTokenStore.preflight` finds that out before a sign-in starts.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import threading
 import time
 from functools import partial
 from typing import Any, Callable, Dict, List, Literal, NamedTuple, Optional, Tuple, TypeVar
 
 from ..bundle import Account, Snapshot, TokenBundle, fingerprint
-from ..errors import StoreReadError, StoreWriteError
+from ..errors import KeyringUnavailableError, StoreReadError, StoreWriteError
 from ._keyring_access import (
     KeyringAbsent,
     KeyringAccess,
@@ -40,7 +44,13 @@ from ._keyring_access import (
     KeyringTimeout,
     split_for_limit,
 )
-from ._recordstore import FileRecordStore, RecordStore, claim, pin_default
+from ._keyring_advice import (
+    PREFLIGHT_OUTCOME,
+    plaintext_log,
+    plaintext_warning,
+    rollback_outcome,
+)
+from ._recordstore import FileRecordStore, RecordStore, claim, pin_default, session_ended_of
 from ._slots import choose_slot, chunk_slot, default_slot, kind_slot, shown, unshared
 from .base import AccountStatus, SnapshotChanged
 from .records import Records, stored_token_problem
@@ -55,6 +65,8 @@ _POLICIES = ("system", "fallback", "plaintext")
 _READ_ATTEMPTS = 3
 #: More chunks than any capped token response needs; a larger count is malformed.
 _MAX_CHUNKS = 1024
+#: The slot name prefix of :meth:`KeyringTokenStore.preflight`'s write probe.
+PROBE_SLOT = "refreshauth-preflight"
 T = TypeVar("T")
 
 
@@ -105,6 +117,7 @@ class KeyringTokenStore(FileRecordStore):
         # Lets a failed save restore what it overwrote without extra keyring reads.
         self._known: Dict[str, Tuple[int, Optional[str], Optional[str]]] = {}
         self._known_lock = threading.Lock()
+        self._warned_plaintext = False
 
     def __repr__(self) -> str:
         return (
@@ -154,6 +167,7 @@ class KeyringTokenStore(FileRecordStore):
             scope=shell.scope,
             token_type=shell.token_type,
             secrets=record["secrets"],
+            session_ended=session_ended_of(record),
         )
 
     def _snapshot(self, records: Records, account: Account) -> Snapshot:
@@ -342,20 +356,53 @@ class KeyringTokenStore(FileRecordStore):
                 "Cannot save tokens: this account's tokens are in the OS keyring, which is not "
                 "available now; they are not moved to plaintext silently. Nothing was changed."
             )
-        return "plaintext", (
-            f"No OS keyring is available, so the tokens were saved in plaintext in {self.path} "
-            "(readable only by you, mode 600). Install a keyring backend, or use "
-            "credential_store='system' to refuse plaintext."
-        )
+        return "plaintext", plaintext_warning(self.path)
 
-    def _keyring_usable(self) -> bool:
+    def _keyring_usable(self, outcome: str = "Nothing was changed.") -> bool:
         """Whether a keyring exists (detected once per store); a failure fails the save."""
         try:
             return self.keyring.usable()
         except KeyringFailure as exc:
-            raise StoreWriteError(
-                f"Cannot save tokens: the OS keyring failed ({exc}). Nothing was changed."
-            ) from None
+            problem = f"Cannot save tokens: the OS keyring failed ({exc})"
+            raise self._unavailable(problem, outcome) from None
+
+    def _unavailable(self, problem: str, outcome: str) -> KeyringUnavailableError:
+        return KeyringUnavailableError(problem, outcome=outcome, policy=self.policy)
+
+    def preflight(self) -> None:
+        """Raise now the error a save would raise, where that can be known without saving.
+
+        Called before a sign-in starts (:func:`~requests_refreshauth.login.login`), so a
+        locked keyring never makes the user do the browser part for nothing. Besides the
+        records file (see :meth:`FileRecordStore.preflight`), a real write probe: a slot
+        set and deleted again under :attr:`service`, each call bounded by the store's
+        timeout. Over SSH a locked Secret Service collection fails at once; on a desktop
+        the probe may bring up the unlock prompt, which is the right moment for it. A
+        keyring *known absent* passes under "fallback" (plaintext will be used).
+        """
+        super().preflight()
+        if self.policy == "plaintext":
+            return
+        if not self._keyring_usable(PREFLIGHT_OUTCOME):
+            self._where_to_write(None)  # "system" refuses plaintext; "fallback" goes on
+            return
+        probe = f"{PROBE_SLOT}-{secrets.token_hex(8)}"
+        try:
+            self.keyring.set(self.service, probe, secrets.token_urlsafe(16))
+        except KeyringAbsent:
+            self._where_to_write(None)
+            return
+        except KeyringFailure as exc:
+            with_probe = f"Cannot save tokens in the OS keyring: {exc}"
+            try:  # a timed-out write may land later; an error answer wrote nothing
+                self.keyring.delete(self.service, probe)
+            except (KeyringFailure, KeyringAbsent) as cleanup:
+                log.debug("could not remove the keyring probe slot: %s", cleanup)
+            raise self._unavailable(with_probe, PREFLIGHT_OUTCOME) from None
+        try:
+            self.keyring.delete(self.service, probe)
+        except (KeyringFailure, KeyringAbsent) as exc:
+            log.debug("could not remove the keyring probe slot: %s", exc)
 
     # ------------------------------------------------------------------ save / clear
 
@@ -421,8 +468,13 @@ class KeyringTokenStore(FileRecordStore):
             pin_default(records, account.id, make_default)
             try:
                 self.records_file.write(records)
-            except StoreWriteError:
-                self._undo(undo)
+            except StoreWriteError as exc:
+                unrestored = self._undo(undo)
+                if unrestored:
+                    exc.message = f"{exc.message} " + rollback_outcome(
+                        len(undo), unrestored, new_account=old is None
+                    )
+                    exc.args = (exc.message,)
                 raise
         # Committed. Only now remove slots the new record no longer points to (a refresh
         # token the new bundle lacks, surplus chunks).
@@ -435,7 +487,7 @@ class KeyringTokenStore(FileRecordStore):
         )
         self.last_write = WriteReport(Account(account.id, label), location, warning)
         if warning:
-            log.warning("%s", warning)
+            self._log_plaintext(moved=old is None or old.get("secrets") != "plaintext")
         final = Account(account.id, label)
         return Snapshot(
             account=final,
@@ -443,6 +495,15 @@ class KeyringTokenStore(FileRecordStore):
             revision=record["revision"],
             is_default=records.default == account.id,
         )
+
+    def _log_plaintext(self, *, moved: bool) -> None:
+        """The plaintext fallback, for the developer's log: WARNING once per store when an
+        account's secrets go to plaintext (a login), DEBUG otherwise (every refresh after
+        it). The user is told by the login itself (:attr:`last_write`)."""
+        level = logging.DEBUG
+        if moved and not self._warned_plaintext:
+            self._warned_plaintext, level = True, logging.WARNING
+        log.log(level, "%s", plaintext_log(self.path))
 
     def _write_secrets(
         self,
@@ -461,7 +522,9 @@ class KeyringTokenStore(FileRecordStore):
         except KeyringAbsent as exc:
             raise _AbsentDuringWrite(str(exc)) from None
         except KeyringFailure as exc:
-            raise StoreWriteError(f"Cannot save tokens to the OS keyring: {exc}.") from None
+            raise self._unavailable(
+                f"Cannot save tokens to the OS keyring: {exc}", "Nothing was changed."
+            ) from None
         previous = self._previous_values(account, old, limit)
         writes: List[Tuple[str, str]] = []
         chunks: Dict[str, int] = {}
@@ -484,10 +547,16 @@ class KeyringTokenStore(FileRecordStore):
             self._undo(undo)
             raise _AbsentDuringWrite(str(exc)) from None
         except KeyringFailure as exc:
-            self._undo(undo)
-            raise StoreWriteError(
-                f"Cannot save the tokens of account {shown(account.id)} to the OS keyring: {exc}. "
-                "What was written has been rolled back; the stored login is unchanged."
+            # The write that failed is undone too (a timed-out one may still land), but
+            # only a write that may have happened counts when undoing it fails.
+            unrestored = self._undo(undo)
+            failed = undo[-1][0]
+            if not isinstance(exc, KeyringTimeout):
+                unrestored = [name for name in unrestored if name != shown(failed)]
+            written = len(undo) - (0 if isinstance(exc, KeyringTimeout) else 1)
+            raise self._unavailable(
+                f"Cannot save the tokens of account {shown(account.id)} to the OS keyring: {exc}",
+                rollback_outcome(written, unrestored, new_account=old is None),
             ) from None
         return undo
 
@@ -509,8 +578,9 @@ class KeyringTokenStore(FileRecordStore):
                 try:
                     value = self._keyring_read(account, old, kind)
                 except StoreReadError as exc:
-                    raise StoreWriteError(
-                        f"Cannot save the tokens of account {shown(account.id)}: {exc}"
+                    raise self._unavailable(
+                        f"Cannot save the tokens of account {shown(account.id)}: {exc}",
+                        "Nothing was changed.",
                     ) from None
             if value is not None:
                 base = _slot_name(old, kind)
@@ -518,7 +588,12 @@ class KeyringTokenStore(FileRecordStore):
                     values[chunk_slot(base, i)] = piece
         return values
 
-    def _undo(self, undo: List[Tuple[str, Optional[str]]]) -> None:
+    def _undo(self, undo: List[Tuple[str, Optional[str]]]) -> List[str]:
+        """Put back what the slots held; returns the (shown) names that could not be.
+
+        Logged at DEBUG only: the caller's error says what was left (one message).
+        """
+        unrestored: List[str] = []
         for name, value in reversed(undo):
             try:
                 if value is None:
@@ -526,7 +601,9 @@ class KeyringTokenStore(FileRecordStore):
                 else:
                     self.keyring.set(self.service, name, value)
             except (KeyringFailure, KeyringAbsent) as exc:
-                log.error("could not roll back keyring slot %s: %s", shown(name), exc)
+                log.debug("could not roll back keyring slot %s: %s", shown(name), exc)
+                unrestored.append(shown(name))
+        return unrestored[::-1]
 
     def _delete_quietly(self, slots: List[str]) -> None:
         for name in slots:

@@ -14,6 +14,7 @@ import glob
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import stat
@@ -25,7 +26,16 @@ from .._fs import UnsafeFile, check_trusted, ensure_private_dir, open_regular, w
 from ..errors import StoreReadError, StoreWriteError
 from ..locking import AccountLock
 
-__all__ = ["FORMAT", "VERSION", "Records", "RecordsFile", "parse_records", "stored_token_problem"]
+__all__ = [
+    "FORMAT",
+    "MAX_REASON",
+    "VERSION",
+    "Records",
+    "RecordsFile",
+    "parse_records",
+    "session_ended_problem",
+    "stored_token_problem",
+]
 
 log = logging.getLogger("requests_refreshauth.store")
 
@@ -57,6 +67,28 @@ def stored_token_problem(fields: Any) -> Optional[str]:
     token_type = fields.get("token_type")
     if isinstance(token_type, str) and not _HTTP_TOKEN.fullmatch(token_type):
         return "token type that is not an HTTP token"
+    return None
+
+
+#: Longest ``session_ended`` reason kept (the engine cuts it well below this).
+MAX_REASON = 500
+
+
+def session_ended_problem(mark: Any) -> Optional[str]:
+    """What is wrong with an account's ``session_ended`` mark, if anything.
+
+    ``{"at": <epoch seconds>, "reason": <short text>}`` or absent/``null``. A mark makes
+    the engine refuse the account, so one that cannot be read is an error, not ignored.
+    """
+    if mark is None:
+        return None
+    if not isinstance(mark, dict):
+        return "malformed session mark"
+    at, reason = mark.get("at"), mark.get("reason")
+    if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at):
+        return "session mark with a malformed time"
+    if not isinstance(reason, str) or len(reason) > MAX_REASON:
+        return "session mark with a malformed reason"
     return None
 
 
@@ -156,6 +188,9 @@ def parse_records(text: str, path: str) -> Records:
         problem = stored_token_problem(record.get("bundle")) or stored_token_problem(
             record.get("meta")
         )
+        if problem:
+            raise bad(f"has a {problem} for account {account_id!r}")
+        problem = session_ended_problem(record.get("session_ended"))
         if problem:
             raise bad(f"has a {problem} for account {account_id!r}")
     default = doc.get("default")
@@ -309,6 +344,19 @@ class RecordsFile:
             yield
         finally:
             self.lock.release()
+
+    def preflight(self) -> None:
+        """Raise now what a save would raise, without writing the file: its directory
+        cannot be created or is not trusted, its lock cannot be taken, the file cannot
+        be read or understood, or the directory is not writable."""
+        with self.locked():
+            self.load()
+            directory = os.path.dirname(self.path)
+            if not os.access(directory, os.W_OK):
+                raise StoreWriteError(
+                    f"Cannot write the token records file {self.path}: its directory is not "
+                    "writable. Nothing was changed."
+                )
 
     def write(self, records: Records) -> None:
         """Replace the file with ``records`` (callers hold :meth:`locked`)."""

@@ -13,6 +13,10 @@ fails on request.
         session.get(server.resource_url)        # {"sub": "alice", ...}
         assert server.stats().refresh_served == 0
 
+A CLI's own ``auth login`` signs in through :meth:`LocalAuthServer.approver` (in-process
+``open_browser=``) or :meth:`LocalAuthServer.browser_env` (``$BROWSER`` for a subprocess):
+see :mod:`.approver`.
+
 The protocol is oauthlib's (:mod:`.endpoints`, :mod:`.validator`); this module is the
 routing between HTTP paths and those endpoints, plus the conveniences around them.
 """
@@ -21,15 +25,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 from urllib.parse import parse_qs, urlsplit
 
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 from oauthlib.oauth2.rfc6749.tokens import get_token_from_header
 
 from ..errors import OAuthFlowError
+from .approver import DECISION_HEADER, USER_HEADER
 from .endpoints import OAuthServer
 from .faults import FaultQueue
 from .http_server import Reply, Server
@@ -43,6 +49,7 @@ if TYPE_CHECKING:
 
     from ..bundle import TokenBundle
     from ..providers.pkce import PkceProvider
+    from .approver import Approver
 
 __all__ = ["DEFAULT_SCOPES", "LocalAuthServer"]
 
@@ -77,10 +84,11 @@ class LocalAuthServer:
     ``include_expires_in=False`` the token response omits ``expires_in``.
 
     Logins are approved for ``login_hint`` or ``user`` without any page; with
-    ``approve=False`` they are answered ``error=access_denied``. ``latency`` seconds
-    are added to every protected-resource request. ``clock`` is the server's time.
-    ``supported_scopes=None`` accepts any scope. Both flags and ``latency`` may be
-    changed while the server runs.
+    ``approve=False`` they are answered ``error=access_denied``. The headless browser
+    (:meth:`approver`, :meth:`browser_env`) chooses the user and the answer per sign-in.
+    ``latency`` seconds are added to every protected-resource request. ``clock`` is the
+    server's time. ``supported_scopes=None`` accepts any scope. Both flags and ``latency``
+    may be changed while the server runs.
     """
 
     def __init__(
@@ -298,10 +306,8 @@ class LocalAuthServer:
         try:
             if path == "/authorize" and method == "GET":
                 self._counters.add("authorization_requests")
-                hint = parse_qs(parts.query).get("login_hint")
-                status, out, page = oauth.authorize(
-                    uri, user=hint[0] if hint else self.user, approve=self.approve
-                )
+                user, approve = self._decision(parts.query, headers)
+                status, out, page = oauth.authorize(uri, user=user, approve=approve)
                 return Reply(status, out, page.encode("utf-8"))
             if path == "/token":
                 return self._token(oauth, method, uri, headers, text)
@@ -320,6 +326,16 @@ class LocalAuthServer:
         except Exception:  # a bug here must not hang the client under test
             log.exception("LocalAuthServer failed on %s %s", method, path)
             return _json_reply(500, {"error": "server_error"})
+
+    def _decision(self, query: str, headers: Dict[str, str]) -> Tuple[str, bool]:
+        """Who signs in and whether they approve: what the approver's headers say (the
+        person at the browser), else ``login_hint``, else the server's ``user``/``approve``."""
+        given = {name.lower(): value for name, value in headers.items()}
+        hint = parse_qs(query).get("login_hint")
+        user = given.get(USER_HEADER.lower()) or (hint[0] if hint else self.user)
+        decision = given.get(DECISION_HEADER.lower())
+        approve = self.approve if decision not in ("approve", "deny") else decision == "approve"
+        return user, approve
 
     def _token(
         self, oauth: OAuthServer, method: str, uri: str, headers: Dict[str, str], body: str
@@ -429,6 +445,37 @@ class LocalAuthServer:
         if "session" not in options:
             options["session"] = self.session()
         return PkceProvider(**options)
+
+    def approver(
+        self, user: Optional[str] = None, *, approve: bool = True, timeout: float = 10.0
+    ) -> Approver:
+        """A headless browser for ``login(..., open_browser=server.approver("alice"))``.
+
+        It opens only this server's authorization endpoint (anything else raises
+        :class:`~requests_refreshauth.testing.URLRefusedError`), signs in as ``user`` or
+        denies (``approve=False``), and delivers the redirect to the CLI's loopback
+        listener. See :mod:`.approver`.
+        """
+        from .approver import Approver
+
+        return Approver(self.authorization_endpoint, user=user, approve=approve, timeout=timeout)
+
+    def browser_env(
+        self,
+        user: Optional[str] = None,
+        *,
+        approve: bool = True,
+        log: Union[str, os.PathLike[str], None] = None,
+    ) -> Dict[str, str]:
+        """Environment variables that make a subprocess's ``$BROWSER`` the approver.
+
+        ``subprocess.run([...], env={**os.environ, **server.browser_env("alice")})``;
+        ``log``: a file each URL the browser was asked to open is appended to
+        (``state`` and the PKCE challenge as ``***``). See :mod:`.browser`.
+        """
+        from .approver import browser_env
+
+        return browser_env(self.authorization_endpoint, user=user, approve=approve, log=log)
 
     def login(
         self,

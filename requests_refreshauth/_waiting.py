@@ -1,0 +1,90 @@
+"""What a browser login tells the user while it waits (pure, except :func:`wait_for`).
+
+A login that waits silently for three minutes and then fails looks broken. So the wait
+is announced with its length, reminded of once a minute and in the last 30 seconds
+(few lines: the terminal stays readable), and where a browser sign-in cannot work —
+no browser here, an SSH session, the time ran out — the device-code sign-in is named,
+as the command the user types, when the provider offers it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, List, Optional, TypeVar
+
+__all__ = [
+    "device_command_for",
+    "no_browser_text",
+    "reminders",
+    "span",
+    "timeout_text",
+    "wait_for",
+]
+
+R = TypeVar("R")
+
+#: No reminder sooner than this many seconds after the announcement.
+_QUIET_START = 15.0
+
+
+def span(seconds: float) -> str:
+    """``"3 minutes"``, ``"90 seconds"``, ``"2 minutes 30 seconds"``, ``"1 second"``."""
+    total = max(0, math.ceil(seconds - 0.001))  # 0.5 s is "1 second", never "0 seconds"
+    minutes, rest = divmod(total, 60)
+    if minutes == 0 or (rest and minutes < 2):
+        return "1 second" if total == 1 else f"{total} seconds"
+    text = "1 minute" if minutes == 1 else f"{minutes} minutes"
+    return text + (f" {rest} seconds" if rest else "")
+
+
+def reminders(timeout: float) -> List[float]:
+    """Seconds left at which to remind the user, latest last: each whole minute, and 30."""
+    marks = [60.0 * k for k in range(int(timeout // 60), 0, -1)]
+    marks = [m for m in marks if m <= timeout - _QUIET_START]
+    if timeout - 30.0 >= _QUIET_START:
+        marks.append(30.0)
+    return marks
+
+
+def reminder_text(left: float) -> str:
+    return f"Still waiting for the sign-in ({span(left)} left; Ctrl-C cancels)…"
+
+
+def wait_for(
+    wait: Callable[[float], Optional[R]],
+    timeout: float,
+    say: Callable[[str], None],
+    clock: Callable[[], float] = time.monotonic,
+) -> Optional[R]:
+    """``wait(seconds)`` until it returns something or ``timeout`` passes, reminding
+    the user at :func:`reminders`."""
+    deadline = clock() + timeout
+    for left in reminders(timeout):
+        result = wait(max(0.0, deadline - left - clock()))
+        if result is not None:
+            return result
+        say(reminder_text(left))
+    return wait(max(0.0, deadline - clock()))
+
+
+def device_command_for(provider: Any, command: Optional[str]) -> Optional[str]:
+    """``command`` (the CLI's device sign-in) if the provider can do a device sign-in."""
+    if not command or not getattr(provider, "device_authorization_endpoint", None):
+        return None
+    return command
+
+
+def no_browser_text(redirect_uri: str, device_command: Optional[str]) -> str:
+    """Why the URL must be opened on this machine, and the way out when it cannot be."""
+    text = f"The browser must be on this machine: the sign-in returns to {redirect_uri}."
+    if device_command:
+        text += f" Over SSH, or with no browser here, sign in with a code: `{device_command}`."
+    return text
+
+
+def timeout_text(timeout: float, device_command: Optional[str]) -> str:
+    text = f"No sign-in response arrived within {span(timeout)}. Run the login again"
+    if device_command:
+        text += f", or sign in with a code on another device: `{device_command}`"
+    return text + "."

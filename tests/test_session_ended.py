@@ -1,0 +1,469 @@
+"""A session the server ended (``invalid_grant``) is recorded, and not POSTed again.
+
+The bundle is kept (the server may have been wrong), but every later path of the engine
+refuses it without a request until a new login or an explicit retry.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator, List, Optional
+
+import pytest
+import requests
+from fakes import FakeProvider, bundle
+from keyring_fakes import MemoryKeyring
+
+from requests_refreshauth import (
+    Account,
+    AuthEvent,
+    FileTokenStore,
+    KeyringTokenStore,
+    MemoryTokenStore,
+    RefreshAuth,
+    RefreshExpiredError,
+    StoreReadError,
+    StoreWriteError,
+    add_listener,
+    refresh_access_token,
+)
+from requests_refreshauth._cli_format import status_data, status_text
+from requests_refreshauth.source import TokenSource
+from requests_refreshauth.stores.base import AccountStatus, SessionEnded
+from requests_refreshauth.token_response import interpret_token_response
+
+ALICE = Account("alice", "Alice")
+REFUSED = RefreshExpiredError(
+    "Your session has expired or was revoked (invalid_grant: grant revoked). Log in again.",
+    error="invalid_grant",
+    error_description="grant revoked",
+)
+
+
+@pytest.fixture(params=["memory", "file", "keyring"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    if request.param == "memory":
+        return MemoryTokenStore()
+    if request.param == "file":
+        return FileTokenStore(tmp_path / "tokens.json")
+    return KeyringTokenStore("svc", tmp_path / "records.json", backend=MemoryKeyring())
+
+
+@pytest.fixture
+def events() -> Iterator[List[AuthEvent]]:
+    seen: List[AuthEvent] = []
+    remove = add_listener(seen.append)
+    yield seen
+    remove()
+
+
+def status_of(store: Any) -> AccountStatus:
+    status = store.status("alice")
+    assert status is not None
+    return status  # type: ignore[no-any-return]
+
+
+def ended_by_server(store: Any, *, expires_in: float = 300.0) -> FakeProvider:
+    """``alice`` logged in, then a forced refresh the server answered ``invalid_grant``."""
+    store.save(ALICE, bundle(expires_in), make_default=True)
+    provider = FakeProvider()
+    provider.fail = REFUSED
+    with pytest.raises(RefreshExpiredError):
+        refresh_access_token(store, provider, force=True)
+    assert provider.calls == 1
+    provider.fail = None  # from now on a POST would succeed: none may happen
+    return provider
+
+
+def test_invalid_grant_is_recorded_and_the_bundle_kept(store: Any) -> None:
+    store.save(ALICE, bundle(-10), make_default=True)
+    before = store.active("alice")
+    provider = FakeProvider()
+    provider.fail = REFUSED
+    started = time.time()
+    with pytest.raises(RefreshExpiredError, match="invalid_grant"):
+        refresh_access_token(store, provider)
+    status = status_of(store)
+    assert isinstance(status.session_ended, SessionEnded)
+    assert started <= status.session_ended.at <= time.time()
+    assert status.session_ended.reason == "invalid_grant: grant revoked"
+    assert status.revision == before.revision  # not a save: caches stay valid
+    after = store.active("alice")
+    assert after.bundle.access_token == before.bundle.access_token
+    assert after.full_bundle().refresh_token == before.full_bundle().refresh_token
+
+
+def test_no_post_on_any_later_path(store: Any, events: List[AuthEvent]) -> None:
+    provider = ended_by_server(store)  # the stored token still looks fresh
+    access = store.active("alice").bundle.access_token
+    later = time.time() + 3600  # the token looks expired: the proactive path
+    events.clear()
+    for kwargs in (
+        {},
+        {"force": True},
+        {"rejected_token": access},
+        {"clock": lambda: later},
+        {"known": store.active("alice")},
+    ):
+        with pytest.raises(RefreshExpiredError, match="Log in again") as info:
+            refresh_access_token(store, provider, **kwargs)
+        assert access not in str(info.value)
+    assert provider.calls == 1
+    assert [e.kind for e in events] == ["login_required"] * 5
+    assert all(e.account == ALICE for e in events)
+
+
+def test_a_cold_process_does_not_send_the_stored_token(store: Any) -> None:
+    provider = ended_by_server(store)
+    with pytest.raises(RefreshExpiredError):
+        TokenSource(store, provider).current()
+    auth = RefreshAuth(store, provider)
+    request = requests.Request("GET", "https://api.example.test/").prepare()
+    with pytest.raises(RefreshExpiredError):
+        auth(request)
+    assert "Authorization" not in request.headers
+    assert provider.calls == 1
+
+
+def test_waiters_queued_during_the_failing_post_do_not_post(store: Any) -> None:
+    store.save(ALICE, bundle(-10), make_default=True)
+    provider = FakeProvider()
+    provider.fail = REFUSED
+    entered = threading.Event()
+    provider.on_renew = lambda _current: (entered.set(), time.sleep(0.3))  # type: ignore[func-returns-value]
+    errors: List[BaseException] = []
+
+    def refresh(**kwargs: Any) -> None:
+        try:
+            refresh_access_token(store, provider, **kwargs)
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    first = threading.Thread(target=refresh)
+    first.start()
+    assert entered.wait(5)
+    rejected = store.active("alice").bundle.access_token
+    waiters = [
+        threading.Thread(target=refresh, kwargs=kw)
+        for kw in ({}, {"force": True}, {"rejected_token": rejected})
+    ]
+    for thread in waiters:
+        thread.start()
+    for thread in [first, *waiters]:
+        thread.join(10)
+    assert provider.calls == 1
+    assert len(errors) == 4
+    assert all(isinstance(e, RefreshExpiredError) for e in errors)
+
+
+def test_a_new_login_during_the_post_is_not_marked(store: Any) -> None:
+    store.save(ALICE, bundle(-10), make_default=True)
+    provider = FakeProvider()
+    provider.fail = REFUSED
+    fresh = bundle(300)
+    provider.on_renew = lambda _current: store.save(ALICE, fresh)
+    with pytest.raises(RefreshExpiredError):
+        refresh_access_token(store, provider)
+    assert status_of(store).session_ended is None
+    provider.on_renew = None
+    provider.fail = None
+    assert refresh_access_token(store, provider).bundle.access_token == fresh.access_token
+    assert provider.calls == 1
+
+
+def test_mark_is_a_compare_and_swap(store: Any) -> None:
+    store.save(ALICE, bundle(300), make_default=True)
+    old = status_of(store).revision
+    store.save(ALICE, bundle(300))  # a new login
+    assert store.mark_session_ended("alice", old, "invalid_grant") is False
+    assert status_of(store).session_ended is None
+    assert store.mark_session_ended("nobody", old, "invalid_grant") is False
+    now = status_of(store).revision
+    assert store.mark_session_ended("alice", now, "invalid_grant") is True
+    assert status_of(store).session_ended.reason == "invalid_grant"
+    assert status_of(store).revision == now
+
+
+def test_a_login_clears_the_mark(store: Any) -> None:
+    provider = ended_by_server(store)
+    store.save(ALICE, bundle(300))
+    assert status_of(store).session_ended is None
+    assert [s.session_ended for s in store.accounts()] == [None]
+    refresh_access_token(store, provider)
+    assert provider.calls == 1
+
+
+def test_an_explicit_retry_posts_once_and_clears_the_mark(store: Any) -> None:
+    provider = ended_by_server(store)
+    provider.fail = REFUSED
+    with pytest.raises(RefreshExpiredError):
+        refresh_access_token(store, provider, retry_ended_session=True)
+    assert provider.calls == 2
+    assert status_of(store).session_ended is not None  # re-marked
+
+    provider.fail = None
+    old = store.active("alice").bundle.access_token
+    renewed = refresh_access_token(store, provider, retry_ended_session=True)
+    assert provider.calls == 3
+    assert renewed.bundle.access_token != old
+    assert status_of(store).session_ended is None
+    assert refresh_access_token(store, provider).bundle.access_token == renewed.bundle.access_token
+    assert provider.calls == 3
+
+
+def test_the_reason_carries_no_secret(store: Any) -> None:
+    store.save(ALICE, bundle(-10), make_default=True)
+    refresh = store.active("alice").full_bundle().refresh_token
+    provider = FakeProvider()
+    provider.fail = RefreshExpiredError(
+        "expired", error="invalid_grant", error_description=f"token {refresh} revoked " + "x" * 900
+    )
+    with pytest.raises(RefreshExpiredError):
+        refresh_access_token(store, provider)
+    reason = status_of(store).session_ended.reason
+    assert refresh not in reason
+    assert reason.startswith("invalid_grant: token *** revoked")
+    assert len(reason) <= 200
+
+
+def test_a_local_end_of_life_is_not_a_server_mark(store: Any) -> None:
+    store.save(ALICE, bundle(-10, refresh_expires_at=time.time() - 1), make_default=True)
+    with pytest.raises(RefreshExpiredError, match="end of life"):
+        refresh_access_token(store, FakeProvider())
+    assert status_of(store).session_ended is None
+
+
+class PlainStore:
+    """A third-party store: the protocol only, no ``mark_session_ended``."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryTokenStore()
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "mark_session_ended":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+def test_a_store_without_the_method_simply_does_not_record() -> None:
+    store = PlainStore()
+    store.save(ALICE, bundle(-10), make_default=True)
+    provider = FakeProvider()
+    provider.fail = REFUSED
+    with pytest.raises(RefreshExpiredError):
+        refresh_access_token(store, provider)  # type: ignore[arg-type]
+    assert store.inner.status().session_ended is None
+
+
+def test_a_failing_mark_still_raises_the_refusal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = MemoryTokenStore()
+    store.save(ALICE, bundle(-10), make_default=True)
+
+    def broken(*_args: Any) -> bool:
+        raise StoreWriteError("disk full")
+
+    store.mark_session_ended = broken  # type: ignore[method-assign]
+    provider = FakeProvider()
+    provider.fail = REFUSED
+    with (
+        caplog.at_level("DEBUG", logger="requests_refreshauth"),
+        pytest.raises(RefreshExpiredError, match="invalid_grant"),
+    ):
+        refresh_access_token(store, provider)
+    assert "could not record" in caplog.text
+
+
+# ------------------------------------------------------------------ records file
+
+
+@pytest.mark.parametrize(
+    "mark",
+    [
+        "yesterday",
+        {"at": "yesterday", "reason": "invalid_grant"},
+        {"at": True, "reason": "invalid_grant"},
+        {"at": float("nan"), "reason": "invalid_grant"},
+        {"at": 1.0, "reason": 5},
+        {"at": 1.0},
+        {"at": 1.0, "reason": "x" * 5000},
+    ],
+)
+@pytest.mark.parametrize("kind", ["file", "keyring"])
+def test_a_malformed_mark_is_a_read_error_naming_the_file(
+    kind: str, mark: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "tokens.json"
+    store: Any = (
+        FileTokenStore(path)
+        if kind == "file"
+        else KeyringTokenStore("svc", path, backend=MemoryKeyring())
+    )
+    store.save(ALICE, bundle(300), make_default=True)
+    doc = json.loads(path.read_text())
+    doc["accounts"]["alice"]["session_ended"] = mark
+    text = json.dumps(doc, allow_nan=True)
+    path.write_text(text)
+    with pytest.raises(StoreReadError, match=str(path)) as info:
+        store.status()
+    assert "session" in str(info.value)
+    assert path.read_text() == text  # never reset
+
+
+def test_the_mark_round_trips_through_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    ended_by_server(FileTokenStore(path))
+    record = json.loads(path.read_text())["accounts"]["alice"]
+    assert set(record["session_ended"]) == {"at", "reason"}
+    assert FileTokenStore(path).status().session_ended.reason == "invalid_grant: grant revoked"
+
+
+# ------------------------------------------------------------------ the server's words
+
+
+def test_invalid_grant_carries_its_code_and_description() -> None:
+    body = json.dumps({"error": "invalid_grant", "error_description": "grant request is invalid"})
+    with pytest.raises(RefreshExpiredError) as info:
+        interpret_token_response(400, body, now=time.time())
+    assert info.value.error == "invalid_grant"
+    assert info.value.error_description == "grant request is invalid"
+
+
+# ------------------------------------------------------------------ status output
+
+
+def make_status(**changes: Any) -> AccountStatus:
+    now = time.time()
+    fields: dict[str, Any] = dict(
+        account=ALICE,
+        is_default=True,
+        revision=1,
+        expires_at=now + 300,
+        refresh_expires_at=None,
+        issued_at=now,
+        has_refresh_token=True,
+        access_fingerprint="abc",
+    )
+    fields.update(changes)
+    return AccountStatus(**fields)
+
+
+def line(text: str, field: str) -> Optional[str]:
+    found = [ln for ln in text.splitlines() if ln.startswith(f"{field}:")]
+    return found[0] if found else None
+
+
+def test_status_text_of_an_expired_token_and_refresh_token() -> None:
+    now = time.time()
+    text = status_text(make_status(expires_at=now - 2.4, refresh_expires_at=now - 200))
+    assert line(text, "Token") is not None
+    assert "until" not in line(text, "Token")
+    assert line(text, "Token").startswith("Token:    expired 2s ago (at ")
+    refresh = line(text, "Refresh")
+    assert refresh.startswith("Refresh:  expired 3m 20s ago (at ")
+    assert "yes" not in refresh
+    assert (
+        line(text, "Session")
+        == "Session:  expired: the refresh token reached its end of life. Log in again."
+    )
+
+
+def test_status_text_of_an_ended_session() -> None:
+    ended = SessionEnded(at=time.time() - 123.4, reason="invalid_grant: grant request is invalid")
+    status = make_status(session_ended=ended)
+    text = status_text(status)
+    assert line(text, "Session") == (
+        "Session:  ended 2m 03s ago: the server refused the refresh token "
+        "(invalid_grant: grant request is invalid). Log in again."
+    )
+    assert "yes" not in line(text, "Refresh")
+    assert status_data(status)["session_ended"] == {"at": ended.at, "reason": ended.reason}
+    assert status_data(make_status())["session_ended"] is None
+    assert line(status_text(make_status()), "Session") is None
+
+
+def test_status_text_escapes_a_hostile_reason() -> None:
+    ended = SessionEnded(at=time.time(), reason="invalid_grant: \x1b[2Jgone\nAccount: x")
+    text = status_text(make_status(session_ended=ended))
+    assert "\x1b" not in text
+    assert len(text.splitlines()) == len(status_text(make_status()).splitlines()) + 1
+
+
+def test_a_warm_source_stops_sending_the_token_once_the_session_ended(store: Any) -> None:
+    store.save(ALICE, bundle(300), make_default=True)
+    provider = FakeProvider()
+    source = TokenSource(store, provider)
+    token = source.current().bundle.access_token  # cached: no engine call until expiry
+    provider.fail = REFUSED
+    with pytest.raises(RefreshExpiredError):
+        source.after_rejection(token)  # the API said 401; the server said invalid_grant
+    provider.fail = None
+    with pytest.raises(RefreshExpiredError):
+        source.current()  # not the cached, dead token
+    assert source.cached is None
+    assert provider.calls == 1
+
+
+# ------------------------------------------------------------------ the CLI verbs, in process
+
+
+def cli_for(store: Any, provider: Any) -> Any:
+    import io
+
+    from requests_refreshauth.cli import AuthCommands
+
+    out, err = io.StringIO(), io.StringIO()
+    return AuthCommands(store, provider, prog="mycli auth", stdout=out, stderr=err), out, err
+
+
+def test_status_exits_3_for_a_locally_expired_refresh_token() -> None:
+    store = MemoryTokenStore()
+    store.save(ALICE, bundle(-10, refresh_expires_at=time.time() - 5), make_default=True)
+    commands, out, err = cli_for(store, FakeProvider())
+    assert commands.run(commands.status) == 3
+    assert "Session:  expired: the refresh token reached its end of life." in out.getvalue()
+    assert err.getvalue() == "Run `mycli auth login` to sign in.\n"
+    store.save(ALICE, bundle(300))
+    commands, out, err = cli_for(store, FakeProvider())
+    assert commands.run(commands.status) == 0
+    assert (err.getvalue(), "Session:" in out.getvalue()) == ("", False)
+
+
+def test_token_retry_that_succeeds_prints_the_new_token_and_clears_the_mark() -> None:
+    store = MemoryTokenStore()
+    provider = ended_by_server(store)
+    old = store.active().bundle.access_token
+    commands, out, err = cli_for(store, provider)
+    assert commands.run(commands.token) == 3
+    assert out.getvalue() == ""
+    assert "has ended" in err.getvalue() and "mycli auth login" in err.getvalue()
+    assert provider.calls == 1
+
+    commands, out, err = cli_for(store, provider)
+    assert commands.run(commands.token, retry_refresh=True) == 0, err.getvalue()
+    assert provider.calls == 2
+    new = store.active().bundle.access_token
+    assert new != old and out.getvalue() == new + "\n"
+    assert store.status().session_ended is None
+
+    commands, out, err = cli_for(store, provider)
+    assert commands.run(commands.accounts_list) == 0
+    assert "log in again" not in out.getvalue()
+
+
+def test_accounts_list_marks_dead_sessions() -> None:
+    store = MemoryTokenStore()
+    ended_by_server(store)
+    store.save(Account("bob", None), bundle(300))
+    commands, out, _err = cli_for(store, FakeProvider())
+    assert commands.run(commands.accounts_list) == 0
+    rows = out.getvalue().splitlines()
+    assert rows[0].endswith("session ended, log in again") and rows[0].startswith("*")
+    assert rows[1].endswith("refresh token")
+    commands, out, _err = cli_for(store, FakeProvider())
+    assert commands.run(commands.accounts_list, as_json=True) == 0
+    assert [a["session_ended"] is None for a in json.loads(out.getvalue())] == [False, True]
