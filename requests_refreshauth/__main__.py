@@ -21,8 +21,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
+from ._cli_argparse import _add_user_before_verb, _add_verbs
+from ._cli_verbs import AuthCommands
 from ._paths import user_dir
-from .cli import AuthCommands, _add_user_before_verb, _add_verbs
 from .demo import add_demo_arguments, run_demo
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """The testing kit as a CLI author uses it: the headless approver and the documented recipes.
 
-The tests in the "documented recipes" section are the snippets of the README's "Testing
-your own CLI's auth" section, copied verbatim (only ``MYCLI``, the path of the CLI under
+The tests in the "documented recipes" section are the snippets of docs/testing.md, copied
+verbatim (checked by the last test) (only ``MYCLI``, the path of the CLI under
 test, is this repository's example). If you change one, change the other.
 """
 
@@ -310,3 +310,28 @@ def test_exactly_one_refresh(local_auth_server, tmp_path):
     stats = local_auth_server.stats()
     assert stats.refresh_served == 1
     assert (stats.reuse_detected, stats.resource_unauthorized, stats.resource_ok) == (0, 0, 4)
+
+
+def test_the_documented_recipes_are_these_tests() -> None:
+    """docs/testing.md shows the recipes above: each test function there must be, line for
+    line, the one in this file, so the page cannot drift from what runs."""
+    import ast
+    import re
+
+    page = (ROOT / "docs" / "testing.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", page, flags=re.S)
+    here = {
+        node.name: ast.get_source_segment(SOURCE, node)
+        for node in ast.parse(SOURCE).body
+        if isinstance(node, ast.FunctionDef)
+    }
+    shown = 0
+    for block in blocks:
+        for node in ast.parse(block).body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                assert here.get(node.name) == ast.get_source_segment(block, node), node.name
+                shown += 1
+    assert shown == 7
+
+
+SOURCE = Path(__file__).read_text(encoding="utf-8")

@@ -1,0 +1,426 @@
+"""The auth verbs, independent of the argument parser (argparse and click wire them up in
+:mod:`._cli_argparse` and :mod:`._cli_click`): each verb returns an exit status, every
+failure ends as one typed message (:data:`EXIT_CODES`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from typing import IO, TYPE_CHECKING, Any, Callable, Dict, Optional, TypeVar, Union
+
+from ._cli_format import (
+    account_json,
+    account_name,
+    expiry_text,
+    session_is_dead,
+    status_data,
+    status_text,
+)
+from ._scrub import terminal_safe
+
+if TYPE_CHECKING:
+    from .errors import AuthError
+    from .login import LogoutResult
+    from .providers.base import AuthProvider
+    from .stores.base import TokenStore
+
+__all__ = ["EXIT_CODES", "AuthCommands", "Factory"]
+
+T = TypeVar("T")
+Factory = Union[T, Callable[[], T]]
+
+#: Process exit status by error code. 0 is success, 1 an unexpected error
+#: (``AUTH_INTERNAL_ERROR``), 2 a usage error (argparse/click), 130 Ctrl-C (``CANCELLED``
+#: under ``--json``).
+EXIT_CODES: Dict[str, int] = {
+    "NOT_AUTHENTICATED": 3,
+    "AUTH_REFRESH_EXPIRED": 3,
+    "AUTH_REFRESH_UNAVAILABLE": 3,
+    "AUTH_REFRESH_TRANSIENT": 4,
+    "AUTH_REFRESH_REJECTED": 5,
+    "AUTH_OAUTH_FAILED": 5,
+    "AUTH_TOKEN_EXCHANGE_FAILED": 5,
+    "AUTH_STORE_READ_FAILED": 6,
+    "AUTH_STORE_WRITE_FAILED": 6,
+    "ACCOUNT_NOT_FOUND": 7,
+    "NO_ACCOUNT_SELECTED": 7,
+    "AUTH_CALLBACK_TIMEOUT": 8,
+    "AUTH_CONFIGURATION_INVALID": 9,
+    "AUTH_INTERNAL_ERROR": 1,
+    "CANCELLED": 130,
+}
+
+
+def _resolve(value: Factory[T]) -> T:
+    """An object, or the result of calling a zero-argument factory for it."""
+    return value() if callable(value) else value
+
+
+def _build(value: Factory[T]) -> T:
+    """:func:`_resolve`, with a ``ValueError`` (a constructor's check: an http endpoint
+    in discovered metadata, a missing client id) typed as a configuration error."""
+    from .errors import ConfigurationError
+
+    try:
+        return _resolve(value)
+    except ConfigurationError:
+        raise
+    except ValueError as exc:
+        from ._failures import configuration_error
+
+        raise configuration_error(exc) from None
+
+
+class AuthCommands:
+    """The verbs, independent of the argument parser; each returns an exit status."""
+
+    #: How this CLI keeps the tokens in a file instead of the OS keyring (a command,
+    #: e.g. "`mycli --tokens-file PATH auth login`"), named when the keyring is locked;
+    #: ``None`` gives generic advice. ``python -m requests_refreshauth`` sets its own.
+    file_store_hint: Optional[str] = None
+
+    def __init__(
+        self,
+        store: Factory[TokenStore],
+        provider: Factory[AuthProvider],
+        *,
+        prog: str = "",
+        stdout: Optional[IO[str]] = None,
+        stderr: Optional[IO[str]] = None,
+    ) -> None:
+        self._store_factory = store
+        self._provider_factory = provider
+        self._store: Optional[TokenStore] = None
+        self._provider: Optional[AuthProvider] = None
+        self.prog = prog
+        self._stdout = stdout
+        self._stderr = stderr
+
+    # Streams are looked up at use time so test runners that swap sys.stdout see output.
+    @property
+    def stdout(self) -> IO[str]:
+        return self._stdout or sys.stdout
+
+    @property
+    def stderr(self) -> IO[str]:
+        return self._stderr or sys.stderr
+
+    @property
+    def store(self) -> TokenStore:
+        if self._store is None:
+            self._store = _build(self._store_factory)
+        return self._store
+
+    @property
+    def provider(self) -> AuthProvider:
+        if self._provider is None:
+            self._provider = _build(self._provider_factory)
+        return self._provider
+
+    def _provider_for_revocation(self) -> tuple[Any, Optional[str]]:
+        """The provider (``None`` if it cannot revoke), and why it could not be built
+        (offline discovery): logging out must work without the server."""
+        from ._failures import as_auth_error
+
+        try:
+            provider = self.provider
+        except Exception as exc:  # noqa: BLE001 - typed, reported by logout, which goes on
+            return None, str(as_auth_error(exc)).rstrip(".")
+        return (provider if hasattr(provider, "revoke") else None), None
+
+    # ------------------------------------------------------------------ plumbing
+
+    def say(self, message: str) -> None:
+        print(terminal_safe(message, multiline=True), file=self.stderr, flush=True)
+
+    def _emit(self, as_json: bool, data: Any, human: str) -> None:
+        if as_json:  # json.dumps escapes every control character (ensure_ascii)
+            print(json.dumps(data, indent=2, sort_keys=True), file=self.stdout, flush=True)
+        elif human:
+            print(terminal_safe(human, multiline=True), file=self.stdout, flush=True)
+
+    def run(self, verb: Callable[..., int], *, as_json: bool = False, **kwargs: Any) -> int:
+        """Run a verb, turning every failure into a message and an exit status."""
+        from ._failures import as_auth_error, debugging
+
+        if debugging():
+            _show_library_logs(self.stderr)
+        try:
+            return verb(as_json=as_json, **kwargs)
+        except KeyboardInterrupt:
+            return self._fail(as_json, "CANCELLED", "Cancelled.")
+        except Exception as exc:  # noqa: BLE001 - every failure ends as a typed error
+            error = _with_file_hint(as_auth_error(exc), self.file_store_hint)
+            if error is not exc and debugging():
+                traceback.print_exception(type(exc), exc, exc.__traceback__, file=self.stderr)
+            hint = ""
+            if error.login_required and self.prog:
+                hint = f"\nRun `{self.prog} login` to sign in."
+            return self._fail(as_json, error.code, str(error), hint)
+
+    def _fail(self, as_json: bool, code: str, message: str, hint: str = "") -> int:
+        """Report a failure (one JSON document under ``--json``); its exit status."""
+        try:
+            if as_json:
+                self._emit(True, {"error": {"code": code, "message": message}}, "")
+            elif code == "CANCELLED":
+                self.say(message)
+            else:
+                self.say(f"error: {message}{hint}")
+        except OSError:  # stdout/stderr closed (a pipe's reader left): the status still counts
+            pass
+        return EXIT_CODES.get(code, 1)
+
+    # ------------------------------------------------------------------ verbs
+
+    def login(
+        self,
+        *,
+        as_json: bool = False,
+        device: bool = False,
+        no_browser: bool = False,
+        default: Optional[bool] = None,
+        timeout: float = 180.0,
+        port: Optional[int] = None,
+    ) -> int:
+        from .login import device_login, login
+        from .providers.pkce import PkceProvider
+        from .refresh import refresh_access_token
+
+        provider = self.provider
+        if isinstance(provider, PkceProvider):
+            if device:
+                snapshot = device_login(
+                    self.store, provider, make_default=default, say=self.say, prog=self.prog
+                )
+            else:
+                snapshot = login(
+                    self.store,
+                    provider,
+                    open_browser=False if no_browser else None,
+                    make_default=default,
+                    timeout=timeout,
+                    port=port or 0,
+                    fallback_ports=0 if port else 10,  # --port: that exact redirect URI
+                    say=self.say,
+                    device_command=f"{self.prog} login --device".strip(),
+                    prog=self.prog,
+                )
+        else:  # a provider that needs no user: obtaining a token is the login
+            snapshot = refresh_access_token(self.store, provider, force=True)
+        data = {
+            "account": account_json(snapshot.account),
+            "default": snapshot.is_default,
+            "expires_at": snapshot.bundle.expires_at,
+            **_where_secrets_went(self.store, snapshot.account.id),
+        }
+        self._emit(as_json, data, "")
+        return 0
+
+    def logout(self, *, as_json: bool = False, user: Optional[str] = None) -> int:
+        from .login import logout
+
+        provider, unbuilt = self._provider_for_revocation()
+        result = logout(self.store, provider, user)
+        if result is None:
+            self._emit(as_json, {"account": None}, "Not logged in.")
+            return 0
+        data: Dict[str, Any] = {"account": account_json(result.account), "revoked": result.revoked}
+        if result.revoked is not True:
+            data["revocation_error"] = _revocation_error(result, unbuilt)
+        self._emit(as_json, data, _logout_text(result, unbuilt))
+        return 0
+
+    def status(self, *, as_json: bool = False, user: Optional[str] = None) -> int:
+        from .errors import NotAuthenticatedError
+
+        status = self.store.status(user)
+        if status is None:
+            raise NotAuthenticatedError("Not logged in.")
+        data = status_data(status)
+        self._emit(as_json, data, status_text(status))
+        if not session_is_dead(status):
+            return 0
+        # Shown in full above; the status says a script cannot go on without a login.
+        if not as_json and self.prog:
+            self.say(f"Run `{self.prog} login` to sign in.")
+        return EXIT_CODES["AUTH_REFRESH_EXPIRED"]
+
+    def token(
+        self, *, as_json: bool = False, user: Optional[str] = None, retry_refresh: bool = False
+    ) -> int:
+        from ._session_end import session_ended_error
+        from .bundle import is_fresh
+        from .refresh import DEFAULT_SKEW, refresh_access_token
+
+        status = self.store.status(user)  # records only: an ended session is known offline
+        ended = status is not None and status.session_ended is not None
+        if status is not None and status.session_ended is not None and not retry_refresh:
+            raise session_ended_error(status.account, status.session_ended)
+        snapshot = None if status is None else self.store.active(status.account.id)
+        if ended or snapshot is None or not is_fresh(snapshot.bundle, time.time(), DEFAULT_SKEW):
+            # Only now build the provider: a valid token must print offline, even when
+            # the provider's configuration needs the network (discovery).
+            snapshot = _refresh_or_fail(
+                lambda: refresh_access_token(
+                    self.store, self.provider, user, known=snapshot, retry_ended_session=ended
+                )
+            )
+        bundle = snapshot.bundle
+        data = {
+            "access_token": bundle.access_token,
+            "token_type": bundle.token_type,
+            "expires_at": bundle.expires_at,
+            "account": snapshot.account.id,
+        }
+        self._emit(as_json, data, bundle.access_token)
+        return 0
+
+    def accounts_list(self, *, as_json: bool = False) -> int:
+        statuses = list(self.store.accounts())
+        if as_json:
+            self._emit(True, [status_data(s) for s in statuses], "")
+            return 0
+        if not statuses:
+            self._emit(False, None, "No accounts. Log in first.")
+            return 0
+        rows = [
+            (
+                "*" if s.is_default else " ",
+                account_name(s.account.id, s.account.label),
+                expiry_text(s.expires_at),
+                "refresh token" if s.has_refresh_token else "no refresh token",
+            )
+            if not session_is_dead(s)
+            else (
+                "*" if s.is_default else " ",
+                account_name(s.account.id, s.account.label),
+                "session ended" if s.session_ended is not None else "session expired",
+                "log in again",
+            )
+            for s in statuses
+        ]
+        width = max(len(r[1]) for r in rows)
+        lines = [
+            f"{mark} {name:<{width}}  {expiry}, {refresh}" for mark, name, expiry, refresh in rows
+        ]
+        self._emit(False, None, "\n".join(lines))
+        return 0
+
+    def accounts_use(self, ref: str, *, as_json: bool = False) -> int:
+        account = self.store.set_default(ref)
+        data = {"default": account_json(account)}
+        self._emit(
+            as_json, data, f"{account_name(account.id, account.label)} is now the default account."
+        )
+        return 0
+
+    def accounts_remove(self, ref: str, *, as_json: bool = False) -> int:
+        return self.logout(as_json=as_json, user=ref)
+
+
+def _show_library_logs(stream: IO[str]) -> None:
+    """``REFRESHAUTH_DEBUG=1``: the library's logs (all levels) on stderr, even when the
+    package logger is quiet (a ``NullHandler``). Never secrets: no log line has any."""
+    import logging
+
+    logger = logging.getLogger("requests_refreshauth")
+    if any(getattr(h, "_refreshauth_debug", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("debug: %(name)s: %(message)s"))
+    handler._refreshauth_debug = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+
+
+def _revocation_error(result: LogoutResult, unbuilt: Optional[str]) -> Dict[str, Any]:
+    """Why ``logout --json`` could not revoke, and until when the sign-in stays live."""
+    if result.revoked is None:
+        reason = unbuilt or "the server offers no token revocation"
+        return {
+            "reason": reason,
+            "server_reached": False,
+            "message": unbuilt,
+            "valid_until": result.valid_until,
+        }
+    return {
+        "reason": result.reason,
+        "server_reached": result.server_reached,
+        "message": result.message,
+        "valid_until": result.valid_until,
+    }
+
+
+def _logout_text(result: LogoutResult, unbuilt: Optional[str]) -> str:
+    """One message: what happened here, what did not happen at the server, and what that
+    means (a grant nobody holds any more is still live there until it expires)."""
+    from ._cli_format import _when
+
+    name = account_name(result.account.id, result.account.label)
+    if result.revoked:
+        return f"Logged out of {name}."
+    if result.revoked is None and unbuilt is None:
+        why = "The server offers no way to revoke the tokens"
+    elif result.revoked is None:
+        why = f"The tokens could not be revoked at the server ({unbuilt})"
+    elif result.server_reached:
+        why = f"The server did not revoke the tokens ({result.reason})"
+    else:
+        why = f"The server could not be reached ({result.reason}) to revoke the tokens"
+    until = f" ({_when(result.valid_until)})" if result.valid_until else ""
+    return (
+        f"Logged out of {name} on this machine.\n{why}; "
+        f"the sign-in stays valid there until it expires{until}."
+    )
+
+
+def _where_secrets_went(store: TokenStore, account_id: str) -> Dict[str, Any]:
+    """``secrets`` ("keyring", "plaintext", "file" or "memory") and ``records`` (the
+    records file, ``None`` for memory) of a saved account, for ``login --json``."""
+    from .errors import AuthError
+
+    try:
+        status = store.status(account_id)
+    except AuthError:
+        status = None
+    path = getattr(store, "path", None)
+    return {
+        "secrets": status.secrets if status is not None else None,
+        "records": path if isinstance(path, str) else None,
+    }
+
+
+def _with_file_hint(error: AuthError, hint: Optional[str]) -> AuthError:
+    """A locked keyring's error, naming this CLI's way to keep the tokens in a file."""
+    from .errors import KeyringUnavailableError
+
+    if hint and isinstance(error, KeyringUnavailableError):
+        return error.amend(file_hint=hint)
+    return error
+
+
+def _refresh_or_fail(refresh: Callable[[], T]) -> T:
+    """``refresh()``, raising the ``save_failed`` error it reported, if any: the token
+    works, but a script must not carry on as if it were saved (``auth token`` exits 6)."""
+    import threading
+
+    from .events import AuthEvent, add_listener
+
+    failed: list[AuthEvent] = []
+    me = threading.get_ident()
+
+    def listen(event: AuthEvent) -> None:
+        if event.kind == "save_failed" and threading.get_ident() == me:
+            failed.append(event)
+
+    remove = add_listener(listen)
+    try:
+        result = refresh()
+    finally:
+        remove()
+    if failed and failed[-1].error is not None:
+        raise failed[-1].error
+    return result
