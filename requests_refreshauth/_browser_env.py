@@ -5,7 +5,9 @@ non-zero) only makes it return ``False`` and move on to whatever other browser i
 so the user never learns that their choice failed. This runs the same commands the same
 way (``os.pathsep``-separated choices; ``%s`` is the URL, else the URL is appended; a
 trailing ``&`` runs it in the background) and raises :class:`BrowserFailed` saying which
-command failed and how.
+command failed and how. A command still running after :data:`EXIT_WAIT` seconds counts
+as opened (as ``webbrowser`` treats the browsers it knows): a fresh ``firefox URL`` runs
+until the user quits it, and the login must go on waiting for the redirect meanwhile.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-from typing import Callable, List, Tuple
+from typing import Callable, List, Optional, Tuple
 
 __all__ = ["BrowserFailed", "env_browser"]
 
@@ -52,10 +54,36 @@ def _run(choice: str, url: str) -> str:
         )
     except OSError as exc:
         return f"`{_shown(choice)}` could not be started ({exc.strerror or type(exc).__name__})"
-    status = process.poll() if background else process.wait()
-    if status in (None, 0):
+    status = process.poll() if background else _exit_status(process, EXIT_WAIT)
+    if status is None:  # still running: a browser started fresh runs until it is quit
+        _reap_later(process)
+        return ""
+    if status == 0:
         return ""
     return f"`{_shown(choice)}` exited with status {status}"
+
+
+#: Seconds to wait for a ``$BROWSER`` command's exit status, as ``webbrowser`` does for
+#: the browsers it knows: a remote-control command exits at once, while a browser started
+#: fresh (``firefox URL``) runs until the user quits it and must not hold up the login.
+EXIT_WAIT = 5.0
+
+
+def _exit_status(process: subprocess.Popen[bytes], limit: float) -> Optional[int]:
+    """The exit status within ``limit`` seconds, else ``None`` (still running)."""
+    try:
+        return process.wait(timeout=limit)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def _reap_later(process: subprocess.Popen[bytes]) -> None:
+    """Collect the exit status when it comes (no zombie), in a daemon thread so an open
+    browser never keeps the CLI alive. A late non-zero exit is not reported: by then the
+    browser showed the page, and the login has moved on (or finished)."""
+    import threading
+
+    threading.Thread(target=process.wait, name="refreshauth-browser", daemon=True).start()
 
 
 def env_browser(value: str) -> Callable[[str], bool]:

@@ -57,6 +57,14 @@ def _add_user_before_verb(parser: Any) -> None:
     )
 
 
+def _no_user_before(parser: Any, args: argparse.Namespace) -> bool:
+    """A usage error (exit 2) for ``--user`` before a verb that takes none: silently
+    ignoring it would sign in, or list, as someone the user did not mean."""
+    if getattr(args, USER_BEFORE, None) is not None:
+        parser.error(f"--user does not apply to `{parser.prog}`")
+    return False  # so verbs read `_no_user_before(...) or commands.run(...)`
+
+
 def _add_verbs(verbs: Any, commands: AuthCommands) -> None:
     def common(parser: Any, user: bool = True) -> None:
         parser.add_argument("--json", action="store_true", help="print JSON on stdout")
@@ -77,14 +85,17 @@ def _add_verbs(verbs: Any, commands: AuthCommands) -> None:
         "--timeout", type=positive_seconds, default=180.0, metavar="SECONDS", help=TIMEOUT_HELP
     )
     login.set_defaults(
-        func=lambda a: commands.run(
-            commands.login,
-            as_json=a.json,
-            device=a.device,
-            no_browser=a.no_browser,
-            default=a.default,
-            port=a.port,
-            timeout=a.timeout,
+        func=lambda a: (
+            _no_user_before(login, a)
+            or commands.run(
+                commands.login,
+                as_json=a.json,
+                device=a.device,
+                no_browser=a.no_browser,
+                default=a.default,
+                port=a.port,
+                timeout=a.timeout,
+            )
         )
     )
     logout = verbs.add_parser("logout", help="sign out and revoke the tokens")
@@ -107,14 +118,26 @@ def _add_verbs(verbs: Any, commands: AuthCommands) -> None:
     account_verbs.required = True
     listing = account_verbs.add_parser("list", help="list stored accounts")
     common(listing, user=False)
-    listing.set_defaults(func=lambda a: commands.run(commands.accounts_list, as_json=a.json))
+    listing.set_defaults(
+        func=lambda a: (
+            _no_user_before(listing, a) or commands.run(commands.accounts_list, as_json=a.json)
+        )
+    )
     use = account_verbs.add_parser("use", help="make an account the default")
     common(use, user=False)
     use.add_argument("ref", metavar="REF")
-    use.set_defaults(func=lambda a: commands.run(commands.accounts_use, as_json=a.json, ref=a.ref))
+    use.set_defaults(
+        func=lambda a: (
+            _no_user_before(use, a)
+            or commands.run(commands.accounts_use, as_json=a.json, ref=a.ref)
+        )
+    )
     remove = account_verbs.add_parser("remove", help="log out of an account")
     common(remove, user=False)
     remove.add_argument("ref", metavar="REF")
     remove.set_defaults(
-        func=lambda a: commands.run(commands.accounts_remove, as_json=a.json, ref=a.ref)
+        func=lambda a: (
+            _no_user_before(remove, a)
+            or commands.run(commands.accounts_remove, as_json=a.json, ref=a.ref)
+        )
     )

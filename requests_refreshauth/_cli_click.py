@@ -74,6 +74,14 @@ def click_auth_group(
         context = click.get_current_context(silent=True)
         return None if context is None else context.meta.get(USER_BEFORE)
 
+    def no_user_before() -> None:
+        """A usage error (exit 2) for the group's ``--user`` before a verb without one."""
+        context = click.get_current_context(silent=True)
+        if context is not None and context.meta.get(USER_BEFORE) is not None:
+            raise click.UsageError(
+                f"--user does not apply to `{context.command_path}`", ctx=context
+            )
+
     @click.group(name=name, help="Sign in, sign out and inspect accounts.")
     @click.option("--user", "user_before", metavar="REF", default=None, help="account id or label")
     @click.pass_context
@@ -107,6 +115,7 @@ def click_auth_group(
         port: Optional[int],
         timeout: float,
     ) -> None:
+        no_user_before()
         host_prog()
         finish(
             commands.run(
@@ -156,6 +165,7 @@ def click_auth_group(
     @accounts.command(name="list", help="List stored accounts.")
     @json_option
     def list_(as_json: bool) -> None:
+        no_user_before()
         host_prog()
         finish(commands.run(commands.accounts_list, as_json=as_json))
 
@@ -163,6 +173,7 @@ def click_auth_group(
     @json_option
     @click.argument("ref")
     def use(as_json: bool, ref: str) -> None:
+        no_user_before()
         host_prog()
         finish(commands.run(commands.accounts_use, as_json=as_json, ref=ref))
 
@@ -170,6 +181,7 @@ def click_auth_group(
     @json_option
     @click.argument("ref")
     def remove(as_json: bool, ref: str) -> None:
+        no_user_before()
         host_prog()
         finish(commands.run(commands.accounts_remove, as_json=as_json, ref=ref))
 

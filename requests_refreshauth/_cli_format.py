@@ -20,6 +20,7 @@ __all__ = [
     "session_is_dead",
     "status_data",
     "status_text",
+    "unrenewable",
 ]
 
 
@@ -71,17 +72,39 @@ def session_is_dead(status: AccountStatus, now: Optional[float] = None) -> bool:
     return status.session_ended is not None or _refresh_expired(status, now)
 
 
-def session_end(status: AccountStatus, now: Optional[float] = None) -> Optional[str]:
-    """The ``Session:`` line of a dead session (``None`` while it is alive)."""
+def unrenewable(status: AccountStatus, now: Optional[float] = None) -> bool:
+    """Whether the access token is past the engine's refresh margin with no refresh
+    token stored: ``auth token`` then exits 3 (for a provider that uses refresh tokens)."""
+    from .refresh import DEFAULT_SKEW
+
+    now = time.time() if now is None else now
+    return not status.has_refresh_token and not status.state.is_fresh(now, DEFAULT_SKEW)
+
+
+def session_end(
+    status: AccountStatus, now: Optional[float] = None, *, uses_refresh_token: bool = False
+) -> Optional[str]:
+    """The ``Session:`` line of a dead session (``None`` while it is alive);
+    ``uses_refresh_token``: an expiring token without a refresh token counts too."""
+    from ._session_end import shown_reason
+
     now = time.time() if now is None else now
     ended = status.session_ended
     if ended is not None:
         return (
             f"ended {_duration(now - ended.at)} ago: the server refused the refresh token "
-            f"({terminal_safe(ended.reason)}). Log in again."
+            f"({shown_reason(ended.reason)}). Log in again."
         )
     if _refresh_expired(status, now):
         return "expired: the refresh token reached its end of life. Log in again."
+    if uses_refresh_token and unrenewable(status, now):
+        expires_at = status.expires_at
+        if expires_at is not None and expires_at > now:
+            return (
+                f"ending: the access token expires in {_duration(expires_at - now)} and no "
+                "refresh token is stored. Log in again."
+            )
+        return "expired: the access token expired and no refresh token is stored. Log in again."
     return None
 
 
@@ -118,11 +141,13 @@ def status_data(status: AccountStatus) -> Dict[str, Any]:
         "refresh_expires_at": status.refresh_expires_at,
         "scope": list(status.scope) if status.scope is not None else None,
         "secrets": status.secrets,
-        "session_ended": None if ended is None else {"at": ended.at, "reason": ended.reason},
+        "session_ended": None
+        if ended is None
+        else {"at": ended.at, "reason": ended.reason, "client_id": ended.client_id},
     }
 
 
-def status_text(status: AccountStatus) -> str:
+def status_text(status: AccountStatus, *, uses_refresh_token: bool = False) -> str:
     now = time.time()
     lines = [
         f"Account:  {account_name(status.account.id, status.account.label)}"
@@ -130,7 +155,7 @@ def status_text(status: AccountStatus) -> str:
         f"Token:    {_token_line(status)}",
         f"Refresh:  {_refresh_line(status, now)}",
     ]
-    end = session_end(status, now)
+    end = session_end(status, now, uses_refresh_token=uses_refresh_token)
     if end is not None:
         lines.append(f"Session:  {end}")
     if status.scope:

@@ -5,10 +5,12 @@ failure ends as one typed message (:data:`EXIT_CODES`)."""
 from __future__ import annotations
 
 import json
+import logging  # already imported by the package (its logger's NullHandler)
 import sys
 import time
 import traceback
-from typing import IO, TYPE_CHECKING, Any, Callable, Dict, Optional, TypeVar, Union
+from contextlib import contextmanager
+from typing import IO, TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional, TypeVar, Union
 
 from ._cli_format import (
     account_json,
@@ -17,6 +19,7 @@ from ._cli_format import (
     session_is_dead,
     status_data,
     status_text,
+    unrenewable,
 )
 from ._scrub import terminal_safe
 
@@ -24,7 +27,7 @@ if TYPE_CHECKING:
     from .errors import AuthError
     from .login import LogoutResult
     from .providers.base import AuthProvider
-    from .stores.base import TokenStore
+    from .stores.base import AccountStatus, TokenStore
 
 __all__ = ["EXIT_CODES", "AuthCommands", "Factory"]
 
@@ -143,10 +146,16 @@ class AuthCommands:
 
     def run(self, verb: Callable[..., int], *, as_json: bool = False, **kwargs: Any) -> int:
         """Run a verb, turning every failure into a message and an exit status."""
-        from ._failures import as_auth_error, debugging
+        from ._failures import debugging
 
         if debugging():
             _show_library_logs(self.stderr)
+        with _library_warnings(self.say):
+            return self._run(verb, as_json, **kwargs)
+
+    def _run(self, verb: Callable[..., int], as_json: bool, **kwargs: Any) -> int:
+        from ._failures import as_auth_error, debugging
+
         try:
             return verb(as_json=as_json, **kwargs)
         except KeyboardInterrupt:
@@ -227,8 +236,13 @@ class AuthCommands:
         if result is None:
             self._emit(as_json, {"account": None}, "Not logged in.")
             return 0
-        data: Dict[str, Any] = {"account": account_json(result.account), "revoked": result.revoked}
-        if result.revoked is not True:
+        data: Dict[str, Any] = {
+            "account": account_json(result.account),
+            "revoked": result.revoked,  # the grant: the refresh token's result
+            "refresh_revoked": result.refresh_revoked,
+            "access_revoked": result.access_revoked,
+        }
+        if result.revoked is not True or result.access_revoked is False:
             data["revocation_error"] = _revocation_error(result, unbuilt)
         self._emit(as_json, data, _logout_text(result, unbuilt))
         return 0
@@ -239,9 +253,13 @@ class AuthCommands:
         status = self.store.status(user)
         if status is None:
             raise NotAuthenticatedError("Not logged in.")
+        status = self._for_this_client(status)
+        # Like `token`: an expiring token with no refresh token needs a login, unless the
+        # provider renews without one (client credentials); only then is it built.
+        renewable = not unrenewable(status) or not self._uses_refresh_token()
         data = status_data(status)
-        self._emit(as_json, data, status_text(status))
-        if not session_is_dead(status):
+        self._emit(as_json, data, status_text(status, uses_refresh_token=not renewable))
+        if renewable and not session_is_dead(status):
             return 0
         # Shown in full above; the status says a script cannot go on without a login.
         if not as_json and self.prog:
@@ -251,23 +269,42 @@ class AuthCommands:
     def token(
         self, *, as_json: bool = False, user: Optional[str] = None, retry_refresh: bool = False
     ) -> int:
+        from . import rescue
         from ._session_end import session_ended_error
         from .bundle import is_fresh
         from .refresh import DEFAULT_SKEW, refresh_access_token
 
         status = self.store.status(user)  # records only: an ended session is known offline
-        ended = status is not None and status.session_ended is not None
-        if status is not None and status.session_ended is not None and not retry_refresh:
-            raise session_ended_error(status.account, status.session_ended)
-        snapshot = None if status is None else self.store.active(status.account.id)
-        if ended or snapshot is None or not is_fresh(snapshot.bundle, time.time(), DEFAULT_SKEW):
+        seen = None if status is None else status.session_ended
+        ended = None if status is None else self._for_this_client(status).session_ended
+        # Ended: only a rescue (a live bundle a failed save left) can help. Without one,
+        # refuse offline; with one, the engine adopts it under the lock.
+        if (
+            status is not None
+            and ended is not None
+            and not retry_refresh
+            and not rescue.may_exist(self.store, status.account.id)
+        ):
+            raise session_ended_error(status.account, ended)
+        known = None
+        if status is not None and ended is None:
+            known = self.store.active(status.account.id)
+        if (
+            ended is not None
+            or known is None
+            or not is_fresh(known.bundle, time.time(), DEFAULT_SKEW)
+        ):
             # Only now build the provider: a valid token must print offline, even when
-            # the provider's configuration needs the network (discovery).
+            # the provider's configuration needs the network (discovery). A retry names
+            # the mark it saw: if a peer's retry was refused meanwhile, none is sent.
+            retry = seen if retry_refresh and seen is not None else False
             snapshot = _refresh_or_fail(
                 lambda: refresh_access_token(
-                    self.store, self.provider, user, known=snapshot, retry_ended_session=ended
+                    self.store, self.provider, user, known=known, retry_ended_session=retry
                 )
             )
+        else:
+            snapshot = known
         bundle = snapshot.bundle
         data = {
             "access_token": bundle.access_token,
@@ -278,8 +315,35 @@ class AuthCommands:
         self._emit(as_json, data, bundle.access_token)
         return 0
 
+    def _built_provider(self) -> Optional[AuthProvider]:
+        """The provider if it exists without calling its factory (no network), else None."""
+        if self._provider is not None:
+            return self._provider
+        return None if callable(self._provider_factory) else self.provider
+
+    def _for_this_client(self, status: AccountStatus) -> AccountStatus:
+        """``status`` without a mark made for another client id, when ours is known
+        without building the provider (else the mark applies, as the engine may say)."""
+        from ._session_end import applicable_mark, client_of
+
+        ended = status.session_ended
+        if ended is None or ended.client_id is None:
+            return status
+        provider = self._built_provider()
+        if provider is None or applicable_mark(status, client_of(provider)) is not None:
+            return status
+        return status._replace(session_ended=None)
+
+    def _uses_refresh_token(self) -> bool:
+        """Whether the provider renews with refresh tokens; one that cannot be built
+        (offline discovery) is taken to (the usual case: a user's login)."""
+        try:
+            return bool(self.provider.uses_refresh_token)
+        except Exception:  # noqa: BLE001 - only the exit status depends on it
+            return True
+
     def accounts_list(self, *, as_json: bool = False) -> int:
-        statuses = list(self.store.accounts())
+        statuses = [self._for_this_client(s) for s in self.store.accounts()]
         if as_json:
             self._emit(True, [status_data(s) for s in statuses], "")
             return 0
@@ -321,11 +385,63 @@ class AuthCommands:
         return self.logout(as_json=as_json, user=ref)
 
 
+#: ``extra`` key marking a log record whose news the CLI already tells the user in its
+#: own words (the plaintext fallback at login): :func:`_library_warnings` skips it.
+CLI_REPORTED = "refreshauth_cli_reported"
+
+
+@contextmanager
+def _library_warnings(say: Callable[[str], None]) -> Iterator[None]:
+    """For one verb, the library's WARNING+ records as ``warning: …`` lines.
+
+    The package logger has a ``NullHandler`` (library logs are opt-in), which also
+    silences, in a CLI that never configures logging, what its user must hear: a records
+    file others can read, a rescue file ignored, a refreshed token not saved, a probing
+    callback. Not added when the host configured logging (it shows them its way) or
+    under ``REFRESHAUTH_DEBUG`` (which shows every record already).
+    """
+    logger = logging.getLogger("requests_refreshauth")
+    if not _logging_unconfigured(logger):
+        yield
+        return
+    handler = _SayHandler(say)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+def _logging_unconfigured(logger: Optional[logging.Logger]) -> bool:
+    """No handler but ``NullHandler`` between ``logger`` and the root."""
+    while logger is not None:
+        if any(not isinstance(h, logging.NullHandler) for h in logger.handlers):
+            return False
+        logger = logger.parent if logger.propagate else None
+    return True
+
+
+class _SayHandler(logging.Handler):
+    """WARNING+ records as one ``warning: …`` line each (terminal-safe)."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        super().__init__(logging.WARNING)
+        self._say = say
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, CLI_REPORTED, False):
+            return
+        try:
+            self._say("warning: " + terminal_safe(record.getMessage()))
+        except OSError:  # stderr closed (its reader left): nobody to tell
+            pass
+        except Exception:  # noqa: BLE001 - logging must never break the verb
+            self.handleError(record)
+
+
 def _show_library_logs(stream: IO[str]) -> None:
     """``REFRESHAUTH_DEBUG=1``: the library's logs (all levels) on stderr, even when the
     package logger is quiet (a ``NullHandler``). Never secrets: no log line has any."""
-    import logging
-
     logger = logging.getLogger("requests_refreshauth")
     if any(getattr(h, "_refreshauth_debug", False) for h in logger.handlers):
         return
@@ -360,6 +476,12 @@ def _logout_text(result: LogoutResult, unbuilt: Optional[str]) -> str:
     from ._cli_format import _when
 
     name = account_name(result.account.id, result.account.label)
+    if result.revoked and result.access_revoked is False:
+        until = _when(result.valid_until) if result.valid_until else "it expires"
+        return (
+            f"Logged out of {name}. The sign-in was ended at the server; the access token "
+            f"still works until {until} (the server did not revoke it: {result.reason})."
+        )
     if result.revoked:
         return f"Logged out of {name}."
     if result.revoked is None and unbuilt is None:

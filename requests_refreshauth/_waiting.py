@@ -1,10 +1,11 @@
 """What a browser login tells the user while it waits (pure, except :func:`wait_for`).
 
 A login that waits silently for three minutes and then fails looks broken. So the wait
-is announced with its length, reminded of once a minute and in the last 30 seconds
-(few lines: the terminal stays readable), and where a browser sign-in cannot work —
-no browser here, an SSH session, the time ran out — the device-code sign-in is named,
-as the command the user types, when the provider offers it.
+is announced with its length, reminded of once a minute (spaced out for long waits: at
+most six lines) and in the last 30 seconds (few lines: the terminal stays readable),
+and where a browser sign-in cannot work — no browser here, an SSH session, the time
+ran out — the device-code sign-in is named, as the command the user types, when the
+provider offers it.
 """
 
 from __future__ import annotations
@@ -38,10 +39,33 @@ def span(seconds: float) -> str:
     return text + (f" {rest} seconds" if rest else "")
 
 
+#: At most this many reminders, besides the one 30 seconds before the end: a two-hour
+#: wait reminded of each minute would be 120 lines.
+_MAX_REMINDERS = 6
+
+#: Spacings between reminders (seconds), the shortest that keeps to _MAX_REMINDERS wins.
+_STEPS = (60, 120, 300, 600, 900, 1800, 3600)
+
+
 def reminders(timeout: float) -> List[float]:
-    """Seconds left at which to remind the user, latest last: each whole minute, and 30."""
-    marks = [60.0 * k for k in range(int(timeout // 60), 0, -1)]
-    marks = [m for m in marks if m <= timeout - _QUIET_START]
+    """Seconds left at which to remind the user, latest last: each whole minute for a
+    short wait; for a long one, evenly spaced round marks plus one minute left — at most
+    :data:`_MAX_REMINDERS` — and always 30 seconds left."""
+    last = timeout - _QUIET_START  # nothing right after the announcement
+
+    def marks_for(step: int) -> List[float]:
+        marks = [float(step * k) for k in range(int(last // step), 0, -1)]
+        if step > 60 and last >= 60:
+            marks.append(60.0)
+        return marks
+
+    step = _STEPS[0]
+    for step in _STEPS:
+        if len(marks_for(step)) <= _MAX_REMINDERS:
+            break
+    while len(marks_for(step)) > _MAX_REMINDERS:  # days: whole hours, doubled
+        step *= 2
+    marks = marks_for(step)
     if timeout - 30.0 >= _QUIET_START:
         marks.append(30.0)
     return marks

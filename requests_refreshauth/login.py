@@ -16,13 +16,14 @@ import sys
 import time
 from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Union
 
+from ._revoking import revoke as revoke_token
+from ._revoking import revoke_unsaved, unsaved_error
 from ._scrub import server_text, terminal_safe
 from .bundle import Account, Snapshot, TokenBundle, jwt_claims
 from .device import poll_device_token, start_device_authorization
 from .errors import (
     AuthError,
     CallbackTimeoutError,
-    KeyringUnavailableError,
     OAuthFlowError,
     StoreReadError,
     StoreWriteError,
@@ -169,8 +170,11 @@ def login(
     the CLI's auth commands (``"mycli auth"``), e.g. to switch the default account.
 
     The store's ``preflight()`` (if it has one) runs first: a store that cannot save
-    (a locked keyring) fails before any URL is shown. A save that still fails after the
-    code exchange revokes what was issued (best effort) and its error says so.
+    (a locked keyring, or one out of reach that holds the default account's tokens)
+    fails before any URL is shown. A save that still fails after the code exchange
+    revokes what was issued (best effort) and its error says so — except for a re-login
+    of a stored account: the new sign-in may share the stored login's grant, and
+    revoking it could end that login too (see :mod:`._revoking`).
     """
     from secrets import token_urlsafe
 
@@ -278,37 +282,14 @@ def _save(
     try:
         snapshot = store.save(account, bundle, make_default)
     except (StoreWriteError, StoreReadError) as exc:
-        raise _unsaved(exc, _revoke_unsaved(provider, bundle)) from None
+        outcome = revoke_unsaved(provider, bundle, store, account)
+        raise unsaved_error(exc, outcome) from None
     warning = getattr(getattr(store, "last_write", None), "warning", None)
     if warning:
         say(f"Warning: {warning}")
     note = _default_note(store, snapshot, prog)
     say(f"Signed in as {terminal_safe(_name(snapshot.account))}.{note}")
     return snapshot
-
-
-def _revoke_unsaved(provider: OAuthClient, bundle: TokenBundle) -> Optional[bool]:
-    """Revoke what a sign-in issued but could not keep (RFC 7009; the refresh token
-    first, which usually ends the grant). ``None``: the server offers no revocation.
-    Best effort, each call bounded by the provider's timeout."""
-    if not getattr(provider, "revocation_endpoint", None):
-        return None
-    revoked = True
-    if bundle.refresh_token is not None:
-        revoked = bool(provider.revoke(bundle.refresh_token, "refresh_token"))
-    return bool(provider.revoke(bundle.access_token, "access_token")) and revoked
-
-
-def _unsaved(exc: AuthError, revoked: Optional[bool]) -> AuthError:
-    """The save's error, saying in the same one message what became of the sign-in."""
-    from .stores._keyring_advice import sign_in_outcome
-
-    outcome = sign_in_outcome(revoked)
-    if isinstance(exc, KeyringUnavailableError):
-        return exc.amend(sign_in=outcome)
-    exc.message = f"{exc.message.rstrip()} {outcome}"
-    exc.args = (exc.message,)
-    return exc
 
 
 def _name(account: Account) -> str:
@@ -337,9 +318,11 @@ def _default_note(store: TokenStore, snapshot: Snapshot, prog: Optional[str]) ->
 
 class LogoutResult(NamedTuple):
     account: Account
-    #: ``True`` revoked at the server, ``False`` tried and failed, ``None`` not possible.
+    #: The grant: ``True`` ended at the server, ``False`` tried and failed, ``None`` not
+    #: possible. The refresh token's result (revoking it ends the grant); the access
+    #: token's when there is no refresh token.
     revoked: Optional[bool]
-    #: Why the tokens were not revoked, in a few words ("connection refused", "HTTP 400").
+    #: Why a token was not revoked, in a few words ("connection refused", "HTTP 400").
     reason: Optional[str] = None
     #: The server answered (and refused); ``False`` when it could not be reached.
     server_reached: bool = False
@@ -347,6 +330,12 @@ class LogoutResult(NamedTuple):
     message: Optional[str] = None
     #: Until when what was not revoked stays valid at the server, when known.
     valid_until: Optional[float] = None
+    #: The refresh token's own result (``None``: none to revoke, or not possible).
+    refresh_revoked: Optional[bool] = None
+    #: The access token's own result: ``False`` with ``revoked`` ``True`` means the grant
+    #: ended, but the access token works until it expires (RFC 7009 §2.2.1 lets a server
+    #: refuse access tokens).
+    access_revoked: Optional[bool] = None
 
 
 def _rescued_bundle(store: TokenStore, account: Account) -> Optional[TokenBundle]:
@@ -410,32 +399,29 @@ def logout(
     live_until = bundle.refresh_expires_at if snapshot.has_refresh_token else bundle.expires_at
     if not revoke or provider is None or not provider.revocation_endpoint:
         return LogoutResult(snapshot.account, None, valid_until=live_until)
-    # The refresh token first: revoking it usually ends the whole grant.
-    failed: Optional[Revocation] = None
+    # The refresh token first: revoking it ends the whole grant.
+    refresh: Optional[Revocation] = None
     if refresh_token is not None:
-        failed = _failure(_revoke(provider, refresh_token, "refresh_token"))
-    access_failed = _failure(_revoke(provider, access_token, "access_token"))
-    if failed is None and unreadable is not None and snapshot.has_refresh_token:
-        failed = Revocation(False, "the stored refresh token could not be read", True)
-    if failed is not None:
-        until = live_until
-    elif access_failed is not None:
-        failed, until = access_failed, bundle.expires_at
-    else:
-        return LogoutResult(snapshot.account, True)
+        refresh = revoke_token(provider, refresh_token, "refresh_token")
+    elif unreadable is not None and snapshot.has_refresh_token:
+        refresh = Revocation(False, "the stored refresh token could not be read", True)
+    access = revoke_token(provider, access_token, "access_token")
+    grant = refresh if refresh is not None else access
+    failed, until = grant, live_until
+    if grant.revoked:
+        failed, until = access, bundle.expires_at
+    refresh_revoked = refresh.revoked if refresh is not None else None
+    if failed.revoked:
+        return LogoutResult(
+            snapshot.account, True, refresh_revoked=refresh_revoked, access_revoked=True
+        )
     return LogoutResult(
-        snapshot.account, False, failed.reason, failed.server_reached, failed.message, until
+        snapshot.account,
+        grant.revoked,
+        failed.reason,
+        failed.server_reached,
+        failed.message,
+        until,
+        refresh_revoked,
+        access.revoked,
     )
-
-
-def _revoke(provider: OAuthClient, token: str, hint: str) -> Revocation:
-    """How revoking ``token`` went; a provider with only ``revoke()`` gives no reason."""
-    detailed = getattr(provider, "revocation", None)
-    if callable(detailed):
-        outcome: Revocation = detailed(token, hint)
-        return outcome
-    return Revocation(bool(provider.revoke(token, hint)), "the revocation failed")
-
-
-def _failure(outcome: Revocation) -> Optional[Revocation]:
-    return None if outcome.revoked else outcome

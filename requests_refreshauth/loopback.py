@@ -428,4 +428,9 @@ class LoopbackServer:
         """One warning, then debug: anyone can send these, and must not flood stderr."""
         level = logging.DEBUG if self._warned else logging.WARNING
         self._warned = True
-        log.log(level, "loopback: ignored a callback with a missing, repeated or wrong state")
+        log.log(
+            level,
+            "ignored a sign-in response that is not from this login (missing, repeated or "
+            "wrong state: an old browser tab, or another program on this machine); "
+            "still waiting for the sign-in",
+        )

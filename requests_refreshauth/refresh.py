@@ -12,8 +12,9 @@ therefore log the user out. The engine prevents that:
 
 When the server answers ``invalid_grant`` the session is dead: that is recorded in the
 account's record (the bundle is kept, in case the server was wrong), and every later
-call, in any process, fails at step 1 or 3 without a POST until a new login or an
-explicit retry (``retry_ended_session=True``).
+call, in any process, fails under the lock without a POST until a new login or an
+explicit retry (``retry_ended_session``) — unless a rescue (below) holds a live bundle:
+that is adopted, as in step 3.
 
 A save that fails after the server rotated would lose the only live refresh token: it is
 retried within the lock's budget (:mod:`.persist`), then kept in a rescue
@@ -28,7 +29,15 @@ import logging
 import time
 from typing import TYPE_CHECKING, Callable, Optional, Tuple, TypeVar
 
-from ._session_end import ended_reason, record_ended, refuse_ended, session_ended_error
+from ._session_end import (
+    Retry,
+    applicable_mark,
+    client_of,
+    ended_reason,
+    record_ended,
+    retried_mark,
+    session_ended_error,
+)
 from .bundle import (
     Account,
     Snapshot,
@@ -50,6 +59,7 @@ from .providers.base import AuthProvider
 from .stores.base import (
     AccountStatus,
     RevisionConflict,
+    SessionEnded,
     SnapshotChanged,
     TokenStore,
     status_or_none,
@@ -57,6 +67,7 @@ from .stores.base import (
 
 if TYPE_CHECKING:
     from .persist import Base
+    from .rescue import Rescue
 
 __all__ = [
     "DEFAULT_SKEW",
@@ -149,7 +160,7 @@ def refresh_access_token(
     lock_timeout: Optional[float] = None,
     clock: Callable[[], float] = time.time,
     known: Optional[Snapshot] = None,
-    retry_ended_session: bool = False,
+    retry_ended_session: Retry = False,
 ) -> Snapshot:
     """Return a snapshot whose access token is usable, refreshing it if needed.
 
@@ -166,8 +177,13 @@ def refresh_access_token(
     Once the server refused the refresh token (``invalid_grant``) the account is marked
     and every call raises :class:`~requests_refreshauth.errors.RefreshExpiredError`
     without a request (the stored token is not handed out either) until a new login
-    saves the account. ``retry_ended_session=True`` makes one real refresh request
-    instead: success saves (and clears the mark), another refusal marks it again.
+    saves the account — except that a rescue (the live bundle of a refresh whose save
+    failed) is still adopted. ``retry_ended_session=True`` makes one real refresh
+    request instead: success saves (and clears the mark), another refusal marks it
+    again. Passing the :class:`~requests_refreshauth.stores.base.SessionEnded` the caller
+    saw instead retries that refusal only: if a peer's retry was refused meanwhile (a
+    newer mark), this one raises without a request. A mark made for another client id
+    (a misconfigured client) does not apply.
     """
     account: Optional[Account] = None
     try:
@@ -220,13 +236,15 @@ def _refresh(
     rejected_token: Optional[str],
     lock_timeout: Optional[float],
     clock: Callable[[], float],
-    retry: bool = False,
+    retry: Retry = False,
 ) -> Snapshot:
     """``status`` as read; ``snapshot``: the same revision with secrets, if already read."""
     account = status.account
-    seen_end = status.session_ended
-    refuse_ended(status, seen_end, retry)  # read with the status: no extra I/O
-    if seen_end is not None:  # the explicit retry: one real POST, whatever the expiry
+    client_id = client_of(provider)
+    ended = applicable_mark(status, client_id)  # read with the status: no extra I/O
+    seen_end = retried_mark(retry, ended)
+    retrying = ended is not None and ended == seen_end
+    if retrying:  # the explicit retry: one real POST, whatever the expiry
         force, rejected_token = True, None
 
     def needed(state: TokenState, seen: Optional[int]) -> bool:
@@ -239,16 +257,31 @@ def _refresh(
             seen_revision=seen,
         )
 
-    if not needed(status.state, None):
-        return snapshot if snapshot is not None else _active(store, account)
-    _check_status(status, provider, clock())
+    def blocking(now_status: AccountStatus) -> Optional[SessionEnded]:
+        """The mark this call may not pass, if any (a mark made while we waited means a
+        peer's retry was refused too)."""
+        now_ended = applicable_mark(now_status, client_id)
+        if now_ended is not None and (not retrying or now_ended != seen_end):
+            return now_ended
+        return None
+
+    def refuse(now_status: AccountStatus) -> None:
+        now_ended = blocking(now_status)
+        if now_ended is not None:
+            raise session_ended_error(now_status.account, now_ended)
+
+    dead = ended is not None and not retrying  # only a rescue can help: look under the lock
+    if not dead:
+        if not needed(status.state, None):
+            return snapshot if snapshot is not None else _active(store, account)
+        _check_status(status, provider, clock())
 
     lock = store.refresh_lock(account)
     wait = lock_timeout if lock_timeout is not None else lock_timeout_for(provider)
     started = time.monotonic()
     if not lock.acquire(timeout=wait):
         late = _status(store, account)
-        refuse_ended(late, seen_end, retry)
+        refuse(late)
         if not needed(late.state, status.revision):
             return _adopt(store, account)
         raise RefreshTransientError(
@@ -260,15 +293,20 @@ def _refresh(
     release_by = locked_at + wait  # waiters that queued as we got the lock give up then
     try:
         now_status = _status(store, account)  # records only: no secret is read under the lock
-        # A holder before us was told the session is dead: do not POST it again.
-        refuse_ended(now_status, seen_end, retry)
-        if needed(now_status.state, status.revision):
+        blocked = blocking(now_status)
+        renew = needed(now_status.state, status.revision)
+        found = _live_rescue(store, now_status) if blocked is not None or renew else None
+        if blocked is not None and found is None:
+            # A holder before us was told the session is dead: do not POST it again.
+            raise session_ended_error(account, blocked)
+        if found is not None or renew:
             try:
                 current, base = _what_to_renew(
                     store,
                     provider,
                     snapshot,
                     now_status,
+                    found,
                     release_by,
                     skew,
                     force,
@@ -287,6 +325,14 @@ def _refresh(
     # A peer refreshed (or logged in) while we waited. Its token is read after the lock is
     # released, so the next waiter is not held up by a slow store (a keyring read).
     return _adopt(store, account)
+
+
+def _live_rescue(store: TokenStore, status: AccountStatus) -> Optional[Rescue]:
+    """Under the lock: the live rescue of the account, if any (deletes obsolete ones)."""
+    # Only under the lock, about to POST (or refuse): not worth its import at start-up.
+    from . import rescue
+
+    return rescue.find(store, status)
 
 
 def _own_account(provider: AuthProvider, ref: Optional[str]) -> Optional[Account]:
@@ -356,6 +402,7 @@ def _what_to_renew(
     provider: AuthProvider,
     snapshot: Optional[Snapshot],
     status: AccountStatus,
+    found: Optional[Rescue],
     release_by: float,
     skew: float,
     force: bool,
@@ -365,15 +412,12 @@ def _what_to_renew(
     """Under the lock, about to POST: the bundle to renew from and the record a save
     replaces; ``(snapshot, None)`` when a rescued bundle is fresh and simply used.
 
-    A rescue (a rotated bundle a failed save left behind) supersedes what is stored:
-    POSTing the stored refresh token would be a reuse.
+    A rescue (``found``: a rotated bundle a failed save left behind) supersedes what is
+    stored: POSTing the stored refresh token would be a reuse.
     """
-    # Only under the lock, about to POST: not worth their import at start-up.
-    from . import rescue
     from .persist import Base, take_rescue
 
     account = status.account
-    found = rescue.find(store, status)
     if found is None:
         _check_status(status, provider, clock())
         current = snapshot
@@ -423,7 +467,9 @@ def _renew_locked(
         renewed = provider.renew(bundle)
     except RefreshExpiredError as exc:
         if provider.uses_refresh_token:  # the server ended the session: record it
-            record_ended(store, account, base.revision, ended_reason(exc, bundle))
+            reason = ended_reason(exc, bundle)
+            client_id = client_of(provider)
+            record_ended(store, account, base.revision, base.fingerprint, reason, client_id)
         raise
     except RefreshTransientError as exc:
         left = seconds_left(current.bundle, clock())

@@ -65,6 +65,7 @@ __all__ = [
     "forget_process_rescues",
     "is_live",
     "keep",
+    "may_exist",
     "process_rescue_count",
     "rescue_locations",
     "settle",
@@ -255,6 +256,19 @@ def find(store: TokenStore, status: AccountStatus) -> Optional[Rescue]:
             )
             _discard(store, candidate)
     return max(live, key=lambda rescue: rescue.generation) if live else None
+
+
+def may_exist(store: TokenStore, account_id: str) -> bool:
+    """Whether a rescue of the account may exist (no lock, nothing parsed): this process
+    holds one, or a file is where one would be. ``False`` means :func:`find` finds none,
+    so an ended session can be refused offline (:mod:`._session_end`)."""
+    with _process_lock:
+        if (store_key(store), account_id) in _process:
+            return True
+    records = _records_path(store)
+    if records is None:
+        return False
+    return any(os.path.lexists(path) for path in _locations(records, account_id))
 
 
 def settle(store: TokenStore, account: Account) -> None:

@@ -603,6 +603,8 @@ def test_accounts_remove(mycli: Cli, oidc: OidcServer) -> None:
     assert removed.json() == {
         "account": {"id": "alice", "label": "alice@example.test"},
         "revoked": True,
+        "refresh_revoked": True,
+        "access_revoked": True,
     }
     assert mycli.auth("accounts", "list", "--json").json() == []
 

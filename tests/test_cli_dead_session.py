@@ -70,8 +70,9 @@ def test_a_dead_session_is_shown_and_not_refreshed_again(
     data = mycli.auth("status", "--json")
     assert data.code == 3, data
     ended = data.json()["session_ended"]
-    assert set(ended) == {"at", "reason"}
+    assert set(ended) == {"at", "reason", "client_id"}
     assert ended["reason"].startswith("invalid_grant")
+    assert ended["client_id"] == oidc.client_id  # another client's refusal would not apply
 
     token = mycli.auth("token")
     assert token.code == 3, token

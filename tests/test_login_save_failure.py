@@ -9,17 +9,20 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any, Callable, List, Tuple
 
 import pytest
+from keyring.backends import fail
 from keyring.errors import KeyringError, KeyringLocked
-from keyring_fakes import FaultyKeyring, MemoryKeyring, NoKeyringBackend
+from keyring_fakes import FaultyKeyring, HangingKeyring, MemoryKeyring, NoKeyringBackend
 
 from requests_refreshauth import (
     Account,
     FileTokenStore,
     KeyringTokenStore,
+    KeyringUnavailableError,
     PkceProvider,
     RefreshExpiredError,
     StoreWriteError,
@@ -179,3 +182,90 @@ def test_failed_rollback_is_part_of_the_one_error(
     assert "has been rolled back" not in message
     assert "could not be removed again" in message
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+# ------------------------------------------------------------------ a keyring out of reach
+
+
+def absent_backend(kind: str) -> Any:
+    """Known absent when an operation says so (NoKeyringError), or at detection."""
+    return NoKeyringBackend() if kind == "no-keyring-error" else fail.Keyring()
+
+
+OUT_OF_REACH = ["no-keyring-error", "fail-backend"]
+
+
+@pytest.mark.parametrize("kind", OUT_OF_REACH)
+def test_keyring_out_of_reach_fails_before_the_browser_when_the_tokens_are_in_it(
+    server: LocalAuthServer, tmp_path: Path, kind: str
+) -> None:
+    # Logged in on the desktop; over SSH (no D-Bus) the keyring is known absent, and the
+    # account's tokens are in it: a save would refuse, so the sign-in must not start.
+    desktop = KeyringTokenStore("app", tmp_path / "t.json", backend=MemoryKeyring())
+    login(desktop, server.provider(), open_browser=server.approver("alice"), say=lambda _m: None)
+    ssh = KeyringTokenStore("app", tmp_path / "t.json", backend=absent_backend(kind))
+    browser, opened = browser_for(server)
+    with pytest.raises(KeyringUnavailableError) as failure:
+        login(ssh, server.provider(), open_browser=browser, timeout=10, say=lambda _m: None)
+    assert opened == []
+    message = str(failure.value)
+    assert "was not started" in message and "in the OS keyring" in message
+    assert "To go on" in message and "file" in message
+    assert "saved in plaintext only when" not in message  # not the locked-keyring note
+
+
+@pytest.mark.parametrize("kind", OUT_OF_REACH)
+def test_keyring_out_of_reach_save_gives_the_same_typed_error(tmp_path: Path, kind: str) -> None:
+    bundle = TokenBundle(access_token="at-1", refresh_token="rt-1", expires_at=None)
+    KeyringTokenStore("app", tmp_path / "t.json", backend=MemoryKeyring()).save(
+        Account("alice"), bundle
+    )
+    ssh = KeyringTokenStore("app", tmp_path / "t.json", backend=absent_backend(kind))
+    with pytest.raises(KeyringUnavailableError) as failure:
+        ssh.save(Account("alice"), bundle)
+    message = str(failure.value)
+    assert "To go on" in message and "Nothing was changed" in message
+    assert "in the OS keyring" in message and "saved in plaintext only when" not in message
+
+
+@pytest.mark.parametrize("kind", OUT_OF_REACH)
+def test_system_policy_without_a_keyring_fails_preflight_with_the_ways_forward(
+    tmp_path: Path, kind: str
+) -> None:
+    store = KeyringTokenStore(
+        "app", tmp_path / "t.json", backend=absent_backend(kind), credential_store="system"
+    )
+    with pytest.raises(KeyringUnavailableError) as preflight:
+        store.preflight()
+    assert "To go on" in str(preflight.value) and "was not started" in str(preflight.value)
+    bundle = TokenBundle(access_token="at-1", refresh_token="rt-1", expires_at=None)
+    with pytest.raises(KeyringUnavailableError) as save:
+        store.save(Account("alice"), bundle)
+    assert "To go on" in str(save.value)
+
+
+def test_out_of_reach_keyring_with_plaintext_default_account_still_passes(tmp_path: Path) -> None:
+    bundle = TokenBundle(access_token="at-1", refresh_token="rt-1", expires_at=None)
+    store = KeyringTokenStore("app", tmp_path / "t.json", backend=NoKeyringBackend())
+    store.save(Account("alice"), bundle)  # plaintext, known absent
+    store.preflight()
+
+
+def test_a_hanging_keyring_probe_costs_one_timeout_not_two(tmp_path: Path) -> None:
+    backend = HangingKeyring(hang_when=lambda op: op in ("set", "delete"), max_hang=30)
+    store = KeyringTokenStore("app", tmp_path / "t.json", backend=backend, timeout=3.0)
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyringUnavailableError) as failure:
+            store.preflight()
+        elapsed = time.monotonic() - started
+    finally:
+        backend.release()
+    assert elapsed < 3.0 + 1.5  # the probe's timeout, not also its cleanup's
+    message = str(failure.value)
+    assert "while checking that the keyring can be written" in message
+    assert "while writing a token" not in message
+    deadline = time.monotonic() + 10
+    while backend.slots("app") and time.monotonic() < deadline:  # cleaned up in the background
+        backend.wait_idle(0.1)
+    assert backend.slots("app") == []

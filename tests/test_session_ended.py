@@ -31,6 +31,7 @@ from requests_refreshauth import (
     refresh_access_token,
 )
 from requests_refreshauth._cli_format import status_data, status_text
+from requests_refreshauth.rescue import forget_process_rescues
 from requests_refreshauth.source import TokenSource
 from requests_refreshauth.stores.base import AccountStatus, SessionEnded
 from requests_refreshauth.token_response import interpret_token_response
@@ -291,6 +292,8 @@ def test_a_failing_mark_still_raises_the_refusal(
         {"at": 1.0, "reason": 5},
         {"at": 1.0},
         {"at": 1.0, "reason": "x" * 5000},
+        {"at": 10**400, "reason": "invalid_grant"},  # too large for a float
+        {"at": 1.0, "reason": "invalid_grant", "client_id": 7},
     ],
 )
 @pytest.mark.parametrize("kind", ["file", "keyring"])
@@ -381,7 +384,11 @@ def test_status_text_of_an_ended_session() -> None:
         "(invalid_grant: grant request is invalid). Log in again."
     )
     assert "yes" not in line(text, "Refresh")
-    assert status_data(status)["session_ended"] == {"at": ended.at, "reason": ended.reason}
+    assert status_data(status)["session_ended"] == {
+        "at": ended.at,
+        "reason": ended.reason,
+        "client_id": None,
+    }
     assert status_data(make_status())["session_ended"] is None
     assert line(status_text(make_status()), "Session") is None
 
@@ -467,3 +474,247 @@ def test_accounts_list_marks_dead_sessions() -> None:
     commands, out, _err = cli_for(store, FakeProvider())
     assert commands.run(commands.accounts_list, as_json=True) == 0
     assert [a["session_ended"] is None for a in json.loads(out.getvalue())] == [False, True]
+
+
+# ------------------------------------------------------------------ review findings
+
+
+def failing_saves(monkeypatch: pytest.MonkeyPatch, store: Any) -> None:
+    """Every save of ``store`` fails from now on (a full disk), until ``monkeypatch.undo``."""
+
+    def full(*_args: Any, **_kwargs: Any) -> Any:
+        raise StoreWriteError("disk full")
+
+    monkeypatch.setattr(store, "save", full)
+
+
+def test_a_rescue_left_by_a_retry_is_adopted_not_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileTokenStore(tmp_path / "tokens.json")
+    provider = ended_by_server(store)
+    failing_saves(monkeypatch, store)
+    rotated = refresh_access_token(store, provider, retry_ended_session=True)
+    assert provider.calls == 2  # the server rotated; only the rescue file holds the result
+    monkeypatch.undo()  # the disk was fixed
+    forget_process_rescues()  # the next process
+    assert status_of(store).session_ended is not None
+    snapshot = refresh_access_token(store, provider)
+    assert snapshot.bundle.access_token == rotated.bundle.access_token
+    assert provider.calls == 2  # adopted, nothing sent
+    assert status_of(store).session_ended is None  # the save of the rescue cleared the mark
+
+
+def test_the_cli_token_adopts_a_rescue_of_an_ended_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileTokenStore(tmp_path / "tokens.json")
+    provider = ended_by_server(store)
+    failing_saves(monkeypatch, store)
+    rotated = refresh_access_token(store, provider, retry_ended_session=True)
+    monkeypatch.undo()
+    forget_process_rescues()
+    commands, out, err = cli_for(FileTokenStore(tmp_path / "tokens.json"), lambda: provider)
+    assert commands.run(commands.token) == 0, err.getvalue()
+    assert out.getvalue() == rotated.bundle.access_token + "\n"
+    assert provider.calls == 2
+
+
+def test_the_cli_refuses_an_ended_session_offline_when_nothing_is_rescued() -> None:
+    store = MemoryTokenStore()
+    ended_by_server(store)
+
+    def offline() -> Any:
+        raise AssertionError("the provider was built")
+
+    commands, out, err = cli_for(store, offline)
+    assert commands.run(commands.token) == 3
+    assert "has ended" in err.getvalue() and out.getvalue() == ""
+
+
+class View:
+    """One process's handle on shared records without a records file (process rescue
+    only: a keyring store with ``credential_store="system"`` behaves the same)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_process_rescue_is_not_blocked_by_a_mark_a_peer_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shared = MemoryTokenStore()
+    shared.save(ALICE, bundle(-5), make_default=True)
+    mine, peer, provider = View(shared), View(shared), FakeProvider()
+    failing_saves(monkeypatch, shared)
+    held = refresh_access_token(mine, provider)  # rotated; only this process holds it
+    monkeypatch.undo()
+    with pytest.raises(RefreshExpiredError):
+        refresh_access_token(peer, provider)  # the rotated-out token: refused, marked
+    assert status_of(shared).session_ended is not None
+    snapshot = refresh_access_token(mine, provider, force=True)  # from the live rescue
+    assert snapshot.bundle.access_token != held.bundle.access_token
+    assert provider.calls == 3
+    assert status_of(shared).session_ended is None
+
+
+def test_a_retry_of_a_mark_a_peer_retried_since_does_not_post(store: Any) -> None:
+    provider = ended_by_server(store)
+    seen = status_of(store).session_ended
+    assert seen is not None
+    provider.fail = REFUSED
+    with pytest.raises(RefreshExpiredError):  # a peer's retry, refused again
+        refresh_access_token(store, provider, retry_ended_session=seen)
+    assert provider.calls == 2
+    newer = status_of(store).session_ended
+    assert newer is not None and newer != seen
+    provider.fail = None
+    with pytest.raises(RefreshExpiredError, match="has ended"):
+        refresh_access_token(store, provider, retry_ended_session=seen)
+    assert provider.calls == 2
+    refresh_access_token(store, provider, retry_ended_session=newer)
+    assert provider.calls == 3 and status_of(store).session_ended is None
+
+
+def test_two_cli_retries_of_one_mark_post_once() -> None:
+    store = MemoryTokenStore()
+    provider = ended_by_server(store)
+    provider.fail = REFUSED
+    peer, _out, _err = cli_for(store, provider)
+
+    def while_the_peer_retries() -> Any:  # built after our status read (discovery)
+        assert peer.run(peer.token, retry_refresh=True) == 3
+        return provider
+
+    commands, _out, err = cli_for(store, while_the_peer_retries)
+    assert commands.run(commands.token, retry_refresh=True) == 3
+    assert provider.calls == 2  # the first refusal and the peer's retry
+    assert "has ended" in err.getvalue()
+
+
+def test_mark_compares_the_access_fingerprint(store: Any) -> None:
+    store.save(ALICE, bundle(300), make_default=True)
+    status = status_of(store)
+    other = "0" * len(status.access_fingerprint)
+    assert not store.mark_session_ended(
+        "alice", status.revision, "invalid_grant", expected_fingerprint=other
+    )
+    assert status_of(store).session_ended is None
+    assert store.mark_session_ended(
+        "alice", status.revision, "invalid_grant", expected_fingerprint=status.access_fingerprint
+    )
+
+
+def test_a_login_into_a_recreated_records_file_is_not_marked(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    store = FileTokenStore(path)
+    store.save(ALICE, bundle(-5), make_default=True)
+    provider = FakeProvider()
+    fresh = bundle(300)
+
+    def relogin_meanwhile(_current: Any) -> None:  # the file removed, a login: revision 1 again
+        path.unlink()
+        FileTokenStore(path).save(ALICE, fresh, make_default=True)
+        provider.fail = REFUSED
+
+    provider.on_renew = relogin_meanwhile
+    with pytest.raises(RefreshExpiredError):
+        refresh_access_token(store, provider)
+    assert status_of(store).revision == 1
+    assert status_of(store).session_ended is None
+    provider.on_renew = None
+    assert refresh_access_token(store, provider).bundle.access_token == fresh.access_token
+
+
+def test_a_stored_reason_cannot_fake_lines_in_the_token_error(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    FileTokenStore(path).save(ALICE, bundle(300), make_default=True)
+    doc = json.loads(path.read_text())
+    reason = "x)\nToken OK, exit 0\n(" + "y" * 400
+    doc["accounts"]["alice"]["session_ended"] = {"at": 1.0, "reason": reason}
+    path.write_text(json.dumps(doc))
+    commands, _out, err = cli_for(FileTokenStore(path), lambda: None)
+    assert commands.run(commands.token) == 3
+    lines = err.getvalue().splitlines()
+    assert len(lines) == 2, lines  # the error, and how to sign in
+    assert "x)\\nToken OK" in lines[0] and len(lines[0]) < 400
+    with pytest.raises(RefreshExpiredError) as info:
+        refresh_access_token(FileTokenStore(path), FakeProvider())
+    assert "\n" not in str(info.value)
+
+
+def with_client(client_id: str, **kwargs: Any) -> FakeProvider:
+    provider = FakeProvider(**kwargs)
+    provider.client_id = client_id  # type: ignore[attr-defined]
+    return provider
+
+
+def test_a_mark_made_for_another_client_does_not_apply(store: Any) -> None:
+    store.save(ALICE, bundle(300), make_default=True)
+    wrong = with_client("misconfigured")
+    wrong.fail = REFUSED  # "issued to another client"
+    with pytest.raises(RefreshExpiredError):
+        refresh_access_token(store, wrong, force=True)
+    ended = status_of(store).session_ended
+    assert ended is not None and ended.client_id == "misconfigured"
+    wrong.fail = None
+    with pytest.raises(RefreshExpiredError, match="has ended"):
+        refresh_access_token(store, wrong, force=True)  # that client: still refused
+    assert wrong.calls == 1
+    right = with_client("the-client")
+    refresh_access_token(store, right, force=True)
+    assert right.calls == 1 and status_of(store).session_ended is None
+
+
+def test_a_mark_without_a_client_id_applies_to_every_client(store: Any) -> None:
+    store.save(ALICE, bundle(300), make_default=True)
+    assert store.mark_session_ended("alice", status_of(store).revision, "invalid_grant")
+    provider = with_client("the-client")
+    with pytest.raises(RefreshExpiredError, match="has ended"):
+        refresh_access_token(store, provider, force=True)
+    assert provider.calls == 0
+
+
+def test_a_refresh_token_of_another_client_leaves_the_grant_usable(tmp_path: Path) -> None:
+    from requests_refreshauth.testing import LocalAuthServer
+
+    with LocalAuthServer() as server:
+        store = FileTokenStore(tmp_path / "tokens.json")
+        store.save(Account("alice"), server.login("alice"), make_default=True)
+        wrong = server.provider(
+            client_id=server.confidential_client_id,
+            client_secret=server.confidential_client_secret,
+        )
+        with pytest.raises(RefreshExpiredError):
+            refresh_access_token(store, wrong, force=True)
+        ended = status_of(store).session_ended
+        assert ended is not None and ended.client_id == server.confidential_client_id
+        before = server.stats().refresh_served
+        commands, out, err = cli_for(store, server.provider())
+        assert commands.run(commands.status) == 0, out.getvalue()
+        assert commands.run(commands.token, retry_refresh=False) == 0, err.getvalue()
+        refresh_access_token(store, server.provider(), force=True)
+        assert server.stats().refresh_served == before + 1
+        assert status_of(store).session_ended is None
+
+
+def test_status_agrees_with_token_for_an_expired_token_without_refresh_token() -> None:
+    from fakes import ClientCredentialsFake
+
+    store = MemoryTokenStore()
+    store.save(ALICE, bundle(-30, refresh=None), make_default=True)
+    commands, out, err = cli_for(store, FakeProvider())
+    assert commands.run(commands.token) == 3
+    commands, out, err = cli_for(store, lambda: FakeProvider())
+    assert commands.run(commands.status) == 3
+    assert line(out.getvalue(), "Session") == (
+        "Session:  expired: the access token expired and no refresh token is stored. Log in again."
+    )
+    assert err.getvalue() == "Run `mycli auth login` to sign in.\n"
+    # A provider that renews without a refresh token (client credentials): both go on.
+    commands, out, err = cli_for(store, ClientCredentialsFake())
+    assert commands.run(commands.status) == 0
+    assert line(out.getvalue(), "Session") is None

@@ -39,7 +39,14 @@ class KeyringFailure(Exception):
 
 
 class KeyringTimeout(KeyringFailure):
-    """The keyring did not answer in time: not worth asking again at once."""
+    """The keyring did not answer in time: not worth asking again at once.
+
+    ``pending``: the abandoned call's thread (it may still take effect).
+    """
+
+    def __init__(self, message: str, pending: Optional[threading.Thread] = None) -> None:
+        super().__init__(message)
+        self.pending = pending
 
 
 class KeyringAbsent(Exception):
@@ -61,7 +68,8 @@ def _bounded(fn: Callable[[], T], timeout: float, what: str) -> T:
     if thread.is_alive():
         raise KeyringTimeout(
             f"the keyring did not answer within {timeout:g}s while {what} (is the keyring "
-            "locked, or waiting for an unlock prompt?)"
+            "locked, or waiting for an unlock prompt?)",
+            pending=thread,
         )
     if "error" in outcome:
         raise outcome["error"]
@@ -197,9 +205,10 @@ class KeyringAccess:
         )
         return value
 
-    def set(self, service: str, slot: str, value: str) -> None:
+    def set(self, service: str, slot: str, value: str, what: str = "writing a token") -> None:
+        """Write a slot; ``what`` names the operation in a failure's message."""
         self._call(
-            "writing a token",
+            what,
             lambda backend: backend.set_password(service, slot, value),
             secret=value,
         )
@@ -213,6 +222,21 @@ class KeyringAccess:
                 backend.delete_password(service, slot)
 
         self._call("deleting a token", delete)
+
+    def delete_later(self, service: str, slot: str, after: Optional[threading.Thread]) -> None:
+        """Delete a slot in a daemon thread, once the abandoned call ``after`` (a write
+        that timed out and may still land) has ended: a keyring that hangs costs the
+        caller one timeout, not a second one for the cleanup."""
+
+        def cleanup() -> None:
+            if after is not None:
+                after.join(self.timeout * 10)
+            try:
+                self.delete(service, slot)
+            except (KeyringFailure, KeyringAbsent) as exc:
+                log.debug("could not remove keyring slot %s later: %s", slot, exc)
+
+        threading.Thread(target=cleanup, name="refreshauth-keyring-cleanup", daemon=True).start()
 
 
 def _configured() -> bool:

@@ -14,8 +14,10 @@ from typing import Optional
 __all__ = [
     "PREFLIGHT_OUTCOME",
     "compose",
+    "compose_out_of_reach",
     "plaintext_log",
     "plaintext_warning",
+    "reach_advice",
     "rollback_outcome",
     "sign_in_outcome",
     "unlock_advice",
@@ -66,6 +68,40 @@ def compose(
     return " ".join(parts)
 
 
+def reach_advice(platform: str = sys.platform) -> str:
+    """How to make this platform's keyring reachable from here, briefly."""
+    if platform == "darwin" or platform == "win32":
+        return unlock_advice(platform)
+    return (
+        "run this in your desktop session; over SSH there is usually no D-Bus session to "
+        "reach the keyring: start one with `dbus-run-session -- $SHELL`, then run "
+        "`gnome-keyring-daemon --unlock`, type your login password and press Ctrl-D"
+    )
+
+
+def compose_out_of_reach(
+    problem: str,
+    outcome: str,
+    policy: str,
+    sign_in: Optional[str],
+    file_hint: Optional[str],
+) -> str:
+    """The message when no keyring can be reached now, yet the tokens must go to one
+    (they are already in it, or the policy forbids plaintext)."""
+    parts = [problem.rstrip(".") + ".", outcome]
+    if sign_in:
+        parts.append(sign_in)
+    file_way = (
+        f"keep the tokens in a file instead: {file_hint}"
+        if file_hint
+        else "keep the tokens in a file instead, if this program has an option for that"
+    )
+    parts.append(
+        f"To go on, make the keyring reachable and try again ({reach_advice()}), or {file_way}."
+    )
+    return " ".join(parts)
+
+
 def rollback_outcome(written: int, unrestored: list[str], new_account: bool) -> str:
     """What a failed keyring save left behind, honestly: ``written`` slots were written
     before the failure, ``unrestored`` (shown names) could not be put back."""
@@ -87,12 +123,31 @@ def rollback_outcome(written: int, unrestored: list[str], new_account: bool) -> 
     )
 
 
-def sign_in_outcome(revoked: Optional[bool]) -> str:
+def sign_in_outcome(
+    revoked: Optional[bool], *, access_revoked: Optional[bool] = None, relogin: bool = False
+) -> str:
     """What became of a completed sign-in whose tokens could not be saved.
 
-    ``revoked``: ``True`` revoked at the server, ``False`` tried and failed, ``None`` the
-    server offers no revocation.
+    ``revoked``: the grant's result — ``True`` revoked at the server, ``False`` tried and
+    failed, ``None`` the server offers no revocation. ``access_revoked``: the access
+    token's own result (``False`` with ``revoked``: the refresh token ended the grant,
+    the access token still works). ``relogin``: the account was already stored, so
+    nothing was revoked: a server may give the new sign-in the same grant as the stored
+    login, and revoking either of its tokens could end that one too.
     """
+    if relogin:
+        return (
+            "You signed in, but the tokens could not be saved. The new sign-in was not "
+            "revoked at the server, because revoking it could end the login already stored "
+            "here (a server may give a new sign-in of the same account the same grant): it "
+            "stays valid at the server until it expires."
+        )
+    if revoked and access_revoked is False:
+        return (
+            "You signed in, but the tokens could not be saved, so the sign-in was ended at "
+            "the server; only its access token, which the server would not revoke, still "
+            "works until it expires."
+        )
     if revoked:
         return (
             "You signed in, but the tokens could not be saved, so they were revoked at the "

@@ -44,7 +44,10 @@ def session_ended_of(record: Dict[str, Any]) -> Optional[SessionEnded]:
     mark = record.get("session_ended")
     if not isinstance(mark, dict):
         return None
-    return SessionEnded(float(mark["at"]), str(mark["reason"]))
+    client_id = mark.get("client_id")
+    return SessionEnded(
+        float(mark["at"]), str(mark["reason"]), client_id if isinstance(client_id, str) else None
+    )
 
 
 def forget(records: Records, account_id: str) -> None:
@@ -151,20 +154,40 @@ class RecordStore:
 
         return self._update(mutate)
 
-    def mark_session_ended(self, account_id: str, expected_revision: int, reason: str) -> bool:
-        """Record that the server ended the session of revision ``expected_revision``.
+    def mark_session_ended(
+        self,
+        account_id: str,
+        expected_revision: int,
+        reason: str,
+        *,
+        expected_fingerprint: Optional[str] = None,
+        client_id: Optional[str] = None,
+    ) -> bool:
+        """Record that the server ended the session of revision ``expected_revision``
+        (whose access token has ``expected_fingerprint``, when given), refused to
+        ``client_id`` (kept in the mark: another client's refusal is not this one's).
 
         A compare-and-swap: ``False`` (nothing written) when the account was saved since
-        (a new login must not inherit the mark) or is gone. The revision is not bumped:
-        the bundle is unchanged, so caches keyed on it stay valid, and the next save (a
-        login, a successful refresh) writes a record without the mark.
+        (a new login must not inherit the mark) or is gone. Revisions restart when the
+        records file is recreated, so the fingerprint must agree too (as for a rescue's
+        base). The revision is not bumped: the bundle is unchanged, so caches keyed on it
+        stay valid, and the next save (a login, a successful refresh) writes a record
+        without the mark.
         """
 
         def mutate(records: Records) -> bool:
             record = records.accounts.get(account_id)
             if record is None or record.get("revision", 0) != expected_revision:
                 return False
-            record["session_ended"] = {"at": time.time(), "reason": reason[:MAX_REASON]}
+            if expected_fingerprint is not None:
+                label = record.get("label")
+                stored = self._status(records, Account(account_id, label)).access_fingerprint
+                if stored != expected_fingerprint:
+                    return False
+            mark: Dict[str, Any] = {"at": time.time(), "reason": reason[:MAX_REASON]}
+            if client_id is not None:
+                mark["client_id"] = client_id[:MAX_REASON]
+            record["session_ended"] = mark
             return True
 
         return self._update(mutate)

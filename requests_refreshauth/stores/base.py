@@ -41,11 +41,13 @@ class SessionEnded(NamedTuple):
     Recorded so that no process sends that refresh token (or the access token of its
     grant) again until a new login or an explicit retry; the bundle itself is kept, in
     case the server was wrong. ``reason``: the OAuth error code and a cut description,
-    scrubbed of secrets.
+    scrubbed of secrets. ``client_id``: the client the server refused (``None`` in marks
+    written before it was recorded: they apply to every client).
     """
 
     at: float
     reason: str
+    client_id: Optional[str] = None
 
 
 class AccountStatus(NamedTuple):

@@ -46,6 +46,7 @@ from ._keyring_access import (
 )
 from ._keyring_advice import (
     PREFLIGHT_OUTCOME,
+    compose_out_of_reach,
     plaintext_log,
     plaintext_warning,
     rollback_outcome,
@@ -67,6 +68,7 @@ _READ_ATTEMPTS = 3
 _MAX_CHUNKS = 1024
 #: The slot name prefix of :meth:`KeyringTokenStore.preflight`'s write probe.
 PROBE_SLOT = "refreshauth-preflight"
+_PROBING = "checking that the keyring can be written"
 T = TypeVar("T")
 
 
@@ -339,22 +341,27 @@ class KeyringTokenStore(FileRecordStore):
                 refresh = refresh if refresh is not None else old[2]
             self._known[account_id] = (revision, access, refresh)
 
-    def _where_to_write(self, old: Optional[Dict[str, Any]]) -> Tuple[_Location, Optional[str]]:
+    def _where_to_write(
+        self, old: Optional[Dict[str, Any]], outcome: str = "Nothing was changed."
+    ) -> Tuple[_Location, Optional[str]]:
         """("keyring" | "plaintext", warning) for a save, by policy and keyring state."""
         if self.policy == "plaintext":
             return "plaintext", None
         if self._keyring_usable():
             return "keyring", None
         if self.policy == "system":
-            raise StoreWriteError(
-                "Cannot save tokens: no OS keyring is available and credential_store='system' "
-                "forbids plaintext. Install or unlock a keyring (Secret Service, macOS "
-                "Keychain, Windows Credential Manager). Nothing was changed."
+            raise _KeyringOutOfReach(
+                "Cannot save tokens: no OS keyring can be reached, and this program keeps "
+                "tokens only in the OS keyring, never in plaintext",
+                outcome=outcome,
+                policy=self.policy,
             )
         if old is not None and old.get("secrets") == "keyring":
-            raise StoreWriteError(
-                "Cannot save tokens: this account's tokens are in the OS keyring, which is not "
-                "available now; they are not moved to plaintext silently. Nothing was changed."
+            raise _KeyringOutOfReach(
+                "Cannot save tokens: this account's tokens are in the OS keyring, which cannot "
+                "be reached now; they are not moved to plaintext silently",
+                outcome=outcome,
+                policy=self.policy,
             )
         return "plaintext", plaintext_warning(self.path)
 
@@ -384,25 +391,43 @@ class KeyringTokenStore(FileRecordStore):
         if self.policy == "plaintext":
             return
         if not self._keyring_usable(PREFLIGHT_OUTCOME):
-            self._where_to_write(None)  # "system" refuses plaintext; "fallback" goes on
+            self._preflight_absent()
             return
         probe = f"{PROBE_SLOT}-{secrets.token_hex(8)}"
         try:
-            self.keyring.set(self.service, probe, secrets.token_urlsafe(16))
+            self.keyring.set(self.service, probe, secrets.token_urlsafe(16), what=_PROBING)
         except KeyringAbsent:
-            self._where_to_write(None)
+            self._preflight_absent()
             return
         except KeyringFailure as exc:
             with_probe = f"Cannot save tokens in the OS keyring: {exc}"
-            try:  # a timed-out write may land later; an error answer wrote nothing
-                self.keyring.delete(self.service, probe)
-            except (KeyringFailure, KeyringAbsent) as cleanup:
-                log.debug("could not remove the keyring probe slot: %s", cleanup)
+            if isinstance(exc, KeyringTimeout):  # it may land later: remove it then
+                self.keyring.delete_later(self.service, probe, after=exc.pending)
+            else:  # an error answer wrote nothing, but make sure
+                try:
+                    self.keyring.delete(self.service, probe)
+                except (KeyringFailure, KeyringAbsent) as cleanup:
+                    log.debug("could not remove the keyring probe slot: %s", cleanup)
             raise self._unavailable(with_probe, PREFLIGHT_OUTCOME) from None
         try:
             self.keyring.delete(self.service, probe)
         except (KeyringFailure, KeyringAbsent) as exc:
             log.debug("could not remove the keyring probe slot: %s", exc)
+
+    def _preflight_absent(self) -> None:
+        """No keyring can be reached: refuse now what a save would refuse — under
+        "system" anything, under "fallback" an account whose secrets are in the keyring.
+        Which account will sign in is not known yet: the default (or only) one is the
+        likely one."""
+        old: Optional[Dict[str, Any]] = None
+        try:
+            records = self._load()
+        except StoreReadError:
+            records = None
+        if records is not None:
+            only = next(iter(records.accounts)) if len(records.accounts) == 1 else None
+            old = records.accounts.get(records.default or only or "")
+        self._where_to_write(old, PREFLIGHT_OUTCOME)
 
     # ------------------------------------------------------------------ save / clear
 
@@ -503,7 +528,8 @@ class KeyringTokenStore(FileRecordStore):
         level = logging.DEBUG
         if moved and not self._warned_plaintext:
             self._warned_plaintext, level = True, logging.WARNING
-        log.log(level, "%s", plaintext_log(self.path))
+        # The auth verbs say it in CLI terms; their log relay skips this record.
+        log.log(level, "%s", plaintext_log(self.path), extra={"refreshauth_cli_reported": True})
 
     def _write_secrets(
         self,
@@ -578,6 +604,8 @@ class KeyringTokenStore(FileRecordStore):
                 try:
                     value = self._keyring_read(account, old, kind)
                 except StoreReadError as exc:
+                    if not self._keyring_usable():  # known absent now: decide by policy
+                        raise _AbsentDuringWrite(str(exc)) from None
                     raise self._unavailable(
                         f"Cannot save the tokens of account {shown(account.id)}: {exc}",
                         "Nothing was changed.",
@@ -640,6 +668,16 @@ class KeyringTokenStore(FileRecordStore):
                 f"Cannot remove the tokens of account {shown(account.id)} from the OS keyring: "
                 f"{exc}. The account was kept; try again."
             ) from None
+
+
+class _KeyringOutOfReach(KeyringUnavailableError):
+    """No keyring can be reached now, yet the tokens must go to one (they are in it, or
+    the policy forbids plaintext): the ways forward are not a locked keyring's."""
+
+    def _compose(self) -> str:
+        return compose_out_of_reach(
+            self.problem, self.outcome, self.policy, self.sign_in, self.file_hint
+        )
 
 
 class _AbsentDuringWrite(StoreWriteError):

@@ -77,7 +77,8 @@ MAX_REASON = 500
 def session_ended_problem(mark: Any) -> Optional[str]:
     """What is wrong with an account's ``session_ended`` mark, if anything.
 
-    ``{"at": <epoch seconds>, "reason": <short text>}`` or absent/``null``. A mark makes
+    ``{"at": <epoch seconds>, "reason": <short text>, "client_id": <optional str>}`` or
+    absent/``null``. A mark makes
     the engine refuse the account, so one that cannot be read is an error, not ignored.
     """
     if mark is None:
@@ -85,11 +86,22 @@ def session_ended_problem(mark: Any) -> Optional[str]:
     if not isinstance(mark, dict):
         return "malformed session mark"
     at, reason = mark.get("at"), mark.get("reason")
-    if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at):
+    if isinstance(at, bool) or not isinstance(at, (int, float)) or not _finite(at):
         return "session mark with a malformed time"
     if not isinstance(reason, str) or len(reason) > MAX_REASON:
         return "session mark with a malformed reason"
+    client_id = mark.get("client_id")
+    if client_id is not None and (not isinstance(client_id, str) or len(client_id) > MAX_REASON):
+        return "session mark with a malformed client id"
     return None
+
+
+def _finite(number: float) -> bool:
+    """A JSON integer too large for a float (``1e400`` written out) is not a time."""
+    try:
+        return math.isfinite(float(number))
+    except OverflowError:
+        return False
 
 
 class Records:
