@@ -16,7 +16,8 @@ from _oidc_server import OidcServer
 from support import plain_session
 from test_cli import Cli, make_cli, mycli  # noqa: F401 - fixtures
 
-pytestmark = pytest.mark.integration
+#: Subprocess journeys: run once, in the reliability env (parsing is in test_cli_parsing.py).
+pytestmark = [pytest.mark.integration, pytest.mark.journey]
 
 
 def revoke_elsewhere(cli: Cli, oidc: OidcServer, account: str = "alice") -> None:

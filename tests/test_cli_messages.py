@@ -22,7 +22,8 @@ from requests_refreshauth._waiting import reminders, span, wait_for
 from requests_refreshauth.errors import CallbackTimeoutError
 from requests_refreshauth.login import login
 
-pytestmark = pytest.mark.integration
+#: Subprocess journeys: run once, in the reliability env (parsing is in test_cli_parsing.py).
+pytestmark = [pytest.mark.integration, pytest.mark.journey]
 
 make_cli = test_cli.make_cli  # the fixture
 

@@ -16,7 +16,8 @@ import test_cli
 from _oidc_server import OidcServer
 from test_cli import Cli, browser_log
 
-pytestmark = pytest.mark.integration
+#: Subprocess journeys: run once, in the reliability env (parsing is in test_cli_parsing.py).
+pytestmark = [pytest.mark.integration, pytest.mark.journey]
 
 make_cli = test_cli.make_cli  # the fixture
 

@@ -22,7 +22,8 @@ from test_cli import make_cli as make_cli  # the fixture
 if TYPE_CHECKING:
     from _oidc_server import OidcServer
 
-pytestmark = pytest.mark.integration
+#: Subprocess journeys: run once, in the reliability env (parsing is in test_cli_parsing.py).
+pytestmark = [pytest.mark.integration, pytest.mark.journey]
 
 
 @pytest.fixture

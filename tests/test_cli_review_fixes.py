@@ -38,6 +38,7 @@ def python_browser(code: str) -> str:
 # ------------------------------------------------------------ 2: a browser that stays open
 
 
+@pytest.mark.journey  # waits out a 5 s browser grace: once, in the reliability env
 def test_a_browser_that_keeps_running_does_not_hold_up_the_login(
     server: LocalAuthServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -61,6 +62,7 @@ def test_a_browser_that_keeps_running_does_not_hold_up_the_login(
     assert not any("Could not open the browser" in line for line in said), said
 
 
+@pytest.mark.journey  # waits out a 5 s browser grace: once, in the reliability env
 def test_a_browser_that_never_answers_does_not_defeat_the_timeout(
     server: LocalAuthServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -30,7 +30,8 @@ from test_cli import FAKE_BROWSER, TESTS, TIMEOUT, base_env, browser_command
 if TYPE_CHECKING:
     from _oidc_server import OidcServer
 
-pytestmark = pytest.mark.integration
+#: Subprocess journeys: run once, in the reliability env (parsing is in test_cli_parsing.py).
+pytestmark = [pytest.mark.integration, pytest.mark.journey]
 
 #: A $BROWSER that locks the default collection, then signs in like _fake_browser.py.
 LOCKING_BROWSER = """\
