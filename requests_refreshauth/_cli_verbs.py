@@ -5,12 +5,10 @@ failure ends as one typed message (:data:`EXIT_CODES`)."""
 from __future__ import annotations
 
 import json
-import logging  # already imported by the package (its logger's NullHandler)
 import sys
 import time
 import traceback
-from contextlib import contextmanager
-from typing import IO, TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional, TypeVar, Union
+from typing import IO, TYPE_CHECKING, Any, Callable, Dict, Optional, TypeVar, Union
 
 from ._cli_format import (
     account_json,
@@ -21,11 +19,11 @@ from ._cli_format import (
     status_text,
     unrenewable,
 )
+from ._cli_logging import library_warnings, show_library_logs
+from ._cli_report import logout_text, revocation_error, where_secrets_went, with_file_hint
 from ._scrub import terminal_safe
 
 if TYPE_CHECKING:
-    from .errors import AuthError
-    from .login import LogoutResult
     from .providers.base import AuthProvider
     from .stores.base import AccountStatus, TokenStore
 
@@ -149,8 +147,8 @@ class AuthCommands:
         from ._failures import debugging
 
         if debugging():
-            _show_library_logs(self.stderr)
-        with _library_warnings(self.say):
+            show_library_logs(self.stderr)
+        with library_warnings(self.say):
             return self._run(verb, as_json, **kwargs)
 
     def _run(self, verb: Callable[..., int], as_json: bool, **kwargs: Any) -> int:
@@ -161,7 +159,7 @@ class AuthCommands:
         except KeyboardInterrupt:
             return self._fail(as_json, "CANCELLED", "Cancelled.")
         except Exception as exc:  # noqa: BLE001 - every failure ends as a typed error
-            error = _with_file_hint(as_auth_error(exc), self.file_store_hint)
+            error = with_file_hint(as_auth_error(exc), self.file_store_hint)
             if error is not exc and debugging():
                 traceback.print_exception(type(exc), exc, exc.__traceback__, file=self.stderr)
             hint = ""
@@ -223,7 +221,7 @@ class AuthCommands:
             "account": account_json(snapshot.account),
             "default": snapshot.is_default,
             "expires_at": snapshot.bundle.expires_at,
-            **_where_secrets_went(self.store, snapshot.account.id),
+            **where_secrets_went(self.store, snapshot.account.id),
         }
         self._emit(as_json, data, "")
         return 0
@@ -243,8 +241,8 @@ class AuthCommands:
             "access_revoked": result.access_revoked,
         }
         if result.revoked is not True or result.access_revoked is False:
-            data["revocation_error"] = _revocation_error(result, unbuilt)
-        self._emit(as_json, data, _logout_text(result, unbuilt))
+            data["revocation_error"] = revocation_error(result, unbuilt)
+        self._emit(as_json, data, logout_text(result, unbuilt))
         return 0
 
     def status(self, *, as_json: bool = False, user: Optional[str] = None) -> int:
@@ -383,145 +381,6 @@ class AuthCommands:
 
     def accounts_remove(self, ref: str, *, as_json: bool = False) -> int:
         return self.logout(as_json=as_json, user=ref)
-
-
-#: ``extra`` key marking a log record whose news the CLI already tells the user in its
-#: own words (the plaintext fallback at login): :func:`_library_warnings` skips it.
-CLI_REPORTED = "refreshauth_cli_reported"
-
-
-@contextmanager
-def _library_warnings(say: Callable[[str], None]) -> Iterator[None]:
-    """For one verb, the library's WARNING+ records as ``warning: …`` lines.
-
-    The package logger has a ``NullHandler`` (library logs are opt-in), which also
-    silences, in a CLI that never configures logging, what its user must hear: a records
-    file others can read, a rescue file ignored, a refreshed token not saved, a probing
-    callback. Not added when the host configured logging (it shows them its way) or
-    under ``REFRESHAUTH_DEBUG`` (which shows every record already).
-    """
-    logger = logging.getLogger("requests_refreshauth")
-    if not _logging_unconfigured(logger):
-        yield
-        return
-    handler = _SayHandler(say)
-    logger.addHandler(handler)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-
-
-def _logging_unconfigured(logger: Optional[logging.Logger]) -> bool:
-    """No handler but ``NullHandler`` between ``logger`` and the root."""
-    while logger is not None:
-        if any(not isinstance(h, logging.NullHandler) for h in logger.handlers):
-            return False
-        logger = logger.parent if logger.propagate else None
-    return True
-
-
-class _SayHandler(logging.Handler):
-    """WARNING+ records as one ``warning: …`` line each (terminal-safe)."""
-
-    def __init__(self, say: Callable[[str], None]) -> None:
-        super().__init__(logging.WARNING)
-        self._say = say
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if getattr(record, CLI_REPORTED, False):
-            return
-        try:
-            self._say("warning: " + terminal_safe(record.getMessage()))
-        except OSError:  # stderr closed (its reader left): nobody to tell
-            pass
-        except Exception:  # noqa: BLE001 - logging must never break the verb
-            self.handleError(record)
-
-
-def _show_library_logs(stream: IO[str]) -> None:
-    """``REFRESHAUTH_DEBUG=1``: the library's logs (all levels) on stderr, even when the
-    package logger is quiet (a ``NullHandler``). Never secrets: no log line has any."""
-    logger = logging.getLogger("requests_refreshauth")
-    if any(getattr(h, "_refreshauth_debug", False) for h in logger.handlers):
-        return
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("debug: %(name)s: %(message)s"))
-    handler._refreshauth_debug = True  # type: ignore[attr-defined]
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-
-
-def _revocation_error(result: LogoutResult, unbuilt: Optional[str]) -> Dict[str, Any]:
-    """Why ``logout --json`` could not revoke, and until when the sign-in stays live."""
-    if result.revoked is None:
-        reason = unbuilt or "the server offers no token revocation"
-        return {
-            "reason": reason,
-            "server_reached": False,
-            "message": unbuilt,
-            "valid_until": result.valid_until,
-        }
-    return {
-        "reason": result.reason,
-        "server_reached": result.server_reached,
-        "message": result.message,
-        "valid_until": result.valid_until,
-    }
-
-
-def _logout_text(result: LogoutResult, unbuilt: Optional[str]) -> str:
-    """One message: what happened here, what did not happen at the server, and what that
-    means (a grant nobody holds any more is still live there until it expires)."""
-    from ._cli_format import _when
-
-    name = account_name(result.account.id, result.account.label)
-    if result.revoked and result.access_revoked is False:
-        until = _when(result.valid_until) if result.valid_until else "it expires"
-        return (
-            f"Logged out of {name}. The sign-in was ended at the server; the access token "
-            f"still works until {until} (the server did not revoke it: {result.reason})."
-        )
-    if result.revoked:
-        return f"Logged out of {name}."
-    if result.revoked is None and unbuilt is None:
-        why = "The server offers no way to revoke the tokens"
-    elif result.revoked is None:
-        why = f"The tokens could not be revoked at the server ({unbuilt})"
-    elif result.server_reached:
-        why = f"The server did not revoke the tokens ({result.reason})"
-    else:
-        why = f"The server could not be reached ({result.reason}) to revoke the tokens"
-    until = f" ({_when(result.valid_until)})" if result.valid_until else ""
-    return (
-        f"Logged out of {name} on this machine.\n{why}; "
-        f"the sign-in stays valid there until it expires{until}."
-    )
-
-
-def _where_secrets_went(store: TokenStore, account_id: str) -> Dict[str, Any]:
-    """``secrets`` ("keyring", "plaintext", "file" or "memory") and ``records`` (the
-    records file, ``None`` for memory) of a saved account, for ``login --json``."""
-    from .errors import AuthError
-
-    try:
-        status = store.status(account_id)
-    except AuthError:
-        status = None
-    path = getattr(store, "path", None)
-    return {
-        "secrets": status.secrets if status is not None else None,
-        "records": path if isinstance(path, str) else None,
-    }
-
-
-def _with_file_hint(error: AuthError, hint: Optional[str]) -> AuthError:
-    """A locked keyring's error, naming this CLI's way to keep the tokens in a file."""
-    from .errors import KeyringUnavailableError
-
-    if hint and isinstance(error, KeyringUnavailableError):
-        return error.amend(file_hint=hint)
-    return error
 
 
 def _refresh_or_fail(refresh: Callable[[], T]) -> T:

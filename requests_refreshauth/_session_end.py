@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .stores.base import AccountStatus, SessionEnded, TokenStore
 
 __all__ = [
+    "EndedGate",
     "Retry",
     "applicable_mark",
     "client_of",
@@ -65,6 +66,34 @@ def retried_mark(retry: Retry, first: Optional[SessionEnded]) -> Optional[Sessio
     if isinstance(retry, SessionEnded):
         return retry
     return first if retry else None
+
+
+class EndedGate:
+    """Whether one engine call may pass an account's mark, decided from the status it
+    read first (pure): only an explicit retry of that very mark passes it. A mark seen
+    later that is not the one retried means a peer's retry was refused meanwhile."""
+
+    def __init__(self, status: AccountStatus, client_id: Optional[str], retry: Retry) -> None:
+        ended = applicable_mark(status, client_id)  # read with the status: no extra I/O
+        self._client_id = client_id
+        self._seen = retried_mark(retry, ended)
+        #: The explicit retry: one real POST, whatever the expiry.
+        self.retrying = ended is not None and ended == self._seen
+        #: Marked and not retried: only a rescue can help (looked for under the lock).
+        self.dead = ended is not None and not self.retrying
+
+    def blocking(self, status: AccountStatus) -> Optional[SessionEnded]:
+        """The mark this call may not pass in ``status`` (read later), if any."""
+        ended = applicable_mark(status, self._client_id)
+        if ended is not None and (not self.retrying or ended != self._seen):
+            return ended
+        return None
+
+    def refuse(self, status: AccountStatus) -> None:
+        """Raise the ended session's error if ``status`` holds a mark this call may not pass."""
+        ended = self.blocking(status)
+        if ended is not None:
+            raise session_ended_error(status.account, ended)
 
 
 def shown_reason(reason: str) -> str:

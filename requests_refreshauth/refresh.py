@@ -21,6 +21,9 @@ retried within the lock's budget (:mod:`.persist`), then kept in a rescue
 (:mod:`.rescue`) that step 3 adopts, in this process or the next, instead of POSTing.
 
 :func:`refresh_needed` is the whole decision, pure; the rest is I/O in a fixed order.
+The steps apart from it: the first token of a provider without a user
+(:mod:`._first_token`), the POST and its save (:mod:`._renewal`), the ended session's
+mark (:mod:`._session_end`).
 """
 
 from __future__ import annotations
@@ -29,23 +32,10 @@ import logging
 import time
 from typing import TYPE_CHECKING, Callable, Optional, Tuple, TypeVar
 
-from ._session_end import (
-    Retry,
-    applicable_mark,
-    client_of,
-    ended_reason,
-    record_ended,
-    retried_mark,
-    session_ended_error,
-)
-from .bundle import (
-    Account,
-    Snapshot,
-    TokenState,
-    describe_account,
-    fingerprint,
-    seconds_left,
-)
+from ._first_token import acquire, own_account
+from ._renewal import renew_locked
+from ._session_end import EndedGate, Retry, client_of, session_ended_error
+from .bundle import Account, Snapshot, TokenState, describe_account, fingerprint
 from .errors import (
     AccountNotFoundError,
     AuthError,
@@ -56,14 +46,7 @@ from .errors import (
 )
 from .events import AuthEvent, EventKind, emit
 from .providers.base import AuthProvider
-from .stores.base import (
-    AccountStatus,
-    RevisionConflict,
-    SessionEnded,
-    SnapshotChanged,
-    TokenStore,
-    status_or_none,
-)
+from .stores.base import AccountStatus, SnapshotChanged, TokenStore, status_or_none
 
 if TYPE_CHECKING:
     from .persist import Base
@@ -187,7 +170,7 @@ def refresh_access_token(
     """
     account: Optional[Account] = None
     try:
-        own = _own_account(provider, ref)
+        own = own_account(provider, ref)
         # Decide from the records (no secret read); read the access token only to use it.
         status: Optional[AccountStatus]
         if known is not None:
@@ -200,7 +183,8 @@ def refresh_access_token(
             if own is None:
                 raise NotAuthenticatedError("No account is logged in. Log in first.")
             account = own
-            acquired = _acquire(store, provider, own, lock_timeout, clock)
+            wait = lock_timeout if lock_timeout is not None else lock_timeout_for(provider)
+            acquired = acquire(store, provider, own, wait)
             if acquired is not None:
                 return acquired
             status = _status(store, own)  # a peer acquired one while we waited
@@ -240,11 +224,8 @@ def _refresh(
 ) -> Snapshot:
     """``status`` as read; ``snapshot``: the same revision with secrets, if already read."""
     account = status.account
-    client_id = client_of(provider)
-    ended = applicable_mark(status, client_id)  # read with the status: no extra I/O
-    seen_end = retried_mark(retry, ended)
-    retrying = ended is not None and ended == seen_end
-    if retrying:  # the explicit retry: one real POST, whatever the expiry
+    gate = EndedGate(status, client_of(provider), retry)
+    if gate.retrying:  # the explicit retry: one real POST, whatever the expiry
         force, rejected_token = True, None
 
     def needed(state: TokenState, seen: Optional[int]) -> bool:
@@ -257,21 +238,7 @@ def _refresh(
             seen_revision=seen,
         )
 
-    def blocking(now_status: AccountStatus) -> Optional[SessionEnded]:
-        """The mark this call may not pass, if any (a mark made while we waited means a
-        peer's retry was refused too)."""
-        now_ended = applicable_mark(now_status, client_id)
-        if now_ended is not None and (not retrying or now_ended != seen_end):
-            return now_ended
-        return None
-
-    def refuse(now_status: AccountStatus) -> None:
-        now_ended = blocking(now_status)
-        if now_ended is not None:
-            raise session_ended_error(now_status.account, now_ended)
-
-    dead = ended is not None and not retrying  # only a rescue can help: look under the lock
-    if not dead:
+    if not gate.dead:  # marked: only a rescue can help, looked for under the lock
         if not needed(status.state, None):
             return snapshot if snapshot is not None else _active(store, account)
         _check_status(status, provider, clock())
@@ -281,7 +248,7 @@ def _refresh(
     started = time.monotonic()
     if not lock.acquire(timeout=wait):
         late = _status(store, account)
-        refuse(late)
+        gate.refuse(late)
         if not needed(late.state, status.revision):
             return _adopt(store, account)
         raise RefreshTransientError(
@@ -293,7 +260,7 @@ def _refresh(
     release_by = locked_at + wait  # waiters that queued as we got the lock give up then
     try:
         now_status = _status(store, account)  # records only: no secret is read under the lock
-        blocked = blocking(now_status)
+        blocked = gate.blocking(now_status)
         renew = needed(now_status.state, status.revision)
         found = _live_rescue(store, now_status) if blocked is not None or renew else None
         if blocked is not None and found is None:
@@ -315,7 +282,8 @@ def _refresh(
                 )
                 if base is None:
                     return current  # rescued, and fresh: nothing to POST
-                return _renew_locked(store, provider, current, force, rejected_token, clock, base)
+                saved = renew_locked(store, provider, current, force, rejected_token, clock, base)
+                return saved if saved is not None else _active(store, account)
             except SnapshotChanged:
                 # A new login (or a logout) replaced the account after it was read: nothing
                 # was sent; what is stored now is adopted below.
@@ -333,40 +301,6 @@ def _live_rescue(store: TokenStore, status: AccountStatus) -> Optional[Rescue]:
     from . import rescue
 
     return rescue.find(store, status)
-
-
-def _own_account(provider: AuthProvider, ref: Optional[str]) -> Optional[Account]:
-    """The account of a provider that needs no user (client credentials), if it is meant."""
-    account = getattr(provider, "account", None)
-    if provider.uses_refresh_token or not isinstance(account, Account):
-        return None
-    return account if ref in (None, account.id) else None
-
-
-def _acquire(
-    store: TokenStore,
-    provider: AuthProvider,
-    account: Account,
-    lock_timeout: Optional[float],
-    clock: Callable[[], float],
-) -> Optional[Snapshot]:
-    """First token of a provider that needs no user; ``None`` if a peer got it first."""
-    lock = store.refresh_lock(account)
-    wait = lock_timeout if lock_timeout is not None else lock_timeout_for(provider)
-    if not lock.acquire(timeout=wait):
-        raise RefreshTransientError(
-            f"Timed out after {wait:.0f}s waiting for a concurrent token request of "
-            f"{_describe(account)}; try again."
-        )
-    try:
-        if status_or_none(store, account.id) is not None:
-            return None
-        renewed = provider.renew(None)
-        saved = store.save(account, renewed, make_default=None)
-    finally:
-        lock.release()
-    emit(AuthEvent("refreshed", account, expires_at=renewed.expires_at))
-    return saved
 
 
 def _still_there(read: Callable[[str], Optional[T]], account: Account) -> T:
@@ -443,63 +377,3 @@ def _what_to_renew(
     return current, Base(
         over.revision, over.access_fingerprint, found.generation, release_by, chain
     )
-
-
-def _renew_locked(
-    store: TokenStore,
-    provider: AuthProvider,
-    current: Snapshot,
-    force: bool,
-    rejected_token: Optional[str],
-    clock: Callable[[], float],
-    base: Base,
-) -> Snapshot:
-    from .persist import Unsaved, persist, save_failed
-
-    account = current.account
-    bundle = current.full_bundle() if provider.uses_refresh_token else current.bundle
-    if provider.uses_refresh_token and bundle.refresh_token is None:
-        raise RefreshUnavailableError(
-            f"The refresh token of {_describe(account)} could not be found in the store. "
-            "Log in again."
-        )
-    try:
-        renewed = provider.renew(bundle)
-    except RefreshExpiredError as exc:
-        if provider.uses_refresh_token:  # the server ended the session: record it
-            reason = ended_reason(exc, bundle)
-            client_id = client_of(provider)
-            record_ended(store, account, base.revision, base.fingerprint, reason, client_id)
-        raise
-    except RefreshTransientError as exc:
-        left = seconds_left(current.bundle, clock())
-        if not force and rejected_token is None and (left is None or left > 0):
-            log.warning(
-                "refresh of %s failed (%s); using the current token, which is still valid "
-                "for %.0fs",
-                _describe(account),
-                exc,
-                left if left is not None else float("inf"),
-            )
-            emit(AuthEvent("refresh_failed", account, error=exc))
-            return current
-        raise
-    try:
-        saved = persist(store, account, renewed, current, base)
-    except RevisionConflict:
-        log.info(
-            "%s changed (logout or new login) during its refresh; the result is discarded",
-            _describe(account),
-        )
-        return _active(store, account)
-    except Unsaved as failure:
-        return save_failed(store, account, bundle, renewed, current, base, failure.reason)
-    left = seconds_left(renewed, clock())
-    log.info(
-        "refreshed the access token of %s (token#%s, %s)",
-        _describe(account),
-        fingerprint(renewed.access_token),
-        "no expiry given" if left is None else f"valid for {left:.0f}s",
-    )
-    emit(AuthEvent("refreshed", account, expires_at=renewed.expires_at))
-    return saved

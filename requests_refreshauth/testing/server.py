@@ -18,7 +18,8 @@ A CLI's own ``auth login`` signs in through :meth:`LocalAuthServer.approver` (in
 see :mod:`.approver`.
 
 The protocol is oauthlib's (:mod:`.endpoints`, :mod:`.validator`); this module is the
-routing between HTTP paths and those endpoints, plus the conveniences around them.
+routing between HTTP paths and those endpoints (the answers of the authorization and
+token endpoints and of the resource: :mod:`.replies`), plus the conveniences around them.
 """
 
 from __future__ import annotations
@@ -29,16 +30,15 @@ import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
-from oauthlib.oauth2.rfc6749.tokens import get_token_from_header
 
-from ..errors import OAuthFlowError
-from .approver import DECISION_HEADER, USER_HEADER
 from .endpoints import OAuthServer
 from .faults import FaultQueue
+from .headless_login import authorization_redirect, redeem
 from .http_server import Reply, Server
+from .replies import authorize_reply, json_reply, resource_reply, token_reply
 from .stats import Counters, ServerStats
 from .validator import Client, MemoryValidator
 
@@ -61,13 +61,7 @@ DEFAULT_SCOPES = ("openid", "profile", "email", "offline_access", "api")
 #: to listen there: the redirect is read, not followed.
 DEFAULT_REDIRECT_URI = "http://127.0.0.1/callback"
 
-_REALM = 'Bearer realm="local-auth-server"'
-_JSON = {"Content-Type": "application/json", "Cache-Control": "no-store"}
 _METADATA_PATHS = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
-
-
-def _json_reply(status: int, payload: Any, headers: Optional[Dict[str, str]] = None) -> Reply:
-    return Reply(status, {**_JSON, **(headers or {})}, json.dumps(payload).encode("utf-8"))
 
 
 class LocalAuthServer:
@@ -305,110 +299,28 @@ class LocalAuthServer:
         text = body.decode("utf-8", "replace")
         try:
             if path == "/authorize" and method == "GET":
-                self._counters.add("authorization_requests")
-                user, approve = self._decision(parts.query, headers)
-                status, out, page = oauth.authorize(uri, user=user, approve=approve)
-                return Reply(status, out, page.encode("utf-8"))
+                return authorize_reply(
+                    oauth, self._counters, uri, parts.query, headers, self.user, self.approve
+                )
             if path == "/token":
-                return self._token(oauth, method, uri, headers, text)
+                return token_reply(oauth, self._faults, self._counters, method, uri, headers, text)
             if path == "/revoke":
                 out, page, status = oauth.create_revocation_response(uri, method, text, headers)
                 return Reply(status, out, page.encode("utf-8"))
             if path in _METADATA_PATHS and method == "GET":
-                return _json_reply(200, oauth.metadata)
+                return json_reply(200, oauth.metadata)
             if path == "/userinfo" or path == "/api" or path.startswith("/api/"):
-                return self._resource(oauth, method, uri, headers, path)
-            return _json_reply(404, {"error": "not_found", "path": path})
+                return resource_reply(
+                    oauth, self._counters, self.latency, method, uri, headers, path
+                )
+            return json_reply(404, {"error": "not_found", "path": path})
         except OAuth2Error as exc:  # raised outside oauthlib's own handlers (bad method...)
-            return _json_reply(exc.status_code, json.loads(exc.json), dict(exc.headers))
+            return json_reply(exc.status_code, json.loads(exc.json), dict(exc.headers))
         except ValueError as exc:  # oauthlib refuses undecodable query strings this way
-            return _json_reply(400, {"error": "invalid_request", "error_description": str(exc)})
+            return json_reply(400, {"error": "invalid_request", "error_description": str(exc)})
         except Exception:  # a bug here must not hang the client under test
             log.exception("LocalAuthServer failed on %s %s", method, path)
-            return _json_reply(500, {"error": "server_error"})
-
-    def _decision(self, query: str, headers: Dict[str, str]) -> Tuple[str, bool]:
-        """Who signs in and whether they approve: what the approver's headers say (the
-        person at the browser), else ``login_hint``, else the server's ``user``/``approve``."""
-        given = {name.lower(): value for name, value in headers.items()}
-        hint = parse_qs(query).get("login_hint")
-        user = given.get(USER_HEADER.lower()) or (hint[0] if hint else self.user)
-        decision = given.get(DECISION_HEADER.lower())
-        approve = self.approve if decision not in ("approve", "deny") else decision == "approve"
-        return user, approve
-
-    def _token(
-        self, oauth: OAuthServer, method: str, uri: str, headers: Dict[str, str], body: str
-    ) -> Optional[Reply]:
-        self._counters.add("token_requests")
-        fault = self._faults.take()
-        if fault is not None:
-            self._counters.add("faults_injected")
-            log.debug("token endpoint: injected fault %s", fault.kind)
-            retry = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
-            if fault.kind == "503":
-                return _json_reply(503, {"error": "temporarily_unavailable"}, retry)
-            if fault.kind == "429":
-                return _json_reply(429, {"error": "temporarily_unavailable"}, retry)
-            if fault.kind == "500":
-                return _json_reply(500, {"error": "server_error"})
-            if fault.kind == "malformed":
-                page = str(fault.options["body"]).encode("utf-8")
-                return Reply(200, {"Content-Type": "text/html; charset=utf-8"}, page)
-            if fault.kind == "delay":
-                time.sleep(float(fault.options["seconds"]))
-        out, page, status = oauth.create_token_response(uri, method, body, headers)
-        self._count_token_outcome(body, status, page)
-        if fault is not None and fault.kind == "drop_after_rotate":
-            return None
-        return Reply(status, dict(out), page.encode("utf-8"))
-
-    def _count_token_outcome(self, body: str, status: int, page: str) -> None:
-        grant_type = (parse_qs(body).get("grant_type") or [""])[0]
-        error = None
-        if status != 200:
-            try:
-                error = json.loads(page).get("error")
-            except (ValueError, AttributeError):
-                error = None
-        if error == "invalid_grant":
-            self._counters.add("invalid_grant")
-        if grant_type == "refresh_token":
-            self._counters.add("refresh_served" if status == 200 else "refresh_failed")
-        elif status == 200 and grant_type == "authorization_code":
-            self._counters.add("authorization_code_grants")
-        elif status == 200 and grant_type == "client_credentials":
-            self._counters.add("client_credentials_grants")
-
-    def _resource(
-        self, oauth: OAuthServer, method: str, uri: str, headers: Dict[str, str], path: str
-    ) -> Reply:
-        if self.latency > 0:
-            time.sleep(self.latency)
-        valid, request = oauth.verify_request(uri, method, None, headers, scopes=[])
-        token = get_token_from_header(request)
-        if token:
-            self._counters.token_used(token)
-        if not valid:
-            self._counters.add("resource_unauthorized")
-            challenge = _REALM
-            if token or "Authorization" in request.headers:
-                challenge += (
-                    ', error="invalid_token", error_description="The access token is '
-                    'invalid, expired or revoked"'
-                )
-            return _json_reply(401, {"error": "invalid_token"}, {"WWW-Authenticate": challenge})
-        self._counters.add("resource_ok")
-        if path == "/userinfo":
-            return _json_reply(200, oauth.userinfo_claims(request))
-        payload = {
-            "sub": request.subject,
-            "client_id": request.client_id,
-            "scope": " ".join(request.scopes),
-            "method": method,
-            "path": path,
-        }
-        return _json_reply(200, payload)
+            return json_reply(500, {"error": "server_error"})
 
     # ------------------------------------------------------------------ client helpers
 
@@ -496,23 +408,5 @@ class LocalAuthServer:
         request = provider.authorization_request(
             redirect_uri, login_hint=user or self.user, **params
         )
-        response = provider.session.get(request.url, allow_redirects=False, timeout=10.0)
-        with response:
-            location = response.headers.get("Location")
-            if response.status_code != 302 or not location:
-                raise OAuthFlowError(
-                    f"The authorization endpoint answered HTTP {response.status_code} "
-                    "instead of redirecting back."
-                )
-        query = {key: values[0] for key, values in parse_qs(urlsplit(location).query).items()}
-        if query.get("iss") != self.issuer:
-            raise OAuthFlowError("The authorization response came from an unexpected issuer.")
-        if query.get("state") != request.state:
-            raise OAuthFlowError("The authorization response's state does not match.")
-        if "error" in query:
-            detail = query.get("error_description")
-            raise OAuthFlowError(
-                f"The authorization server refused the login ({query['error']}"
-                + (f": {detail})" if detail else ")")
-            )
-        return provider.exchange_code(query["code"], request)
+        query = authorization_redirect(provider, request)
+        return redeem(provider, request, query, self.issuer)

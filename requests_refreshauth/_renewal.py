@@ -1,0 +1,91 @@
+"""One renewal, under the account's refresh lock: the request to the server, what its
+failure means (a session the server ended is recorded; a token still valid is kept
+through a transient failure), and the save of what it returned (:mod:`.persist`).
+
+Kept apart from the engine's decisions (:mod:`.refresh`): this is the only step that
+spends a refresh token, so everything that follows a POST is in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Callable, Optional
+
+from ._session_end import client_of, ended_reason, record_ended
+from .bundle import describe_account, fingerprint, seconds_left
+from .errors import RefreshExpiredError, RefreshTransientError, RefreshUnavailableError
+from .events import AuthEvent, emit
+from .stores.base import RevisionConflict
+
+if TYPE_CHECKING:
+    from .bundle import Snapshot
+    from .persist import Base
+    from .providers.base import AuthProvider
+    from .stores.base import TokenStore
+
+__all__ = ["renew_locked"]
+
+log = logging.getLogger("requests_refreshauth.refresh")
+
+
+def renew_locked(
+    store: TokenStore,
+    provider: AuthProvider,
+    current: Snapshot,
+    force: bool,
+    rejected_token: Optional[str],
+    clock: Callable[[], float],
+    base: Base,
+) -> Optional[Snapshot]:
+    """Renew ``current`` and save the result over ``base``; ``None`` when a logout or a
+    new login replaced the account meanwhile (the result is discarded: the caller adopts
+    what is stored)."""
+    from .persist import Unsaved, persist, save_failed
+
+    account = current.account
+    bundle = current.full_bundle() if provider.uses_refresh_token else current.bundle
+    if provider.uses_refresh_token and bundle.refresh_token is None:
+        raise RefreshUnavailableError(
+            f"The refresh token of {describe_account(account)} could not be found in the "
+            "store. Log in again."
+        )
+    try:
+        renewed = provider.renew(bundle)
+    except RefreshExpiredError as exc:
+        if provider.uses_refresh_token:  # the server ended the session: record it
+            reason = ended_reason(exc, bundle)
+            client_id = client_of(provider)
+            record_ended(store, account, base.revision, base.fingerprint, reason, client_id)
+        raise
+    except RefreshTransientError as exc:
+        left = seconds_left(current.bundle, clock())
+        if not force and rejected_token is None and (left is None or left > 0):
+            log.warning(
+                "refresh of %s failed (%s); using the current token, which is still valid "
+                "for %.0fs",
+                describe_account(account),
+                exc,
+                left if left is not None else float("inf"),
+            )
+            emit(AuthEvent("refresh_failed", account, error=exc))
+            return current
+        raise
+    try:
+        saved = persist(store, account, renewed, current, base)
+    except RevisionConflict:
+        log.info(
+            "%s changed (logout or new login) during its refresh; the result is discarded",
+            describe_account(account),
+        )
+        return None
+    except Unsaved as failure:
+        return save_failed(store, account, bundle, renewed, current, base, failure.reason)
+    left = seconds_left(renewed, clock())
+    log.info(
+        "refreshed the access token of %s (token#%s, %s)",
+        describe_account(account),
+        fingerprint(renewed.access_token),
+        "no expiry given" if left is None else f"valid for {left:.0f}s",
+    )
+    emit(AuthEvent("refreshed", account, expires_at=renewed.expires_at))
+    return saved
