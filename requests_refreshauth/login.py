@@ -306,7 +306,9 @@ def _default_note(store: TokenStore, snapshot: Snapshot, prog: Optional[str]) ->
         return ""
     if default is None or default.account.id == snapshot.account.id:
         return ""
-    switch = f" (`{prog} accounts use {terminal_safe(snapshot.account.id)}` to switch)"
+    import shlex  # the hint is a command to paste: an id from the server is quoted
+
+    switch = f" (`{prog} accounts use {shlex.quote(terminal_safe(snapshot.account.id))}` to switch)"
     return (
         f" {terminal_safe(_name(default.account))} is still the default account"
         f"{switch if prog else ''}."

@@ -367,3 +367,16 @@ def test_login_shows_a_callback_with_the_wrong_state(
         " waiting for the sign-in"
     ], lines
     assert any(line.startswith("Signed in as ") for line in lines), lines
+
+
+def test_the_switch_hint_quotes_an_account_id_for_the_shell() -> None:
+    """The hint after a second account's login is a command to paste: an id from the
+    server (spaces, ``;``) must arrive as one argument."""
+    from requests_refreshauth import Account, MemoryTokenStore, TokenBundle
+    from requests_refreshauth.login import _default_note
+
+    store = MemoryTokenStore()
+    store.save(Account("alice"), TokenBundle("a" * 20), make_default=True)
+    snapshot = store.save(Account("bob; rm -rf ~"), TokenBundle("b" * 20))
+    note = _default_note(store, snapshot, "mycli auth")
+    assert "`mycli auth accounts use 'bob; rm -rf ~'` to switch" in note
