@@ -490,6 +490,7 @@ def test_expired_token_is_refreshed(mycli: Cli, oidc: OidcServer) -> None:
     assert oidc.stats()["refresh_success"] == 2
 
 
+@pytest.mark.journey  # long (subprocesses, a 5 s device poll): once, in the reliability env
 def test_two_accounts(mycli: Cli, oidc: OidcServer) -> None:
     mycli.login("alice")
     bob = mycli.login("bob", "--json")
@@ -547,6 +548,7 @@ def test_two_accounts(mycli: Cli, oidc: OidcServer) -> None:
     assert mycli.records()["default"] == "alice"
 
 
+@pytest.mark.journey  # long (subprocesses, a 5 s device poll): once, in the reliability env
 def test_device_login(mycli: Cli, oidc: OidcServer) -> None:
     running = mycli.start("login", "--device", "--json")
     running.wait_for(re.compile(r"enter the code"))
@@ -682,6 +684,7 @@ def test_dead_refresh_token(mycli: Cli, oidc: OidcServer) -> None:
 # -------------------------------------------------------- the click example and python -m
 
 
+@pytest.mark.journey  # long (subprocesses, a 5 s device poll): once, in the reliability env
 @pytest.mark.parametrize("kind", ["click", "module"])
 def test_core_verbs(kind: str, make_cli: Callable[[str], Cli], oidc: OidcServer) -> None:
     cli = make_cli(kind)
