@@ -14,7 +14,8 @@ from urllib.parse import urlencode
 
 from ._scrub import basic_credentials, hiding, scrub_error, server_text
 from .errors import AuthError, CallbackTimeoutError, OAuthFlowError, RefreshTransientError
-from .token_response import interpret_token_response, oauth_error_of
+from .oauth_errors import oauth_error_of
+from .token_response import interpret_token_response
 
 if TYPE_CHECKING:
     from .bundle import TokenBundle

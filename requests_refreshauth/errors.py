@@ -8,7 +8,7 @@ that tells a person what to do. Messages never contain token material.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Optional
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, Mapping, Optional
 
 from requests.exceptions import RequestException
 
@@ -82,7 +82,9 @@ class RefreshExpiredError(AuthError):
     """The refresh token is expired, revoked or otherwise dead (``invalid_grant``).
 
     ``error`` / ``error_description``: the server's OAuth error, scrubbed and cut, when
-    a server said so (``None`` when the engine decided it locally).
+    a server said so (``None`` when the engine decided it locally). ``extra``: the
+    server's other diagnostic fields (``suberror``, ``claims``, ``error_codes``,
+    ``error_uri``, trace ids), scrubbed and bounded; empty when there were none.
     """
 
     code = "AUTH_REFRESH_EXPIRED"
@@ -94,11 +96,13 @@ class RefreshExpiredError(AuthError):
         *,
         error: Optional[str] = None,
         error_description: Optional[str] = None,
+        extra: Optional[Mapping[str, Any]] = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(message, **kwargs)
         self.error = error
         self.error_description = error_description
+        self.extra: Dict[str, Any] = dict(extra or {})
 
 
 class RefreshUnavailableError(AuthError):

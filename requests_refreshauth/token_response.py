@@ -13,7 +13,8 @@ import json
 import logging
 import math
 import re
-from typing import Any, Literal, Mapping, Optional, Sequence, Tuple
+from typing import Any, Mapping, Optional, Sequence
+from urllib.parse import urlencode
 
 from .bundle import (
     SKEWED_TOKEN_LIFETIME,
@@ -22,14 +23,22 @@ from .bundle import (
     _finite,
     access_token_expiry,
 )
-from .errors import (
-    RefreshExpiredError,
-    RefreshRejectedError,
-    RefreshTransientError,
-    TokenExchangeError,
+from .errors import RefreshRejectedError, RefreshTransientError, TokenExchangeError
+from .oauth_errors import (
+    LOGIN_AGAIN_OAUTH_ERRORS,
+    MAX_ERROR_CODE,
+    PARSE_ERRORS,
+    TRANSIENT_OAUTH_ERRORS,
+    Grant,
+    clean,
+    error_for,
+    fields_of,
+    json_object,
+    oauth_error_of,
 )
 
 __all__ = [
+    "LOGIN_AGAIN_OAUTH_ERRORS",
     "TRANSIENT_OAUTH_ERRORS",
     "bundle_from_token_response",
     "interpret_token_response",
@@ -38,21 +47,12 @@ __all__ = [
 
 log = logging.getLogger("requests_refreshauth.provider")
 
-#: OAuth error codes that describe the server's state, not the grant's.
-TRANSIENT_OAUTH_ERRORS = frozenset({"temporarily_unavailable", "server_error", "slow_down"})
-
 #: A token must be visible ASCII: RFC 6750's b64token is stricter, real servers are not,
 #: but anything else breaks the header (non-Latin-1) or smuggles one (CR, LF).
 _USABLE_TOKEN = re.compile(r"[\x21-\x7e]+")
 #: RFC 9110 token characters, for the token_type that becomes the header's scheme.
 _HTTP_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-#: Exceptions oauthlib's parser can raise on malformed bodies besides OAuth2Error.
-_PARSE_ERRORS = (ValueError, TypeError, AttributeError, KeyError, OverflowError, RecursionError)
 _MAX_RETRY_AFTER = 3600.0
-#: Longest server ``error`` code shown (real ones are short identifiers).
-_MAX_ERROR_CODE = 100
-
-Grant = Literal["refresh", "exchange"]
 
 
 def parse_retry_after(value: Optional[str], now: float) -> Optional[float]:
@@ -73,71 +73,6 @@ def parse_retry_after(value: Optional[str], now: float) -> Optional[float]:
     return min(max(0.0, seconds), _MAX_RETRY_AFTER)
 
 
-def _clean(text: Optional[str], limit: int = 300) -> Optional[str]:
-    """Server-provided text made safe to show: secrets of the request in flight scrubbed
-    (before truncating), terminal controls escaped, one line, bounded."""
-    from ._scrub import server_text  # only when a server's text enters an error
-
-    return server_text(text, limit=limit)
-
-
-def oauth_error_of(body: str) -> Tuple[Optional[str], Optional[str]]:
-    """(error, error_description) from an error body, via oauthlib's parser."""
-    from oauthlib.oauth2.rfc6749.errors import OAuth2Error
-    from oauthlib.oauth2.rfc6749.parameters import parse_token_response
-
-    try:
-        parse_token_response(body)
-    except OAuth2Error as exc:
-        if exc.error in (None, "missing_token", "missing_token_type"):
-            return None, None
-        return str(exc.error), exc.description or None
-    except _PARSE_ERRORS:  # no readable OAuth error in this body
-        return None, None
-    return None, None
-
-
-def _error_for(
-    grant: Grant,
-    status: int,
-    error: Optional[str],
-    description: Optional[str],
-    retry_after: Optional[float],
-) -> Exception:
-    what = "refresh the token" if grant == "refresh" else "exchange the code"
-    shown_error = _clean(error, _MAX_ERROR_CODE)
-    detail = (
-        f"{shown_error}: {_clean(description)}"
-        if description
-        else (shown_error or f"HTTP {status}")
-    )
-    if error is not None and error in TRANSIENT_OAUTH_ERRORS:
-        return RefreshTransientError(
-            f"The authorization server is temporarily unable to {what} ({detail}); "
-            "try again shortly.",
-            status_code=status,
-            retry_after=retry_after,
-        )
-    if grant == "exchange":
-        return TokenExchangeError(
-            f"The authorization server refused the token exchange ({detail}). "
-            "Start the login again."
-        )
-    if error == "invalid_grant":
-        return RefreshExpiredError(
-            f"Your session has expired or was revoked ({detail}). Log in again.",
-            error=shown_error,
-            error_description=_clean(description),
-        )
-    return RefreshRejectedError(
-        f"The authorization server rejected the refresh ({detail}). This is a client "
-        "configuration problem (client id, secret, scopes); retrying will not help.",
-        error=shown_error,
-        error_description=_clean(description),
-        status_code=status,
-    )
-
-
 def _parse_success(body: str, requested_scope: Optional[Sequence[str]]) -> dict[str, Any]:
     """oauthlib's parse of a 2xx body, salvaging what oauthlib gives up on.
 
@@ -147,14 +82,25 @@ def _parse_success(body: str, requested_scope: Optional[Sequence[str]]) -> dict[
     """
 
     scope = list(requested_scope) if requested_scope else None
-    raw = _json_object(body)
+    raw = json_object(body)
     if raw is not None and "error" in raw and raw["error"] in (None, ""):
         # "error": null / "" (serialisers of typed models) is no error; oauthlib thinks it is.
         raw = {key: value for key, value in raw.items() if key != "error"}
         body = json.dumps(raw)
+    fields = raw if raw is not None else fields_of(body)
+    if fields is not None and "error" in fields and _usable(fields.get("access_token")):
+        # A 2xx with a usable token may already have rotated the refresh token: it is a
+        # success whatever else it says (losing the rotated token would end the session).
+        log.warning("the token response carried both a token and an error; using the token")
+        fields = {key: value for key, value in fields.items() if key != "error"}
+        if raw is not None:
+            raw = fields
+            body = json.dumps(fields)
+        else:
+            body = urlencode(fields)
     try:
         params = _oauthlib_parse(body, scope)
-    except _PARSE_ERRORS:
+    except PARSE_ERRORS:
         salvaged = _without_malformed_fields(raw)
         if salvaged is None:
             raise
@@ -167,12 +113,8 @@ def _parse_success(body: str, requested_scope: Optional[Sequence[str]]) -> dict[
     return params
 
 
-def _json_object(body: str) -> Optional[dict[str, Any]]:
-    try:
-        data = json.loads(body)
-    except _PARSE_ERRORS:
-        return None
-    return data if isinstance(data, dict) else None
+def _usable(token: Any) -> bool:
+    return isinstance(token, str) and _USABLE_TOKEN.fullmatch(token) is not None
 
 
 def _oauthlib_parse(body: str, scope: Optional[list[str]]) -> dict[str, Any]:
@@ -184,7 +126,7 @@ def _oauthlib_parse(body: str, scope: Optional[list[str]]) -> dict[str, Any]:
         token = getattr(warning, "token", None)
         if token is None:
             raise
-        log.info("the server granted a different scope than requested: %s", _clean(str(warning)))
+        log.info("the server granted a different scope than requested: %s", clean(str(warning)))
         return dict(token)
 
 
@@ -198,7 +140,7 @@ def _without_malformed_fields(data: Any) -> Optional[dict[str, Any]]:
     if "error" in data:
         return None
     cleaned = dict(data)
-    for key in ("expires_in", "expires_at", "refresh_expires_in"):
+    for key in ("expires_in", "expires_at", "refresh_expires_in", "refresh_token_expires_in"):
         if key in cleaned and number_or_none(cleaned[key]) is None:
             del cleaned[key]
     if "expires_in" in cleaned:
@@ -238,7 +180,7 @@ def interpret_token_response(
     what = "refresh" if grant == "refresh" else "token exchange"
     if status >= 500 or status in (408, 425, 429):
         error, description = oauth_error_of(body)
-        detail = f" ({_clean(error, _MAX_ERROR_CODE)})" if error else ""
+        detail = f" ({clean(error, MAX_ERROR_CODE)})" if error else ""
         raise RefreshTransientError(
             f"The authorization server answered HTTP {status}{detail} to the {what}; "
             "try again shortly.",
@@ -255,7 +197,7 @@ def interpret_token_response(
         raise RefreshRejectedError(message, status_code=status)
     if status >= 400:
         error, description = oauth_error_of(body)
-        raise _error_for(grant, status, error, description, retry_after)
+        raise error_for(grant, status, error, description, retry_after, fields_of(body))
 
     try:
         params = _parse_success(body, requested_scope)
@@ -267,8 +209,10 @@ def interpret_token_response(
                 status_code=status,
             ) from None
         # Some servers (GitHub among them) answer errors with 200.
-        raise _error_for(grant, status, str(exc.error), exc.description, retry_after) from None
-    except _PARSE_ERRORS:
+        raise error_for(
+            grant, status, str(exc.error), exc.description or None, retry_after, fields_of(body)
+        ) from None
+    except PARSE_ERRORS:
         raise RefreshTransientError(
             f"The authorization server's {what} response was not a valid token response "
             "(not JSON, or the wrong shape); try again shortly.",
@@ -288,6 +232,24 @@ def number_or_none(value: Any) -> Optional[float]:
     return number if number is not None and number >= 0 else None
 
 
+def refresh_lifetime(params: Mapping[str, Any]) -> Optional[float]:
+    """The refresh token's lifetime in seconds from either spelling, ``None`` if unsent.
+
+    Keycloak says ``refresh_expires_in`` (0: no expiry), GitHub
+    ``refresh_token_expires_in``. If both are sent the shorter positive one wins: the
+    token dies at the earlier of the two, and a too-early login beats a failed refresh.
+    """
+    values = [
+        number_or_none(params.get(key))
+        for key in ("refresh_expires_in", "refresh_token_expires_in")
+    ]
+    sent = [value for value in values if value is not None]
+    if not sent:
+        return None
+    positive = [value for value in sent if value > 0]
+    return min(positive) if positive else 0.0
+
+
 def bundle_from_token_response(
     params: Mapping[str, Any],
     *,
@@ -297,7 +259,8 @@ def bundle_from_token_response(
     """Build a bundle from parsed response parameters.
 
     Keeps the previous refresh token (and its expiry) when the server sends none, takes
-    ``refresh_expires_in`` when sent, and falls back to a JWT access token's claims when
+    ``refresh_expires_in`` / ``refresh_token_expires_in`` when sent
+    (:func:`refresh_lifetime`), and falls back to a JWT access token's claims when
     ``expires_in`` is missing (:func:`~.bundle.access_token_expiry`: local time, never the
     server's clock). Raises :class:`RefreshTransientError` when the access
     token itself is unusable.
@@ -334,7 +297,7 @@ def bundle_from_token_response(
             log.warning("ignoring a refresh token that is not visible ASCII; keeping the old one")
         refresh_token = previous.refresh_token if previous is not None else None
 
-    refresh_expires_in = number_or_none(params.get("refresh_expires_in"))
+    refresh_expires_in = refresh_lifetime(params)
     refresh_expires_at: Optional[float]
     if refresh_expires_in is not None and refresh_token is not None:
         # Keycloak sends 0 for "no expiry" (offline tokens).
@@ -347,6 +310,11 @@ def bundle_from_token_response(
     scope: ScopeLike = params.get("scope")  # TokenBundle normalises it
     if not isinstance(scope, (str, list, tuple, set)):
         scope = previous.scope if previous is not None else None
+    elif isinstance(scope, str):
+        scope = scope if scope.strip() else None
+    else:
+        # oauthlib turns "scope": "" into [""]: an empty scope is no scope.
+        scope = [part for part in scope if not (isinstance(part, str) and not part.strip())]
 
     return TokenBundle(
         access_token=access_token,

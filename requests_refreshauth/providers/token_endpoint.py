@@ -22,7 +22,8 @@ import requests
 
 from ..bundle import TokenBundle
 from ..errors import AuthError, RefreshTransientError
-from ..token_response import Grant, interpret_token_response
+from ..oauth_errors import Grant
+from ..token_response import interpret_token_response
 
 if TYPE_CHECKING:
     from .._http import Answer
