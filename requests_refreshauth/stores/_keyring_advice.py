@@ -50,6 +50,26 @@ def compose(
     file_hint: Optional[str],
 ) -> str:
     """The one message of a :class:`~requests_refreshauth.errors.KeyringUnavailableError`."""
+    note = (
+        "(With the default keyring setting, tokens are saved in plaintext only when this "
+        "machine has no keyring at all; a locked or failing keyring stops the save "
+        "instead of moving your tokens to plaintext.)"
+        if policy == "fallback"
+        else None
+    )
+    way = f"unlock the keyring and try again ({unlock_advice()})"
+    return _message(problem, outcome, sign_in, file_hint, way, note)
+
+
+def _message(
+    problem: str,
+    outcome: str,
+    sign_in: Optional[str],
+    file_hint: Optional[str],
+    way: str,
+    note: Optional[str] = None,
+) -> str:
+    """What happened, what was kept, the sign-in's fate, then the two ways forward."""
     parts = [problem.rstrip(".") + ".", outcome]
     if sign_in:
         parts.append(sign_in)
@@ -58,13 +78,9 @@ def compose(
         if file_hint
         else "keep the tokens in a file instead, if this program has an option for that"
     )
-    parts.append(f"To go on, unlock the keyring and try again ({unlock_advice()}), or {file_way}.")
-    if policy == "fallback":
-        parts.append(
-            "(With the default keyring setting, tokens are saved in plaintext only when this "
-            "machine has no keyring at all; a locked or failing keyring stops the save "
-            "instead of moving your tokens to plaintext.)"
-        )
+    parts.append(f"To go on, {way}, or {file_way}.")
+    if note:
+        parts.append(note)
     return " ".join(parts)
 
 
@@ -88,18 +104,8 @@ def compose_out_of_reach(
 ) -> str:
     """The message when no keyring can be reached now, yet the tokens must go to one
     (they are already in it, or the policy forbids plaintext)."""
-    parts = [problem.rstrip(".") + ".", outcome]
-    if sign_in:
-        parts.append(sign_in)
-    file_way = (
-        f"keep the tokens in a file instead: {file_hint}"
-        if file_hint
-        else "keep the tokens in a file instead, if this program has an option for that"
-    )
-    parts.append(
-        f"To go on, make the keyring reachable and try again ({reach_advice()}), or {file_way}."
-    )
-    return " ".join(parts)
+    way = f"make the keyring reachable and try again ({reach_advice()})"
+    return _message(problem, outcome, sign_in, file_hint, way)
 
 
 def rollback_outcome(written: int, unrestored: list[str], new_account: bool) -> str:

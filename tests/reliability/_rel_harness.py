@@ -192,3 +192,17 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
+
+
+def without_mark(raw: bytes) -> Any:
+    """A records file's document minus the ``session_ended`` marks an ``invalid_grant``
+    leaves: the only change a refused refresh may make (the bundle itself is kept)."""
+    document = json.loads(raw)
+    for record in document["accounts"].values():
+        record.pop("session_ended", None)
+    return document
+
+
+def marked(raw: bytes) -> bool:
+    """Whether any account of a records file carries a ``session_ended`` mark."""
+    return any("session_ended" in record for record in json.loads(raw)["accounts"].values())

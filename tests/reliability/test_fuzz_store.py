@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import pytest
+from _rel_harness import without_mark
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -314,14 +315,6 @@ def _stored_state(store: FileTokenStore, good: TokenBundle, expired: bool) -> tu
     return saved, Path(store.path).read_bytes()
 
 
-def _without_mark(raw: bytes) -> Any:
-    """The records, minus the ``session_ended`` mark an ``invalid_grant`` leaves."""
-    document = json.loads(raw)
-    for record in document["accounts"].values():
-        record.pop("session_ended", None)
-    return document
-
-
 def _check_refresh(
     store: FileTokenStore,
     provider: Any,
@@ -339,7 +332,7 @@ def _check_refresh(
         assert not must_save, f"a usable token response was not saved: {error!r}"
         unchanged = path.read_bytes() == raw
         if isinstance(error, RefreshExpiredError):  # the refusal is recorded (issue 9)
-            unchanged = _without_mark(path.read_bytes()) == json.loads(raw)
+            unchanged = without_mark(path.read_bytes()) == json.loads(raw)
         assert unchanged, f"{type(error).__name__} changed the records file"
         assert _secret_free(error, saved.bundle.refresh_token, saved.bundle.access_token)
         _count(section, f"{type(error).__name__} (file unchanged)")

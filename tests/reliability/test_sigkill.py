@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from _rel_harness import WarmPool, Worker, wait_until
+from _rel_harness import WarmPool, Worker, marked, wait_until, without_mark
 
 from requests_refreshauth import (
     Account,
@@ -109,19 +109,6 @@ def _closing_connections(port: int) -> Optional[int]:
 
 def _leftovers(path: Path) -> list[str]:
     return glob.glob(os.path.join(glob.escape(str(path.parent)), f".{path.name}.*.tmp"))
-
-
-def _without_mark(raw: bytes) -> Any:
-    """The records, minus the ``session_ended`` mark an ``invalid_grant`` leaves (the only
-    change a refused refresh may make: the bundle itself is kept)."""
-    document = json.loads(raw)
-    for record in document["accounts"].values():
-        record.pop("session_ended", None)
-    return document
-
-
-def _marked(raw: bytes) -> bool:
-    return any("session_ended" in record for record in json.loads(raw)["accounts"].values())
 
 
 def _check_file(path: Path) -> Records:
@@ -363,9 +350,9 @@ def test_sigkill_during_refresh(tmp_path: Path, reliability_report: Any) -> None
                     if error.code != "AUTH_REFRESH_EXPIRED" or "Log in again" not in message:
                         violations.append(f"{where}: unclear message {message!r}")
                     file_after = trials.path.read_bytes()
-                    if _without_mark(file_after) != _without_mark(file_before_next):
+                    if without_mark(file_after) != without_mark(file_before_next):
                         violations.append(f"{where}: the failed refresh changed the store")
-                    elif not _marked(file_after):  # the server said invalid_grant: recorded
+                    elif not marked(file_after):  # the server said invalid_grant: recorded
                         violations.append(f"{where}: the ended session was not recorded")
                     revoked = server.stats().reuse_detected - after.reuse_detected
                     if revoked != 1:
