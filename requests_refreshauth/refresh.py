@@ -78,12 +78,15 @@ def refresh_needed(
     force: bool = False,
     rejected_token: Optional[str] = None,
     seen_revision: Optional[int] = None,
+    seen_fingerprint: Optional[str] = None,
 ) -> bool:
     """Whether the stored token must be renewed (``False``: use or adopt it).
 
     - reactive (``rejected_token`` given, a 401 path): renew only if the store still
       holds the rejected token, or the token it holds has expired;
-    - forced: renew unless the account was saved since ``seen_revision`` (a peer did it);
+    - forced: renew unless the account was saved since ``seen_revision`` (a peer did it)
+      with another access token than ``seen_fingerprint`` — a save that kept the token
+      (an abandoned save finishing late, a rescue adopted) is not a renewal;
     - proactive: renew when no more than the (clamped) ``skew`` is left.
     """
     if rejected_token is not None:
@@ -93,7 +96,9 @@ def refresh_needed(
             return True
         return not state.is_fresh(now, 0.0)
     if force:
-        return seen_revision is None or state.revision == seen_revision
+        if seen_revision is None or state.revision == seen_revision:
+            return True
+        return seen_fingerprint is not None and state.access_fingerprint == seen_fingerprint
     return not state.is_fresh(now, skew)
 
 
@@ -228,14 +233,15 @@ def _refresh(
     if gate.retrying:  # the explicit retry: one real POST, whatever the expiry
         force, rejected_token = True, None
 
-    def needed(state: TokenState, seen: Optional[int]) -> bool:
+    def needed(state: TokenState, seen: Optional[TokenState]) -> bool:
         return refresh_needed(
             state,
             now=clock(),
             skew=skew,
             force=force,
             rejected_token=rejected_token,
-            seen_revision=seen,
+            seen_revision=None if seen is None else seen.revision,
+            seen_fingerprint=None if seen is None else seen.access_fingerprint,
         )
 
     if not gate.dead:  # marked: only a rescue can help, looked for under the lock
@@ -249,7 +255,7 @@ def _refresh(
     if not lock.acquire(timeout=wait):
         late = _status(store, account)
         gate.refuse(late)
-        if not needed(late.state, status.revision):
+        if not needed(late.state, status.state):
             return _adopt(store, account)
         raise RefreshTransientError(
             f"Timed out after {wait:.0f}s waiting for a concurrent refresh of "
@@ -261,7 +267,7 @@ def _refresh(
     try:
         now_status = _status(store, account)  # records only: no secret is read under the lock
         blocked = gate.blocking(now_status)
-        renew = needed(now_status.state, status.revision)
+        renew = needed(now_status.state, status.state)
         found = _live_rescue(store, now_status) if blocked is not None or renew else None
         if blocked is not None and found is None:
             # A holder before us was told the session is dead: do not POST it again.

@@ -125,6 +125,17 @@ def test_decision_forced() -> None:
     assert not refresh_needed(s, now=now, skew=60, force=True, seen_revision=4)
 
 
+def test_decision_forced_a_resave_of_the_same_token_is_not_a_renewal() -> None:
+    # A peer saved the account since (revision 4 -> 5) but kept the very token the caller
+    # is forcing away (an abandoned save finishing, a rescue adopted): still renew.
+    s, now = state(200, revision=5, token="current")
+    seen = fingerprint("current")
+    assert refresh_needed(s, now=now, skew=60, force=True, seen_revision=4, seen_fingerprint=seen)
+    assert not refresh_needed(
+        s, now=now, skew=60, force=True, seen_revision=4, seen_fingerprint=fingerprint("old")
+    )
+
+
 @given(  # whole milliseconds: float noise in now + left - now is not the point here
     left=st.integers(-(10**9), 10**9).map(lambda ms: ms / 1000),
     lifetime=st.integers(0, 10**9).map(lambda ms: ms / 1000),
@@ -295,6 +306,52 @@ def test_waiters_adopt_instead_of_posting(store: TokenStore) -> None:
     assert provider.reuse_detected == 0
     assert len({snap.bundle.access_token for snap in results}) == 1
     assert len(results) == 16
+
+
+def test_forced_refresh_adopts_a_peers_forced_refresh(store: TokenStore) -> None:
+    """``force=True`` alone: a peer that renewed while this one waited is adopted."""
+    store.save(ALICE, bundle(300))
+    lock = store.refresh_lock(ALICE)
+    assert lock.acquire(1)
+    provider = FakeProvider()
+    results: list[Snapshot] = []
+    waiter = threading.Thread(
+        target=lambda: results.append(refresh_access_token(store, provider, force=True))
+    )
+    try:
+        waiter.start()
+        time.sleep(0.2)
+        renewed = bundle(300)
+        store.save(ALICE, renewed)  # the peer's forced refresh, saved under its lock
+    finally:
+        lock.release()
+    waiter.join(5)
+    assert [snap.bundle for snap in results] == [renewed]
+    assert provider.calls == 0
+
+
+def test_forced_refresh_is_not_fooled_by_a_resave_of_the_same_token(store: TokenStore) -> None:
+    """A save that kept the token being forced away (an abandoned save finishing late, a
+    rescue adopted) is not a peer's renewal: the forced refresh still renews."""
+    store.save(ALICE, bundle(300))
+    before = store.active()
+    assert before is not None
+    lock = store.refresh_lock(ALICE)
+    assert lock.acquire(1)
+    provider = FakeProvider()
+    results: list[Snapshot] = []
+    waiter = threading.Thread(
+        target=lambda: results.append(refresh_access_token(store, provider, force=True))
+    )
+    try:
+        waiter.start()
+        time.sleep(0.2)
+        store.save(ALICE, before.full_bundle())  # same tokens, a new revision
+    finally:
+        lock.release()
+    waiter.join(5)
+    assert provider.calls == 1
+    assert [snap.bundle.access_token for snap in results] != [before.bundle.access_token]
 
 
 def test_lock_timeout_raises_transient(store: TokenStore) -> None:
