@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .migrate import ImportResult, import_legacy_token
     from .providers import AuthorizationRequest, AuthProvider, PkceProvider, RetryPolicy
     from .refresh import refresh_access_token
+    from .standalone import StandaloneConfig
     from .stores import (
         AccountStatus,
         FileTokenStore,
@@ -84,6 +85,7 @@ _EXPORTS = {
     "SessionEnded": ".stores.base",
     "SlotCollisionError": ".errors",
     "Snapshot": ".bundle",
+    "StandaloneConfig": ".standalone",
     "StoreReadError": ".errors",
     "StoreWriteError": ".errors",
     "TokenBundle": ".bundle",
@@ -133,6 +135,7 @@ __all__ = [
     "SessionEnded",
     "SlotCollisionError",
     "Snapshot",
+    "StandaloneConfig",
     "StoreReadError",
     "StoreWriteError",
     "TokenBundle",

@@ -4,6 +4,12 @@
     python -m requests_refreshauth --issuer ... --client-id ... status --json
     python -m requests_refreshauth demo     # see it work against a local server
 
+A provider without discovery (GitHub) is given by its endpoints instead of ``--issuer``
+(``--token-endpoint`` and ``--authorization-endpoint`` / ``--device-authorization-endpoint``),
+a confidential client's secret by the NAME of the variable holding it
+(``--client-secret-env``). Every option defaults to its ``REFRESHAUTH_*`` variable
+(:mod:`.standalone`, which other front ends use to find the same login).
+
 Tokens go to the OS keyring (records file under the user's config directory) unless
 ``--store file`` is given (tokens in a records file of its own, never the keyring
 store's: ``--records`` names either). Every failure exits with the code of its typed error
@@ -16,7 +22,6 @@ plain-http endpoint in the discovered metadata, 1 for an unexpected error) and, 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shlex
 import sys
 from pathlib import Path
@@ -25,34 +30,59 @@ from typing import TYPE_CHECKING, List, Optional, Tuple
 from ._cli_argparse import _add_user_before_verb, _add_verbs
 from ._cli_options import USER_BEFORE
 from ._cli_verbs import AuthCommands
-from ._paths import user_dir
 from .demo import add_demo_arguments, run_demo
+from .errors import ConfigurationError
+from .standalone import ENV, FLAGS, StandaloneConfig, records_path
 
 if TYPE_CHECKING:
     from .providers.base import AuthProvider
     from .stores.base import TokenStore
 
-__all__ = ["main"]
+__all__ = ["main", "records_path"]
 
 
 def build_parser() -> Tuple[argparse.ArgumentParser, _StandaloneCommands]:
     parser = argparse.ArgumentParser(
         prog="python -m requests_refreshauth",
         description="Sign in to an OAuth 2.0 / OpenID Connect provider and keep the token fresh.",
+        epilog="Each option defaults to its REFRESHAUTH_* environment variable (shown in "
+        "brackets); an option given wins.",
     )
-    parser.add_argument("--issuer", help="issuer URL (metadata is discovered and cached)")
-    parser.add_argument("--client-id", help="the public client id registered at the issuer")
-    parser.add_argument(
-        "--scope", action="append", default=None, help="a scope to request (repeatable)"
+    option = parser.add_argument
+    option("--issuer", help=f"issuer URL (metadata is discovered and cached) [{ENV['issuer']}]")
+    option("--client-id", help=f"the client id registered at the provider [{ENV['client_id']}]")
+    option(
+        "--scope",
+        action="append",
+        default=None,
+        help=f"a scope to request (repeatable) [{ENV['scopes']}, space-separated]",
     )
-    parser.add_argument(
+    for field, what in _ENDPOINT_HELP:
+        option(FLAGS[field], metavar="URL", help=f"{what} [{ENV[field]}]")
+    option(
+        "--client-secret-env",
+        metavar="NAME",
+        help="a confidential client: the NAME of the environment variable holding its "
+        f"secret (never the secret itself) [{ENV['client_secret_env']}]",
+    )
+    option(
+        "--client-auth",
+        choices=("basic", "post"),
+        default=None,
+        help="how a confidential client sends its secret: HTTP Basic (default) or in the "
+        f"body [{ENV['client_auth']}]",
+    )
+    option(
         "--store",
         choices=("keyring", "file"),
-        default="keyring",
-        help="where tokens live (keyring falls back to the records file when none exists)",
+        default=None,
+        help="where tokens live (keyring, the default, falls back to the records file when "
+        f"none exists) [{ENV['store_kind']}]",
     )
-    parser.add_argument(
-        "--records", type=Path, help="records file (default: per issuer, client and --store)"
+    option(
+        "--records",
+        type=Path,
+        help=f"records file (default: per server, client and --store) [{ENV['records']}]",
     )
     _add_user_before_verb(parser)
     verbs = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -67,6 +97,37 @@ def build_parser() -> Tuple[argparse.ArgumentParser, _StandaloneCommands]:
     return parser, commands
 
 
+#: The endpoint options, for a provider without discovery (instead of --issuer).
+_ENDPOINT_HELP = (
+    ("authorization_endpoint", "without discovery: the authorization endpoint (browser login)"),
+    ("token_endpoint", "without discovery, instead of --issuer: the token endpoint"),
+    ("device_authorization_endpoint", "without discovery: the device endpoint (login --device)"),
+    ("revocation_endpoint", "without discovery: the revocation endpoint (logout)"),
+)
+
+#: The argparse destination of each setting given as an option.
+_DEST = {
+    "issuer": "issuer",
+    "client_id": "client_id",
+    "scopes": "scope",
+    "authorization_endpoint": "authorization_endpoint",
+    "token_endpoint": "token_endpoint",
+    "device_authorization_endpoint": "device_authorization_endpoint",
+    "revocation_endpoint": "revocation_endpoint",
+    "client_secret_env": "client_secret_env",
+    "client_auth": "client_auth",
+    "store_kind": "store",
+    "records": "records",
+}
+
+
+def config_from(args: argparse.Namespace) -> StandaloneConfig:
+    """The configuration: the options given, over the ``REFRESHAUTH_*`` variables."""
+    return StandaloneConfig.from_env(
+        **{field: getattr(args, dest, None) for field, dest in _DEST.items()}
+    )
+
+
 class _StandaloneCommands(AuthCommands):
     """AuthCommands whose store and provider come from the command line."""
 
@@ -77,45 +138,28 @@ class _StandaloneCommands(AuthCommands):
         self.parser = parser
         self.args: Optional[argparse.Namespace] = None
 
-    def _need(self) -> argparse.Namespace:
+    def _config(self) -> StandaloneConfig:
+        """The configuration, or a usage error (exit 2) naming the option and variable."""
         assert self.args is not None
-        if not self.args.issuer or not self.args.client_id:
-            self.parser.error("--issuer and --client-id are required for this command")
-        return self.args
+        try:
+            return config_from(self.args)
+        except ConfigurationError as exc:
+            self.parser.error(str(exc))
 
     def _records(self, args: argparse.Namespace) -> Path:
-        return records_path(args.issuer, args.client_id, args.store, args.records)
+        self.args = args
+        return self._config().records_file
 
     def _make_store(self) -> TokenStore:
-        from .stores.file import FileTokenStore
-        from .stores.keyring import KeyringTokenStore
-
-        args = self._need()
-        records = self._records(args)
-        if args.store == "file":
-            return FileTokenStore(records)
-        return KeyringTokenStore(f"requests-refreshauth:{args.issuer}", records)
+        return self._config().store()
 
     def _make_provider(self) -> AuthProvider:
-        from .providers.pkce import PkceProvider
-
-        args = self._need()
-        scopes = args.scope if args.scope is not None else ["openid", "offline_access"]
-        return PkceProvider.from_issuer(args.issuer, args.client_id, scopes)
-
-
-def records_path(issuer: str, client_id: str, store: str, records: Optional[Path]) -> Path:
-    """The records file: ``--records``, else one per issuer, client and store kind.
-
-    Each kind has its own default file: the keyring store's records point into the
-    keyring and the file store's hold the tokens, so sharing one file would make each
-    store read the other's records as malformed.
-    """
-    if records:
-        return Path(records)
-    key = hashlib.sha256(f"{issuer}\n{client_id}".encode()).hexdigest()[:16]
-    suffix = "" if store == "keyring" else f"-{store}"
-    return user_dir("config") / f"tokens-{key}{suffix}.json"
+        config = self._config()
+        try:
+            config.client_secret()  # unset: a usage error, not the provider's failure
+        except ConfigurationError as exc:
+            self.parser.error(str(exc))
+        return config.provider()
 
 
 def _file_records(records: Path) -> Path:
@@ -128,20 +172,39 @@ def _invocation(
     args: argparse.Namespace, store: Optional[str] = None, records: Optional[Path] = None
 ) -> str:
     """How this invocation was configured (or would be, with another ``store`` and
-    ``records``), so hints like "run … login" work as printed."""
+    ``records``), so hints like "run … login" work as printed: the options as given
+    (the environment's settings stay in the environment; a secret is never an option)."""
     store = store or args.store
     records = records or args.records
     words = ["python -m requests_refreshauth"]
-    for flag, value in (("--issuer", args.issuer), ("--client-id", args.client_id)):
+    for field in ("issuer", "client_id", *(field for field, _ in _ENDPOINT_HELP)):
+        value = getattr(args, _DEST[field], None)
         if value:
-            words += [flag, shlex.quote(value)]
+            words += [FLAGS[field], shlex.quote(value)]
     for scope in args.scope or ():
         words += ["--scope", shlex.quote(scope)]
-    if store != "keyring":
+    for field in ("client_secret_env", "client_auth"):
+        value = getattr(args, _DEST[field], None)
+        if value:
+            words += [FLAGS[field], shlex.quote(value)]
+    if store:
         words += ["--store", store]
     if records:
         words += ["--records", shlex.quote(str(records))]
     return " ".join(words)
+
+
+def _file_store_hint(args: argparse.Namespace) -> Optional[str]:
+    """What a locked keyring's message offers instead: the same login, ``--store file``
+    (``None`` when the store is a file already, or the configuration is unusable)."""
+    try:
+        config = config_from(args)
+    except ConfigurationError:
+        return None
+    if config.store_kind != "keyring":
+        return None
+    records = _file_records(config.records) if config.records else None
+    return f"`{_invocation(args, 'file', records)} login`"
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -151,9 +214,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     commands.prog = _invocation(args)
     if getattr(args, USER_BEFORE, None) is not None and args.command == "demo":
         parser.error("--user does not apply to `demo`")
-    if args.store == "keyring":  # what a locked keyring's message offers instead
-        records = _file_records(Path(args.records)) if args.records else None
-        commands.file_store_hint = f"`{_invocation(args, 'file', records)} login`"
+    if args.command != "demo":
+        commands.file_store_hint = _file_store_hint(args)
     # The auth verbs type their own failures; this catches the rest (the demo) the same way.
     status: int = commands.run(
         lambda as_json: args.func(args), as_json=bool(getattr(args, "json", False))

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Optional
 
 from ._cli_options import (
+    CLAIMS_HELP,
     PORT_HELP,
     RETRY_HELP,
     TIMEOUT_HELP,
     USER_BEFORE,
+    claims_json,
     port_number,
     positive_seconds,
 )
@@ -84,6 +86,7 @@ def _add_verbs(verbs: Any, commands: AuthCommands) -> None:
     login.add_argument(
         "--timeout", type=positive_seconds, default=180.0, metavar="SECONDS", help=TIMEOUT_HELP
     )
+    login.add_argument("--claims", type=claims_json, metavar="JSON", help=CLAIMS_HELP)
     login.set_defaults(
         func=lambda a: (
             _no_user_before(login, a)
@@ -95,6 +98,7 @@ def _add_verbs(verbs: Any, commands: AuthCommands) -> None:
                 default=a.default,
                 port=a.port,
                 timeout=a.timeout,
+                claims=a.claims,
             )
         )
     )

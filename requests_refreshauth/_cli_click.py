@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._cli_options import (
+    CLAIMS_HELP,
     PORT_HELP,
     RETRY_HELP,
     TIMEOUT_HELP,
     USER_BEFORE,
+    claims_json,
     port_number,
     positive_seconds,
 )
@@ -107,6 +109,7 @@ def click_auth_group(
         callback=checked(positive_seconds),
         help=TIMEOUT_HELP,
     )
+    @click.option("--claims", metavar="JSON", callback=checked(claims_json), help=CLAIMS_HELP)
     def login(
         as_json: bool,
         device: bool,
@@ -114,6 +117,7 @@ def click_auth_group(
         make_default: Optional[bool],
         port: Optional[int],
         timeout: float,
+        claims: Optional[str],
     ) -> None:
         no_user_before()
         host_prog()
@@ -126,6 +130,7 @@ def click_auth_group(
                 default=make_default or None,
                 port=port,
                 timeout=timeout,
+                claims=claims,
             )
         )
 

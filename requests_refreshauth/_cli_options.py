@@ -39,5 +39,19 @@ def positive_seconds(text: str) -> float:
     return seconds
 
 
+def claims_json(text: str) -> str:
+    """argparse ``type``: the OIDC ``claims`` parameter, a JSON object (usage error else)."""
+    import argparse
+
+    from ._claims import claims_parameter
+    from .errors import ConfigurationError
+
+    try:
+        return claims_parameter(text) or ""
+    except ConfigurationError:
+        raise argparse.ArgumentTypeError("must be a JSON object (a claims challenge)") from None
+
+
+CLAIMS_HELP = "ask for these claims (a JSON object, e.g. the server's claims challenge)"
 PORT_HELP = "listen for the redirect on this exact port (for a registered redirect URI)"
 TIMEOUT_HELP = "seconds to wait for the browser sign-in (default: 180)"

@@ -191,12 +191,16 @@ class AuthCommands:
         default: Optional[bool] = None,
         timeout: float = 180.0,
         port: Optional[int] = None,
+        claims: Optional[str] = None,
     ) -> int:
+        from .errors import ConfigurationError
         from .login import device_login, login
         from .providers.pkce import PkceProvider
         from .refresh import refresh_access_token
 
         provider = self.provider
+        if claims and (device or not isinstance(provider, PkceProvider)):
+            raise ConfigurationError("--claims is for the browser sign-in, not this login.")
         if isinstance(provider, PkceProvider):
             if device:
                 snapshot = device_login(
@@ -214,6 +218,7 @@ class AuthCommands:
                     say=self.say,
                     device_command=f"{self.prog} login --device".strip(),
                     prog=self.prog,
+                    claims=claims,
                 )
         else:  # a provider that needs no user: obtaining a token is the login
             snapshot = refresh_access_token(self.store, provider, force=True)

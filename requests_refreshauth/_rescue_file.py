@@ -16,6 +16,7 @@ import stat
 import sys
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
+from ._extra import stored_problem
 from ._fs import UnsafeFile, check_trusted, write_atomically
 from .bundle import Account, TokenBundle
 
@@ -237,8 +238,14 @@ def _decode(doc: Dict[str, Any], account: Account, path: str) -> Optional[Rescue
         or not isinstance(doc.get("bundle"), dict)
     ):
         return None
+    data = doc["bundle"]
+    if stored_problem(data.get("extra")) is not None:
+        # The refresh token is what a rescue is for: an unreadable extra field (which no
+        # version of this library writes) must not cost it. The fields are dropped.
+        log.warning("the token rescue file %s has malformed extra fields; ignoring them", path)
+        data = {key: value for key, value in data.items() if key != "extra"}
     try:
-        bundle = TokenBundle.from_dict(doc["bundle"])
+        bundle = TokenBundle.from_dict(data)
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
         return None
     tokens = [bundle.access_token, bundle.refresh_token or "-"]

@@ -2,23 +2,31 @@
 
 Everything here is pure: no clock is read (callers pass ``now``), no I/O happens. Expiries
 are absolute epoch seconds so a bundle written by one process means the same thing when
-another process reads it an hour later.
+another process reads it an hour later. What a just-received JWT says about its own
+expiry is in :mod:`._jwt`, the rules for a bundle's extra fields in :mod:`._extra` (both
+re-exported here).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
-import math
-from typing import Any, Callable, Iterable, Mapping, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Tuple, Union
 
+from ._extra import ExtraFields, Scalar, as_extra
+from ._jwt import (
+    SKEWED_TOKEN_LIFETIME,
+    TokenExpiry,
+    access_token_expiry,
+    jwt_claims,
+    jwt_expiry,
+)
+from ._numbers import finite
 from ._values import Value
 
 __all__ = [
     "SKEWED_TOKEN_LIFETIME",
     "Account",
+    "ExtraFields",
     "Snapshot",
     "TokenBundle",
     "TokenExpiry",
@@ -35,6 +43,8 @@ __all__ = [
 ]
 
 ScopeLike = Union[str, Iterable[str], None]
+#: Under its old name, for the modules that import it from here.
+_finite = finite
 
 
 def _normalize_scope(scope: ScopeLike) -> Optional[Tuple[str, ...]]:
@@ -52,17 +62,6 @@ def _check_expiry(name: str, value: Optional[float]) -> Optional[float]:
     if number is None:
         raise TypeError(f"{name} must be epoch seconds (a finite number) or None")
     return number
-
-
-def _finite(value: Any) -> Optional[float]:
-    """``value`` as a finite float, or ``None`` (bools, NaN, ±inf, ints beyond float range)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _text(value: Any) -> bool:
@@ -86,8 +85,10 @@ class TokenBundle(Value):
     """What a token endpoint gave us, with absolute expiries.
 
     ``issued_at`` (when we received the access token) lets the skew be clamped to half
-    the token's lifetime; ``None`` means "unknown" and disables the clamp. Immutable;
-    ``repr`` shows ``'***'`` for both tokens.
+    the token's lifetime; ``None`` means "unknown" and disables the clamp. ``extra``: the
+    response's other non-secret scalar fields (Salesforce's ``instance_url``), read-only,
+    checked by :mod:`._extra`. Immutable; ``repr`` shows ``'***'`` for both tokens and
+    only the names of the extra fields.
     """
 
     __slots__ = (
@@ -98,6 +99,7 @@ class TokenBundle(Value):
         "token_type",
         "scope",
         "issued_at",
+        "extra",
     )
     _secret_fields = frozenset({"access_token", "refresh_token"})
 
@@ -108,6 +110,7 @@ class TokenBundle(Value):
     token_type: str
     scope: Optional[Tuple[str, ...]]
     issued_at: Optional[float]
+    extra: ExtraFields
 
     def __init__(
         self,
@@ -118,6 +121,7 @@ class TokenBundle(Value):
         token_type: str = "Bearer",
         scope: ScopeLike = None,
         issued_at: Optional[float] = None,
+        extra: Optional[Mapping[str, Scalar]] = None,
     ) -> None:
         if not _text(access_token):
             raise TypeError("access_token must be a non-empty string of valid Unicode")
@@ -133,6 +137,7 @@ class TokenBundle(Value):
             token_type=token_type,
             scope=_normalize_scope(scope),
             issued_at=_check_expiry("issued_at", issued_at),
+            extra=as_extra(extra),
         )
 
     def __str__(self) -> str:
@@ -140,8 +145,13 @@ class TokenBundle(Value):
 
     @property
     def authorization(self) -> str:
-        """The ``Authorization`` header value for this token."""
-        scheme = "Bearer" if self.token_type.lower() == "bearer" else self.token_type
+        """The ``Authorization`` header value for this token.
+
+        Only a token type that is an HTTP authentication scheme (``DPoP``, ``MAC``)
+        becomes the scheme; anything else (Slack's ``"bot"``/``"user"``) is a Bearer token.
+        """
+        kind = self.token_type.lower()
+        scheme = self.token_type if kind in ("dpop", "mac") else "Bearer"
         return f"{scheme} {self.access_token}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -153,6 +163,8 @@ class TokenBundle(Value):
                 data[name] = value
         if self.scope is not None:
             data["scope"] = list(self.scope)
+        if self.extra:  # absent when empty: files stay as older versions wrote them
+            data["extra"] = dict(self.extra)
         return data
 
     @classmethod
@@ -166,6 +178,7 @@ class TokenBundle(Value):
             token_type=data.get("token_type", "Bearer"),
             scope=data.get("scope"),
             issued_at=data.get("issued_at"),
+            extra=data.get("extra"),
         )
 
 
@@ -328,85 +341,3 @@ def is_fresh(bundle: TokenBundle, now: float, skew: float) -> bool:
 def refresh_token_expired(bundle: TokenBundle, now: float) -> bool:
     """Whether the refresh token's own absolute expiry has passed."""
     return bundle.refresh_expires_at is not None and now >= bundle.refresh_expires_at
-
-
-def jwt_claims(token: str) -> Optional[dict[str, Any]]:
-    """The payload of a JWT, *unverified*, or ``None`` if ``token`` is not a readable JWT.
-
-    Only for decisions that grant nothing: when to refresh (``exp``), what to call the
-    account (``sub``). Never for authorization.
-    """
-    parts = token.split(".")
-    if len(parts) != 3 or not parts[1]:
-        return None
-    payload = parts[1]
-    try:
-        raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-        claims = json.loads(raw)
-    except (binascii.Error, ValueError, RecursionError):
-        return None
-    return claims if isinstance(claims, dict) else None
-
-
-def jwt_expiry(token: str) -> Optional[float]:
-    """The ``exp`` claim of a JWT access token, or ``None`` if it is not a readable JWT.
-
-    Only the payload is decoded: the value decides when *we* refresh, it grants nothing,
-    so no signature check is needed.
-    """
-    claims = jwt_claims(token)
-    return None if claims is None else _finite(claims.get("exp"))
-
-
-#: Seconds a JWT access token is used when, by this machine's clock, its ``exp`` has
-#: already passed on receipt and it carries no ``iat`` to tell its lifetime: the clocks
-#: disagree, and refreshing again at once would loop. Tokens that die sooner are renewed
-#: by the 401 path; with the default skew, one refresh per four minutes at most.
-SKEWED_TOKEN_LIFETIME = 300.0
-#: A local lifetime below this is not believed (it would mean a refresh per request).
-_MIN_LIFETIME = 1.0
-#: Without ``iat``, an ``exp`` fewer seconds ahead of our clock than this on receipt is
-#: taken as clock skew, not as a token about to die: real access tokens live minutes, and
-#: believing it would renew on every request (the skew clamps to half of what is left).
-_SUSPECT_LIFETIME = 30.0
-
-
-class TokenExpiry(NamedTuple):
-    """When a just-received access token expires by the local clock.
-
-    ``clock_suspect``: the JWT's ``exp`` had already passed by our clock and no ``iat``
-    said how long the token lives, so :data:`SKEWED_TOKEN_LIFETIME` was assumed.
-    """
-
-    expires_at: Optional[float]
-    clock_suspect: bool = False
-
-
-def access_token_expiry(expires_in: Optional[float], access_token: str, now: float) -> TokenExpiry:
-    """The local expiry of an access token received at ``now`` (pure).
-
-    ``expires_in`` wins. Otherwise a JWT's ``exp`` is the *server's* clock: with ``iat``,
-    ``exp - iat`` is a lifetime counted from ``now``, whatever the clocks say; without it
-    ``exp`` is taken as is unless it has passed by our clock, or is less than
-    ``_SUSPECT_LIFETIME`` ahead: the token was not born (nearly) dead, our clock is
-    ahead, and it is used for :data:`SKEWED_TOKEN_LIFETIME` seconds. An unusable result
-    (not finite) is "unknown".
-    """
-    if expires_in is not None:
-        return TokenExpiry(_finite(now + expires_in))
-    claims = jwt_claims(access_token)
-    if claims is None:
-        return TokenExpiry(None)
-    exp = _finite(claims.get("exp"))
-    if exp is None:
-        return TokenExpiry(None)
-    iat = _finite(claims.get("iat"))
-    if iat is not None:
-        lifetime = _finite(exp - iat)
-        if lifetime is not None and lifetime >= _MIN_LIFETIME:
-            at = _finite(now + lifetime)
-            if at is not None and at - now >= _MIN_LIFETIME:
-                return TokenExpiry(at)
-    if exp - now >= _SUSPECT_LIFETIME:
-        return TokenExpiry(exp)
-    return TokenExpiry(now + SKEWED_TOKEN_LIFETIME, clock_suspect=True)

@@ -2,7 +2,8 @@
 
 The CLI shows a short code and a URL; the user opens the URL on any device and enters the
 code; meanwhile the CLI polls the token endpoint, waiting ``interval`` seconds between
-polls and five more after every ``slow_down`` (§3.5).
+polls and five more after every ``slow_down`` (§3.5), or the new interval the server
+names (GitHub, which sends these answers with HTTP 200).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from urllib.parse import urlencode
 
 from ._scrub import basic_credentials, hiding, scrub_error, server_text
 from .errors import AuthError, CallbackTimeoutError, OAuthFlowError, RefreshTransientError
-from .oauth_errors import oauth_error_of
+from .oauth_errors import fields_of, oauth_error_of
 from .token_response import interpret_token_response
 
 if TYPE_CHECKING:
@@ -27,6 +28,9 @@ log = logging.getLogger("requests_refreshauth.login")
 
 _MIN_INTERVAL = 1.0
 _DEFAULT_INTERVAL = 5.0
+_MAX_INTERVAL = 60.0
+#: §3.5 answers to a poll, whatever the HTTP status they come with.
+_POLL_ERRORS = frozenset({"authorization_pending", "slow_down", "access_denied", "expired_token"})
 
 
 class DeviceAuthorization(NamedTuple):
@@ -166,7 +170,12 @@ def poll_device_token(
             continue
         text, status = response.text, response.status_code
         retry_after = response.headers.get("Retry-After")
-        if status == 200:
+        fields = fields_of(text) or {}
+        # GitHub sends the §3.5 errors with HTTP 200 (and slow_down with a new interval);
+        # a usable token in a 2xx is a success whatever else the body says.
+        token = status == 200 and bool(fields.get("access_token"))
+        error = None if token else oauth_error_of(text)[0]
+        if status == 200 and error not in _POLL_ERRORS:
             try:
                 with hiding(secrets):
                     return interpret_token_response(
@@ -180,11 +189,10 @@ def poll_device_token(
             except AuthError as exc:
                 scrub_error(exc, secrets)
                 raise
-        error, _ = oauth_error_of(text)
         if error == "authorization_pending":
             continue
         if error == "slow_down":
-            interval += 5.0
+            interval = max(interval + 5.0, _seconds(fields.get("interval")))
             continue
         if error == "access_denied":
             raise OAuthFlowError("The sign-in was declined on the verification page.")
@@ -205,6 +213,15 @@ def poll_device_token(
         except AuthError as exc:
             scrub_error(exc, secrets)
             raise
+
+
+def _seconds(value: Any) -> float:
+    """A server-sent ``interval`` in seconds (GitHub's slow_down), bounded; 0 if unusable."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return min(seconds, _MAX_INTERVAL) if seconds == seconds else 0.0
 
 
 def _client_secrets(provider: PkceProvider, secret: Optional[str]) -> list[str]:

@@ -9,21 +9,21 @@ account becomes the default only if no default is pinned yet, unless told otherw
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import subprocess
 import sys
 import time
 from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Union
 
+from ._claims import Claims, claims_parameter
 from ._revoking import revoke as revoke_token
 from ._revoking import revoke_unsaved, unsaved_error
 from ._scrub import server_text, terminal_safe
+from ._system_browser import BrowserOpener, default_browser
 from .bundle import Account, Snapshot, TokenBundle, jwt_claims
 from .device import poll_device_token, start_device_authorization
 from .errors import (
     AuthError,
     CallbackTimeoutError,
+    ConfigurationError,
     OAuthFlowError,
     StoreReadError,
     StoreWriteError,
@@ -49,66 +49,11 @@ __all__ = [
 log = logging.getLogger("requests_refreshauth.login")
 
 Say = Callable[[str], None]
-BrowserOpener = Callable[[str], bool]
 Identify = Callable[[TokenBundle], Account]
 
 
 def _stderr(message: str) -> None:
     print(terminal_safe(message, multiline=True), file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------- browsers
-
-
-def _is_wsl() -> bool:
-    try:
-        with open("/proc/version", encoding="utf-8", errors="replace") as handle:
-            return "microsoft" in handle.read().lower()
-    except OSError:
-        return False
-
-
-def default_browser() -> Optional[BrowserOpener]:
-    """A function that opens a URL in the user's browser, or ``None`` if there is none.
-
-    ``$BROWSER`` is honoured first (``webbrowser`` reads it). Headless Linux (no
-    ``DISPLAY``/``WAYLAND_DISPLAY``, e.g. over SSH) has none; WSL opens the Windows
-    browser (``wslview``, else ``explorer.exe``); elsewhere ``webbrowser``.
-    """
-    chosen = os.environ.get("BROWSER")
-    if chosen:  # the user's explicit choice wins, even over SSH; its failure is reported
-        from ._browser_env import env_browser
-
-        return env_browser(chosen)
-    if sys.platform.startswith("linux") and _is_wsl():
-        for command in ("wslview", "explorer.exe"):
-            path = shutil.which(command)
-            if path:
-                return lambda url, path=path: _spawn([path, url])  # type: ignore[misc]
-        return None
-    if (
-        sys.platform.startswith(("linux", "freebsd", "openbsd"))
-        and not os.environ.get("DISPLAY")
-        and not os.environ.get("WAYLAND_DISPLAY")
-    ):
-        return None
-    import webbrowser
-
-    try:
-        webbrowser.get()
-    except webbrowser.Error:
-        return None
-    return lambda url: bool(webbrowser.open(url, new=1))
-
-
-def _spawn(command: list[str]) -> bool:
-    try:
-        subprocess.Popen(  # noqa: S603 - a fixed program and the URL as one argument
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-    except OSError:
-        return False
-    return True
 
 
 # --------------------------------------------------------------------------- identity
@@ -155,6 +100,7 @@ def login(
     say: Say = _stderr,
     device_command: Optional[str] = None,
     prog: Optional[str] = None,
+    claims: Optional[Claims] = None,
 ) -> Snapshot:
     """Browser login with loopback redirect (RFC 8252) and PKCE; returns the saved snapshot.
 
@@ -168,6 +114,8 @@ def login(
     sign-in (a CLI passes ``"mycli auth login --device"``), named when a browser sign-in
     cannot work here and the provider offers device sign-in. ``prog``: how hints name
     the CLI's auth commands (``"mycli auth"``), e.g. to switch the default account.
+    ``claims``: the OIDC ``claims`` request parameter, a JSON object as text (Entra's
+    challenge, ``RefreshExpiredError.extra["claims"]``, sent as is) or a mapping.
 
     The store's ``preflight()`` (if it has one) runs first: a store that cannot save
     (a locked keyring, or one out of reach that holds the default account's tokens)
@@ -181,7 +129,11 @@ def login(
     from ._browser_env import BrowserFailed
     from ._waiting import device_command_for, no_browser_text, span, timeout_text, wait_for
 
+    claims_value = claims_parameter(claims)  # a bad one fails before anything is shown
+    params = {} if claims_value is None else {"claims": claims_value}
     device_command = device_command_for(provider, device_command)
+    if hasattr(provider, "authorization_endpoint") and not provider.authorization_endpoint:
+        raise ConfigurationError(_no_browser_sign_in(device_command))
     _preflight(store)
     state = token_urlsafe(24)
     with LoopbackServer(
@@ -191,7 +143,7 @@ def login(
         issuer=provider.issuer,
         require_iss=provider.iss_parameter_supported,
     ) as listener:
-        request = provider.authorization_request(listener.redirect_uri, state=state)
+        request = provider.authorization_request(listener.redirect_uri, state=state, **params)
         opener = default_browser() if open_browser is None else open_browser
         say(f"To sign in, open this URL in a browser:\n\n    {terminal_safe(request.url)}\n")
         opened, failure = False, None
@@ -222,6 +174,13 @@ def login(
         raise OAuthFlowError("The sign-in response carried no authorization code.")
     bundle = provider.exchange_code(code, request)
     return _save(store, provider, bundle, make_default, identify, say, prog)
+
+
+def _no_browser_sign_in(device_command: Optional[str]) -> str:
+    text = "The provider has no authorization endpoint, so it offers no browser sign-in"
+    if device_command:
+        return f"{text}: sign in with a code instead: `{device_command}`."
+    return f"{text}: configure its authorization endpoint (or its device endpoint)."
 
 
 def device_login(

@@ -16,6 +16,7 @@ import re
 from typing import Any, Mapping, Optional, Sequence
 from urllib.parse import urlencode
 
+from . import _extra
 from .bundle import (
     SKEWED_TOKEN_LIFETIME,
     ScopeLike,
@@ -262,8 +263,10 @@ def bundle_from_token_response(
     ``refresh_expires_in`` / ``refresh_token_expires_in`` when sent
     (:func:`refresh_lifetime`), and falls back to a JWT access token's claims when
     ``expires_in`` is missing (:func:`~.bundle.access_token_expiry`: local time, never the
-    server's clock). Raises :class:`RefreshTransientError` when the access
-    token itself is unusable.
+    server's clock). The response's other non-secret scalar fields become ``extra``
+    (:mod:`._extra`), merged over the previous bundle's: a field the refresh omits is kept,
+    like a refresh token that did not rotate. Raises :class:`RefreshTransientError` when
+    the access token itself is unusable.
     """
     access_token = params.get("access_token")
     if not isinstance(access_token, str) or not _USABLE_TOKEN.fullmatch(access_token):
@@ -324,4 +327,8 @@ def bundle_from_token_response(
         token_type=token_type,
         scope=scope or None,
         issued_at=now,
+        extra=_extra.merged(
+            _extra.from_response(params, (access_token, params.get("refresh_token"))),
+            previous.extra if previous is not None else None,
+        ),
     )

@@ -146,3 +146,20 @@ def test_token_retry_refresh_flag(calls: Calls) -> None:
     code, output = run_click(["auth", "token"])
     assert code == 0, output
     assert only(calls)[1]["retry_refresh"] is False
+
+
+def test_login_claims(calls: Calls) -> None:
+    claims = '{"access_token":{"acrs":{"essential":true,"value":"c1"}}}'
+    assert run_argparse(["auth", "login", "--claims", claims]) == 0
+    assert only(calls)[1]["claims"] == claims
+    calls.clear()
+    assert run_argparse(["auth", "login"]) == 0
+    assert only(calls)[1]["claims"] is None
+    calls.clear()
+    code, output = run_click(["auth", "login", "--claims", claims])
+    assert code == 0, output
+    assert only(calls)[1]["claims"] == claims
+    calls.clear()
+    code, output = run_click(["auth", "login"])
+    assert code == 0, output
+    assert only(calls)[1]["claims"] is None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Tuple
 
+from .._extra import ExtraFields, as_extra
 from ..bundle import Account, TokenBundle, fingerprint
 from ..errors import StoreReadError
 from ._recordstore import session_ended_of
@@ -21,6 +22,7 @@ from .records import Records
 __all__ = [
     "MAX_CHUNKS",
     "chunk_count",
+    "extra_of",
     "meta_of",
     "record_meta",
     "slot_name",
@@ -82,8 +84,9 @@ def status_of(path: str, records: Records, account: Account) -> AccountStatus:
 
 def meta_of(bundle: TokenBundle) -> Dict[str, Any]:
     """The record's ``meta`` for a bundle: everything but the secrets, plus their
-    fingerprints (so a reader can tell a concurrent write from a finished one)."""
-    return {
+    fingerprints (so a reader can tell a concurrent write from a finished one). The
+    bundle's ``extra`` fields are not secret (see :mod:`.._extra`): here, not the keyring."""
+    meta: Dict[str, Any] = {
         "token_type": bundle.token_type,
         "scope": list(bundle.scope) if bundle.scope is not None else None,
         "expires_at": bundle.expires_at,
@@ -94,6 +97,20 @@ def meta_of(bundle: TokenBundle) -> Dict[str, Any]:
             fingerprint(bundle.refresh_token) if bundle.refresh_token is not None else None
         ),
     }
+    if bundle.extra:  # absent when empty: records stay as older versions wrote them
+        meta["extra"] = dict(bundle.extra)
+    return meta
+
+
+def extra_of(path: str, account_id: str, record: Dict[str, Any]) -> ExtraFields:
+    """The record's extra fields (checked when the records were parsed)."""
+    try:
+        return as_extra(record_meta(path, account_id, record).get("extra"))
+    except TypeError:
+        raise StoreReadError(
+            f"The stored record for account {shown(account_id)} in {path} has malformed extra "
+            "fields. It was left unchanged; log in again to replace it."
+        ) from None
 
 
 def slot_name(record: Dict[str, Any], kind: str) -> str:

@@ -46,7 +46,7 @@ from ._keyring_placement import Location, keyring_usable, where_to_write
 from ._keyring_preflight import PROBE_SLOT as PROBE_SLOT
 from ._keyring_preflight import probe_keyring
 from ._keyring_read import SecretReader, settle
-from ._keyring_records import meta_of, slots_in_use, slots_of, status_of
+from ._keyring_records import extra_of, meta_of, slots_in_use, slots_of, status_of
 from ._keyring_write import AbsentDuringWrite, KnownSecrets, SecretWriter, Undo
 from ._recordstore import FileRecordStore, RecordStore, claim, pin_default
 from ._slots import choose_slot, default_slot, shown, unshared
@@ -135,6 +135,7 @@ class KeyringTokenStore(FileRecordStore):
             issued_at=status.issued_at,
             token_type=status.token_type,
             scope=status.scope,
+            extra=extra_of(self.path, account.id, record),
         )
         return Snapshot(
             account=account,

@@ -22,6 +22,7 @@ import sys
 import time
 from typing import Any, Callable, Iterator, Optional, TypeVar
 
+from .._extra import stored_problem as extra_problem
 from .._fs import UnsafeFile, check_trusted, ensure_private_dir, open_regular, write_atomically
 from ..errors import StoreReadError, StoreWriteError
 from ..locking import AccountLock
@@ -53,13 +54,15 @@ _HTTP_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 def stored_token_problem(fields: Any) -> Optional[str]:
-    """Which token field read from disk a server answer could not have given us, if any.
-
-    Only string values are judged (other shapes are reported where the bundle is built);
-    the result names the field, never its value.
-    """
+    """Which field read from disk no server answer could have given us, if any: a token
+    that is not visible ASCII, a token type that is not an HTTP token, a malformed
+    ``extra`` field. Other shapes are reported where the bundle is built; the result
+    names the field, never its value."""
     if not isinstance(fields, dict):
         return None
+    problem = extra_problem(fields.get("extra"))
+    if problem:
+        return problem
     for name in ("access_token", "refresh_token"):
         value = fields.get(name)
         if isinstance(value, str) and not _USABLE_TOKEN.fullmatch(value):

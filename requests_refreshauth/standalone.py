@@ -1,0 +1,322 @@
+"""Where the standalone CLI (``python -m requests_refreshauth``) keeps its login.
+
+One value, :class:`StandaloneConfig`, says which provider and which store: the CLI builds
+it from its flags over ``REFRESHAUTH_*`` environment variables, and any other front end
+(an httpie auth plugin, a script) builds it from the same variables, so both find the
+SAME login::
+
+    config = StandaloneConfig.from_env()
+    session.auth = RefreshAuth(config.store(), config.provider())
+
+The provider is an issuer (metadata discovered) or, for a provider that publishes no
+discovery document (GitHub), its endpoints given one by one. A confidential client's
+secret is never part of the configuration: only the NAME of the environment variable
+holding it, read when the provider is built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Tuple
+
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .providers.pkce import PkceProvider
+    from .stores.base import TokenStore
+
+__all__ = ["ENV", "FLAGS", "StandaloneConfig", "records_path"]
+
+#: The environment variable of each setting (the CLI's flags default to them).
+ENV: Dict[str, str] = {
+    "issuer": "REFRESHAUTH_ISSUER",
+    "client_id": "REFRESHAUTH_CLIENT_ID",
+    "scopes": "REFRESHAUTH_SCOPE",
+    "authorization_endpoint": "REFRESHAUTH_AUTHORIZATION_ENDPOINT",
+    "token_endpoint": "REFRESHAUTH_TOKEN_ENDPOINT",
+    "device_authorization_endpoint": "REFRESHAUTH_DEVICE_AUTHORIZATION_ENDPOINT",
+    "revocation_endpoint": "REFRESHAUTH_REVOCATION_ENDPOINT",
+    "client_secret_env": "REFRESHAUTH_CLIENT_SECRET_ENV",
+    "client_auth": "REFRESHAUTH_CLIENT_AUTH",
+    "store_kind": "REFRESHAUTH_STORE",
+    "records": "REFRESHAUTH_RECORDS",
+}
+
+#: The standalone CLI's flag of each setting.
+FLAGS: Dict[str, str] = {
+    "issuer": "--issuer",
+    "client_id": "--client-id",
+    "scopes": "--scope",
+    "authorization_endpoint": "--authorization-endpoint",
+    "token_endpoint": "--token-endpoint",
+    "device_authorization_endpoint": "--device-authorization-endpoint",
+    "revocation_endpoint": "--revocation-endpoint",
+    "client_secret_env": "--client-secret-env",
+    "client_auth": "--client-auth",
+    "store_kind": "--store",
+    "records": "--records",
+}
+
+#: Where the server is: an issuer, or endpoints. Flags giving any of them replace the
+#: environment's whole group (mixing an issuer from one with endpoints from the other
+#: would describe no server at all).
+_LOCATION = (
+    "issuer",
+    "authorization_endpoint",
+    "token_endpoint",
+    "device_authorization_endpoint",
+    "revocation_endpoint",
+)
+_ENDPOINTS = _LOCATION[1:]
+
+#: What an issuer configuration asks for when no scope is given (as before this module).
+ISSUER_SCOPES: Tuple[str, ...] = ("openid", "offline_access")
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _named(field: str) -> str:
+    """``--issuer (REFRESHAUTH_ISSUER)``: how a message names a setting."""
+    return f"{FLAGS[field]} ({ENV[field]})"
+
+
+def records_path(issuer: str, client_id: str, store: str, records: Optional[Path]) -> Path:
+    """The records file: ``records``, else one per issuer (or token endpoint), client and
+    store kind.
+
+    Each kind has its own default file: the keyring store's records point into the
+    keyring and the file store's hold the tokens, so sharing one file would make each
+    store read the other's records as malformed.
+    """
+    from ._paths import user_dir
+
+    if records:
+        return Path(records)
+    key = hashlib.sha256(f"{issuer}\n{client_id}".encode()).hexdigest()[:16]
+    suffix = "" if store == "keyring" else f"-{store}"
+    return user_dir("config") / f"tokens-{key}{suffix}.json"
+
+
+class StandaloneConfig:
+    """How the standalone CLI finds its provider and store (frozen; checked when made).
+
+    Exactly one of ``issuer`` (metadata discovered) and ``token_endpoint`` (with the
+    other endpoints given too, as a provider without discovery needs) is set.
+    ``scopes``: ``None`` asks for ``openid offline_access`` with an issuer and for no
+    scope (the server's default) with manual endpoints. ``client_secret_env`` is the
+    NAME of the variable holding a confidential client's secret. A
+    :class:`~requests_refreshauth.errors.ConfigurationError` (a ``ValueError``) names the
+    flag and the variable of what is wrong. (Not a dataclass: importing ``dataclasses``
+    costs the CLI's start-up more than this module.)
+    """
+
+    __slots__ = tuple(ENV)
+
+    issuer: Optional[str]
+    client_id: str
+    scopes: Tuple[str, ...]
+    authorization_endpoint: Optional[str]
+    token_endpoint: Optional[str]
+    device_authorization_endpoint: Optional[str]
+    revocation_endpoint: Optional[str]
+    client_secret_env: Optional[str]
+    client_auth: str
+    store_kind: str
+    records: Optional[Path]
+
+    def __init__(
+        self,
+        *,
+        issuer: Optional[str] = None,
+        client_id: str = "",
+        scopes: Optional[Iterable[str]] = None,
+        authorization_endpoint: Optional[str] = None,
+        token_endpoint: Optional[str] = None,
+        device_authorization_endpoint: Optional[str] = None,
+        revocation_endpoint: Optional[str] = None,
+        client_secret_env: Optional[str] = None,
+        client_auth: str = "basic",
+        store_kind: str = "keyring",
+        records: Optional[os.PathLike[str] | str] = None,
+    ) -> None:
+        values: Dict[str, Any] = dict(
+            issuer=issuer,
+            client_id=client_id,
+            scopes=None if scopes is None else tuple(scopes),
+            authorization_endpoint=authorization_endpoint,
+            token_endpoint=token_endpoint,
+            device_authorization_endpoint=device_authorization_endpoint,
+            revocation_endpoint=revocation_endpoint,
+            client_secret_env=client_secret_env,
+            client_auth=client_auth,
+            store_kind=store_kind,
+            records=None if records is None else Path(records),
+        )
+        problem = _problem(values)
+        if problem:
+            raise ConfigurationError(problem)
+        if values["scopes"] is None:
+            values["scopes"] = ISSUER_SCOPES if issuer else ()
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def _values(self) -> Tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"StandaloneConfig is frozen: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"StandaloneConfig is frozen: cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StandaloneConfig):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:  # no secret here: only the name of its variable
+        shown = ", ".join(
+            f"{name}={getattr(self, name)!r}"
+            for name in self.__slots__
+            if getattr(self, name) not in (None, ())
+        )
+        return f"StandaloneConfig({shown})"
+
+    @classmethod
+    def from_env(
+        cls, environ: Optional[Mapping[str, str]] = None, **given: Any
+    ) -> StandaloneConfig:
+        """The configuration in ``environ`` (default ``os.environ``); ``given`` settings
+        that are not ``None`` (the CLI's flags) win. An empty variable is an unset one."""
+        env = os.environ if environ is None else environ
+        unknown = set(given) - set(ENV)
+        if unknown:
+            raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+        found: Dict[str, Any] = {}
+        for field, variable in ENV.items():
+            value = env.get(variable, "").strip()
+            if value:
+                found[field] = value
+        if "scopes" in found:
+            found["scopes"] = tuple(found["scopes"].split())
+        chosen = {field: value for field, value in given.items() if value is not None}
+        if any(field in chosen for field in _LOCATION):
+            for field in _LOCATION:
+                found.pop(field, None)
+        found.update(chosen)
+        return cls(**found)
+
+    # ------------------------------------------------------------------ where the login is
+
+    @property
+    def server_key(self) -> str:
+        """What identifies the server in the records' name and the keyring service: the
+        issuer, else the token endpoint (where the tokens are issued and renewed)."""
+        return self.issuer or self.token_endpoint or ""
+
+    @property
+    def records_file(self) -> Path:
+        """The records file: ``records``, else one per server, client and store kind."""
+        return records_path(self.server_key, self.client_id, self.store_kind, self.records)
+
+    @property
+    def keyring_service(self) -> str:
+        return f"requests-refreshauth:{self.server_key}"
+
+    def store(self) -> TokenStore:
+        """The token store: the OS keyring (records file beside) or the records file."""
+        if self.store_kind == "file":
+            from .stores.file import FileTokenStore
+
+            return FileTokenStore(self.records_file)
+        from .stores.keyring import KeyringTokenStore
+
+        return KeyringTokenStore(self.keyring_service, self.records_file)
+
+    # ------------------------------------------------------------------ the provider
+
+    def client_secret(self, environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+        """The secret from the variable ``client_secret_env`` names (``None`` for a
+        public client); unset or empty is a ``ConfigurationError``, which shows no value."""
+        if not self.client_secret_env:
+            return None
+        env = os.environ if environ is None else environ
+        secret = env.get(self.client_secret_env, "")
+        if not secret:
+            raise ConfigurationError(
+                f"{_named('client_secret_env')} names an environment variable that is not "
+                "set or is empty: set it to the client secret, or leave "
+                f"{FLAGS['client_secret_env']} out for a public client."
+            )
+        return secret
+
+    def provider(
+        self, *, environ: Optional[Mapping[str, str]] = None, **options: Any
+    ) -> PkceProvider:
+        """The provider; with an issuer its metadata is discovered (cached on disk).
+        ``options`` go to :class:`~requests_refreshauth.PkceProvider` (``session``,
+        ``timeout``…); ``environ`` is where the client secret is read."""
+        from .providers.pkce import PkceProvider
+
+        scopes: Iterable[str] = self.scopes or ()
+        options.setdefault("client_auth", self.client_auth)
+        secret = self.client_secret(environ)
+        if secret is not None:
+            options.setdefault("client_secret", secret)
+        if self.issuer:
+            return PkceProvider.from_issuer(self.issuer, self.client_id, scopes, **options)
+        assert self.token_endpoint is not None  # checked when made
+        return PkceProvider(
+            self.client_id,
+            token_endpoint=self.token_endpoint,
+            authorization_endpoint=self.authorization_endpoint,
+            scopes=scopes,
+            revocation_endpoint=self.revocation_endpoint,
+            device_authorization_endpoint=self.device_authorization_endpoint,
+            **options,
+        )
+
+
+def _problem(config: Mapping[str, Any]) -> Optional[str]:
+    """What is wrong with the settings, in words naming flags and variables (pure)."""
+    endpoints = [field for field in _ENDPOINTS if config[field]]
+    if not config["issuer"] and not config["token_endpoint"]:
+        if endpoints:
+            return (
+                f"{_named('token_endpoint')} is required with "
+                f"{', '.join(_named(f) for f in endpoints)}."
+            )
+        if not config["client_id"]:
+            return (
+                f"--issuer and --client-id are required for this command ({ENV['issuer']}, "
+                f"{ENV['client_id']}); for a provider without discovery, give "
+                f"{_named('token_endpoint')} and its other endpoints instead of --issuer."
+            )
+        return (
+            f"{_named('issuer')} is required, or for a provider without discovery "
+            f"{_named('token_endpoint')} and its other endpoints."
+        )
+    if config["issuer"] and endpoints:
+        return (
+            f"{_named('issuer')} and {', '.join(_named(f) for f in endpoints)} exclude each "
+            f"other: the issuer's metadata names its endpoints. Give one or the other."
+        )
+    if not config["client_id"]:
+        return f"{_named('client_id')} is required."
+    if config["client_auth"] not in ("basic", "post"):
+        return f"{_named('client_auth')} must be 'basic' or 'post'."
+    if config["store_kind"] not in ("keyring", "file"):
+        return f"{_named('store_kind')} must be 'keyring' or 'file'."
+    name = config["client_secret_env"]
+    if name is not None and not _ENV_NAME.match(name):  # never echoed: it may be the secret
+        return (
+            f"{_named('client_secret_env')} takes the NAME of an environment variable "
+            "holding the client secret (letters, digits, _), never the secret itself."
+        )
+    return None

@@ -1,0 +1,477 @@
+"""The standalone CLI's configuration (``requests_refreshauth.standalone``): flags, env
+vars, errors and the hints that reproduce it (in-process and fast); one journey of the
+module CLI with manual endpoints against LocalAuthServer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+from requests_refreshauth.errors import ConfigurationError
+from requests_refreshauth.testing import LocalAuthServer
+
+ISSUER = "https://auth.example.com"
+TOKEN = "https://github.com/login/oauth/access_token"
+AUTHORIZE = "https://github.com/login/oauth/authorize"
+DEVICE = "https://github.com/login/device/code"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith("REFRESHAUTH_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setattr(sys, "platform", "linux")  # user_dir's XDG branch
+
+
+def config_from(env: Dict[str, str], **given: Any) -> Any:
+    from requests_refreshauth.standalone import StandaloneConfig
+
+    return StandaloneConfig.from_env(env, **given)
+
+
+# ------------------------------------------------------------------ from the environment
+
+
+def test_from_env_reads_every_variable(tmp_path: Path) -> None:
+    config = config_from(
+        {
+            "REFRESHAUTH_CLIENT_ID": "Iv1.abc",
+            "REFRESHAUTH_SCOPE": "repo  read:org",
+            "REFRESHAUTH_AUTHORIZATION_ENDPOINT": AUTHORIZE,
+            "REFRESHAUTH_TOKEN_ENDPOINT": TOKEN,
+            "REFRESHAUTH_DEVICE_AUTHORIZATION_ENDPOINT": DEVICE,
+            "REFRESHAUTH_REVOCATION_ENDPOINT": "https://example.com/revoke",
+            "REFRESHAUTH_CLIENT_SECRET_ENV": "GH_SECRET",
+            "REFRESHAUTH_CLIENT_AUTH": "post",
+            "REFRESHAUTH_STORE": "file",
+            "REFRESHAUTH_RECORDS": str(tmp_path / "r.json"),
+        }
+    )
+    assert config.issuer is None
+    assert config.client_id == "Iv1.abc"
+    assert config.scopes == ("repo", "read:org")
+    assert config.authorization_endpoint == AUTHORIZE
+    assert config.token_endpoint == TOKEN
+    assert config.device_authorization_endpoint == DEVICE
+    assert config.revocation_endpoint == "https://example.com/revoke"
+    assert config.client_secret_env == "GH_SECRET"
+    assert config.client_auth == "post"
+    assert config.store_kind == "file"
+    assert config.records == tmp_path / "r.json"
+    with pytest.raises(AttributeError):
+        config.client_id = "other"  # frozen
+
+
+def test_from_env_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    from requests_refreshauth.standalone import StandaloneConfig
+
+    monkeypatch.setenv("REFRESHAUTH_ISSUER", ISSUER)
+    monkeypatch.setenv("REFRESHAUTH_CLIENT_ID", "mycli")
+    config = StandaloneConfig.from_env()
+    assert (config.issuer, config.client_id) == (ISSUER, "mycli")
+    assert config.scopes == ("openid", "offline_access")  # the issuer default, as before
+    assert config.store_kind == "keyring" and config.client_auth == "basic"
+
+
+def test_the_issuer_records_and_keyring_service_are_unchanged(tmp_path: Path) -> None:
+    """Existing logins keep working: the same file and service name as before."""
+    config = config_from({"REFRESHAUTH_ISSUER": ISSUER, "REFRESHAUTH_CLIENT_ID": "mycli"})
+    key = hashlib.sha256(f"{ISSUER}\nmycli".encode()).hexdigest()[:16]
+    base = tmp_path / "config" / "requests-refreshauth"
+    assert config.records_file == base / f"tokens-{key}.json"
+    assert config.keyring_service == f"requests-refreshauth:{ISSUER}"
+    file_config = config_from(
+        {
+            "REFRESHAUTH_ISSUER": ISSUER,
+            "REFRESHAUTH_CLIENT_ID": "mycli",
+            "REFRESHAUTH_STORE": "file",
+        }
+    )
+    assert file_config.records_file == base / f"tokens-{key}-file.json"
+
+
+def test_manual_endpoints_key_on_the_token_endpoint_and_client(tmp_path: Path) -> None:
+    config = config_from({"REFRESHAUTH_TOKEN_ENDPOINT": TOKEN, "REFRESHAUTH_CLIENT_ID": "c"})
+    key = hashlib.sha256(f"{TOKEN}\nc".encode()).hexdigest()[:16]
+    assert (
+        config.records_file == tmp_path / "config" / "requests-refreshauth" / f"tokens-{key}.json"
+    )
+    assert config.keyring_service == f"requests-refreshauth:{TOKEN}"
+    assert config.scopes == ()  # no OpenID default for a provider without discovery
+
+
+def test_records_path_is_still_importable_from_main() -> None:
+    from requests_refreshauth import standalone
+    from requests_refreshauth.__main__ import records_path
+
+    assert records_path is standalone.records_path
+
+
+def test_flags_win_over_the_environment(tmp_path: Path) -> None:
+    env = {
+        "REFRESHAUTH_ISSUER": ISSUER,
+        "REFRESHAUTH_CLIENT_ID": "from-env",
+        "REFRESHAUTH_SCOPE": "a b",
+        "REFRESHAUTH_STORE": "file",
+        "REFRESHAUTH_CLIENT_AUTH": "post",
+    }
+    config = config_from(
+        env, token_endpoint=TOKEN, client_id="flag", scopes=["x"], store_kind="keyring"
+    )
+    # An endpoint flag replaces the environment's whole "where is the server" group.
+    assert config.issuer is None and config.token_endpoint == TOKEN
+    assert (config.client_id, config.scopes, config.store_kind) == ("flag", ("x",), "keyring")
+    assert config.client_auth == "post"  # not given: the environment's
+
+
+def test_the_standalone_config_is_exported_lazily() -> None:
+    import requests_refreshauth
+    from requests_refreshauth.standalone import StandaloneConfig
+
+    assert requests_refreshauth.StandaloneConfig is StandaloneConfig
+    assert "StandaloneConfig" in requests_refreshauth.__all__
+
+
+# ------------------------------------------------------------------ errors
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"REFRESHAUTH_CLIENT_ID": "c"}, ["--issuer", "REFRESHAUTH_ISSUER", "--token-endpoint"]),
+        (
+            {
+                "REFRESHAUTH_CLIENT_ID": "c",
+                "REFRESHAUTH_ISSUER": ISSUER,
+                "REFRESHAUTH_TOKEN_ENDPOINT": TOKEN,
+            },
+            ["--issuer", "REFRESHAUTH_ISSUER", "--token-endpoint", "REFRESHAUTH_TOKEN_ENDPOINT"],
+        ),
+        (
+            {
+                "REFRESHAUTH_CLIENT_ID": "c",
+                "REFRESHAUTH_ISSUER": ISSUER,
+                "REFRESHAUTH_REVOCATION_ENDPOINT": TOKEN,
+            },
+            ["--revocation-endpoint", "REFRESHAUTH_REVOCATION_ENDPOINT", "--issuer"],
+        ),
+        (
+            {"REFRESHAUTH_CLIENT_ID": "c", "REFRESHAUTH_AUTHORIZATION_ENDPOINT": AUTHORIZE},
+            ["--token-endpoint", "REFRESHAUTH_TOKEN_ENDPOINT"],
+        ),
+        ({"REFRESHAUTH_ISSUER": ISSUER}, ["--client-id", "REFRESHAUTH_CLIENT_ID"]),
+        (
+            {
+                "REFRESHAUTH_ISSUER": ISSUER,
+                "REFRESHAUTH_CLIENT_ID": "c",
+                "REFRESHAUTH_STORE": "disk",
+            },
+            ["--store", "REFRESHAUTH_STORE", "keyring", "file"],
+        ),
+        (
+            {
+                "REFRESHAUTH_ISSUER": ISSUER,
+                "REFRESHAUTH_CLIENT_ID": "c",
+                "REFRESHAUTH_CLIENT_AUTH": "jwt",
+            },
+            ["--client-auth", "REFRESHAUTH_CLIENT_AUTH", "basic", "post"],
+        ),
+    ],
+)
+def test_configuration_errors_name_the_flag_and_the_variable(
+    env: Dict[str, str], words: List[str]
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        config_from(env)
+    assert isinstance(caught.value, ValueError)
+    for word in words:
+        assert word in str(caught.value), str(caught.value)
+
+
+def test_a_missing_or_empty_secret_variable_is_an_error_that_shows_no_value() -> None:
+    env = {
+        "REFRESHAUTH_ISSUER": ISSUER,
+        "REFRESHAUTH_CLIENT_ID": "c",
+        "REFRESHAUTH_CLIENT_SECRET_ENV": "MY_SECRET",
+    }
+    config = config_from(env)  # the secret is read at use, not here
+    for environ in ({}, {"MY_SECRET": ""}):
+        with pytest.raises(ConfigurationError) as caught:
+            config.client_secret(environ)
+        message = str(caught.value)
+        assert "--client-secret-env" in message and "REFRESHAUTH_CLIENT_SECRET_ENV" in message
+    assert config.client_secret({"MY_SECRET": "s3cr3t-value"}) == "s3cr3t-value"
+    assert "s3cr3t" not in repr(config)
+
+
+def test_a_secret_given_as_the_variable_name_is_refused_without_echoing_it() -> None:
+    secret = "ghs_16C7e42F292c6912E7710c838347Ae178B4a-x"  # not a variable name
+    with pytest.raises(ConfigurationError) as caught:
+        config_from(
+            {"REFRESHAUTH_ISSUER": ISSUER, "REFRESHAUTH_CLIENT_ID": "c"}, client_secret_env=secret
+        )
+    assert secret not in str(caught.value)
+    assert "--client-secret-env" in str(caught.value)
+
+
+def test_the_provider_has_the_manual_endpoints_and_the_secret() -> None:
+    from requests_refreshauth.providers.pkce import PkceProvider
+
+    config = config_from(
+        {
+            "REFRESHAUTH_CLIENT_ID": "Iv1.abc",
+            "REFRESHAUTH_TOKEN_ENDPOINT": TOKEN,
+            "REFRESHAUTH_DEVICE_AUTHORIZATION_ENDPOINT": DEVICE,
+            "REFRESHAUTH_CLIENT_SECRET_ENV": "GH_SECRET",
+            "REFRESHAUTH_CLIENT_AUTH": "post",
+        }
+    )
+    provider = config.provider(environ={"GH_SECRET": "the-secret"})
+    assert isinstance(provider, PkceProvider)
+    assert provider.token_endpoint_url == TOKEN
+    assert provider.device_authorization_endpoint == DEVICE
+    assert provider.authorization_endpoint is None
+    assert provider._client_secret == "the-secret" and provider._client_auth == "post"
+
+
+def test_the_store_is_the_kind_configured(tmp_path: Path) -> None:
+    from requests_refreshauth.stores.file import FileTokenStore
+    from requests_refreshauth.stores.keyring import KeyringTokenStore
+
+    env = {"REFRESHAUTH_TOKEN_ENDPOINT": TOKEN, "REFRESHAUTH_CLIENT_ID": "c"}
+    keyring = config_from(env).store()
+    assert isinstance(keyring, KeyringTokenStore)
+    records = tmp_path / "t.json"
+    file_store = config_from(
+        {**env, "REFRESHAUTH_STORE": "file", "REFRESHAUTH_RECORDS": str(records)}
+    ).store()
+    assert isinstance(file_store, FileTokenStore)
+
+
+# ------------------------------------------------------------------ the module CLI
+
+
+def run_main(argv: List[str], capsys: pytest.CaptureFixture[str]) -> Any:
+    from requests_refreshauth.__main__ import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_configuration_error_is_a_usage_error_naming_flag_and_variable(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run_main(
+        ["--client-id", "c", "--issuer", ISSUER, "--token-endpoint", TOKEN, "status"], capsys
+    )
+    assert code == 2 and out == ""
+    assert "--token-endpoint (REFRESHAUTH_TOKEN_ENDPOINT)" in err
+    assert "--issuer (REFRESHAUTH_ISSUER)" in err
+
+
+def test_an_unset_secret_variable_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    records = str(tmp_path / "t.json")
+    base = ["--client-id", "c", "--token-endpoint", TOKEN, "--authorization-endpoint", AUTHORIZE]
+    argv = [*base, "--client-secret-env", "NO_SUCH_SECRET_VAR", "--store", "file"]
+    code, out, err = run_main([*argv, "--records", records, "login", "--no-browser"], capsys)
+    assert code == 2 and out == "", err
+    assert "--client-secret-env (REFRESHAUTH_CLIENT_SECRET_ENV)" in err
+    assert "NO_SUCH_SECRET_VAR" not in err  # the name given is never echoed in errors
+
+
+def test_flags_default_to_the_environment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("REFRESHAUTH_TOKEN_ENDPOINT", TOKEN)
+    monkeypatch.setenv("REFRESHAUTH_CLIENT_ID", "c")
+    monkeypatch.setenv("REFRESHAUTH_STORE", "file")
+    monkeypatch.setenv("REFRESHAUTH_RECORDS", str(tmp_path / "t.json"))
+    code, _, err = run_main(["status"], capsys)
+    assert code == 3, err
+    assert "Not logged in" in err
+    # The hint works as printed: the environment still holds what it left out.
+    assert "Run `python -m requests_refreshauth login` to sign in." in err
+
+
+def parsed_config(words: List[str]) -> Any:
+    from requests_refreshauth.__main__ import build_parser, config_from
+
+    parser, _ = build_parser()
+    return config_from(parser.parse_args([*words, "status"]))
+
+
+def hint_command(err: str) -> List[str]:
+    """The words of the first `python -m requests_refreshauth …` hint in ``err``."""
+    start = err.index("`python -m requests_refreshauth")
+    words = shlex.split(err[start + 1 : err.index("`", start + 1)])
+    assert words[:3] == ["python", "-m", "requests_refreshauth"]
+    return words[3:]
+
+
+def test_the_login_hint_reproduces_manual_endpoints_and_the_secret_name(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("GH_SECRET", "s3cr3t-value")
+    argv = ["--client-id", "Iv1.abc", "--token-endpoint", TOKEN]
+    argv += ["--authorization-endpoint", AUTHORIZE, "--device-authorization-endpoint", DEVICE]
+    argv += ["--revocation-endpoint", "https://example.com/re voke", "--scope", "repo"]
+    argv += ["--client-secret-env", "GH_SECRET", "--client-auth", "post"]
+    argv += ["--store", "file", "--records", str(tmp_path / "my tokens.json")]
+    code, _, err = run_main([*argv, "status"], capsys)
+    assert code == 3, err
+    words = hint_command(err)
+    assert words[-1] == "login"
+    assert parsed_config(words[:-1]) == parsed_config(argv)
+    assert "s3cr3t" not in err
+
+
+def test_the_file_store_hint_keeps_manual_endpoints(tmp_path: Path) -> None:
+    from requests_refreshauth.__main__ import _file_store_hint, build_parser
+
+    argv = [
+        "--client-id",
+        "c",
+        "--token-endpoint",
+        TOKEN,
+        "--device-authorization-endpoint",
+        DEVICE,
+    ]
+    parser, _ = build_parser()
+    hint = _file_store_hint(parser.parse_args([*argv, "status"]))
+    assert hint is not None
+    words = shlex.split(hint.strip("`"))[3:]
+    assert words[-1] == "login"
+    config = parsed_config(words[:-1])
+    assert config.store_kind == "file"
+    assert config.token_endpoint == TOKEN and config.device_authorization_endpoint == DEVICE
+    assert config.records_file != parsed_config(argv).records_file
+
+
+def test_login_without_an_authorization_endpoint_points_to_login_device(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    argv = [
+        "--client-id",
+        "c",
+        "--token-endpoint",
+        TOKEN,
+        "--device-authorization-endpoint",
+        DEVICE,
+    ]
+    argv += ["--store", "file", "--records", str(tmp_path / "t.json")]
+    code, out, err = run_main([*argv, "login"], capsys)
+    assert code == 9 and out == "", err  # AUTH_CONFIGURATION_INVALID, before any URL
+    assert "authorization endpoint" in err and "Traceback" not in err
+    words = hint_command(err)
+    assert words[-2:] == ["login", "--device"]
+    assert parsed_config(words[:-2]) == parsed_config(argv)
+    assert "open this URL" not in err
+    assert not (tmp_path / "t.json").exists()
+
+
+def test_login_without_any_sign_in_endpoint_says_what_to_configure(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    argv = ["--client-id", "c", "--token-endpoint", TOKEN, "--store", "file"]
+    code, _, err = run_main([*argv, "--records", str(tmp_path / "t.json"), "login"], capsys)
+    assert code == 9, err
+    assert "no authorization endpoint" in err and "login --device" not in err
+
+
+# ------------------------------------------------------------------ the journey
+
+
+def module_cli(env: Dict[str, str], *words: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "requests_refreshauth", *words],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.journey
+def test_module_cli_with_manual_endpoints_and_a_client_secret(tmp_path: Path) -> None:
+    """login, token, status, logout against LocalAuthServer, configured by endpoints (no
+    discovery) for its confidential client, the secret in a variable."""
+    with LocalAuthServer() as server:
+        secret = server.confidential_client_secret
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REFRESHAUTH_")}
+        env.update(
+            XDG_CONFIG_HOME=str(tmp_path / "config"),
+            REFRESHAUTH_CACHE_DIR=str(tmp_path / "cache"),
+            NO_PROXY="127.0.0.1,localhost",
+            MY_CLIENT_SECRET=secret,
+            PYTHONIOENCODING="utf-8",
+            **server.browser_env(user="alice", log=tmp_path / "browser.log"),
+        )
+        records = tmp_path / "tokens.json"
+        options = ["--client-id", server.confidential_client_id]
+        options += ["--authorization-endpoint", server.authorization_endpoint]
+        options += ["--token-endpoint", server.token_endpoint]
+        options += ["--revocation-endpoint", server.revocation_endpoint]
+        options += ["--client-secret-env", "MY_CLIENT_SECRET", "--scope", "api"]
+        options += ["--store", "file", "--records", str(records)]
+        outputs: List[str] = []
+
+        def cli(*words: str) -> subprocess.CompletedProcess[str]:
+            proc = module_cli(env, *options, *words)
+            outputs.append(proc.stdout + proc.stderr)
+            return proc
+
+        login = cli("login", "--json")
+        assert login.returncode == 0, login.stderr
+        assert json.loads(login.stdout)["account"]["id"] == "default"  # no userinfo
+        assert server.stats().authorization_code_grants == 1
+        browsed = (tmp_path / "browser.log").read_text(encoding="utf-8")
+        assert browsed.startswith(server.authorization_endpoint)
+
+        token = cli("token")
+        assert token.returncode == 0, token.stderr
+        access = token.stdout.strip()
+        assert (
+            access
+            and server.session()
+            .get(server.resource_url, headers={"Authorization": f"Bearer {access}"})
+            .ok
+        )
+
+        server.expire_access_tokens()
+        records_doc = json.loads(records.read_text(encoding="utf-8"))
+        for account in records_doc["accounts"].values():  # expired here as well
+            account["bundle"]["expires_at"] = 1.0
+        records.write_text(json.dumps(records_doc), encoding="utf-8")
+        renewed = cli("token")
+        assert renewed.returncode == 0, renewed.stderr
+        fresh = renewed.stdout.strip()
+        assert fresh and fresh != access, "the token was not renewed"  # no token shown
+        assert server.stats().refresh_served == 1  # the secret authenticated the refresh
+
+        status = cli("status", "--json")
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["account"]["id"] == "default"
+
+        logout = cli("logout", "--json")
+        assert logout.returncode == 0, logout.stderr
+        assert json.loads(logout.stdout)["revoked"] is True
+        assert cli("status").returncode == 3
+        for text in outputs:
+            assert secret not in text
+            assert fresh not in text or text.strip() == fresh, "a token was shown elsewhere"
