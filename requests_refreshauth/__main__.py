@@ -8,7 +8,8 @@ A provider without discovery (GitHub) is given by its endpoints instead of ``--i
 (``--token-endpoint`` and ``--authorization-endpoint`` / ``--device-authorization-endpoint``),
 a confidential client's secret by the NAME of the variable holding it
 (``--client-secret-env``). Every option defaults to its ``REFRESHAUTH_*`` variable
-(:mod:`.standalone`, which other front ends use to find the same login).
+(:mod:`.standalone`, which other front ends use to find the same login), except that
+naming a server with an option (``--issuer``, an endpoint) uses none of them.
 
 Tokens go to the OS keyring (records file under the user's config directory) unless
 ``--store file`` is given (tokens in a records file of its own, never the keyring
@@ -22,6 +23,7 @@ plain-http endpoint in the discovered metadata, 1 for an unexpected error) and, 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -46,7 +48,9 @@ def build_parser() -> Tuple[argparse.ArgumentParser, _StandaloneCommands]:
         prog="python -m requests_refreshauth",
         description="Sign in to an OAuth 2.0 / OpenID Connect provider and keep the token fresh.",
         epilog="Each option defaults to its REFRESHAUTH_* environment variable (shown in "
-        "brackets); an option given wins.",
+        "brackets); an option given wins. The variables describe one whole configuration: "
+        "when --issuer or an endpoint option names a server, none of them is used (not "
+        "even REFRESHAUTH_STORE and REFRESHAUTH_RECORDS): give every option it needs.",
     )
     option = parser.add_argument
     option("--issuer", help=f"issuer URL (metadata is discovered and cached) [{ENV['issuer']}]")
@@ -173,7 +177,9 @@ def _invocation(
 ) -> str:
     """How this invocation was configured (or would be, with another ``store`` and
     ``records``), so hints like "run … login" work as printed: the options as given
-    (the environment's settings stay in the environment; a secret is never an option)."""
+    (the environment's settings stay in the environment; a secret is never an option).
+    ``--client-secret-env NAME`` only when ``NAME`` is set: an unset "name" may be the
+    secret itself, given by mistake (a GitHub secret, 40 hex digits, is a valid name)."""
     store = store or args.store
     records = records or args.records
     words = ["python -m requests_refreshauth"]
@@ -183,10 +189,11 @@ def _invocation(
             words += [FLAGS[field], shlex.quote(value)]
     for scope in args.scope or ():
         words += ["--scope", shlex.quote(scope)]
-    for field in ("client_secret_env", "client_auth"):
-        value = getattr(args, _DEST[field], None)
-        if value:
-            words += [FLAGS[field], shlex.quote(value)]
+    secret_env = args.client_secret_env
+    if secret_env and os.environ.get(secret_env):
+        words += [FLAGS["client_secret_env"], shlex.quote(secret_env)]
+    if args.client_auth:
+        words += [FLAGS["client_auth"], shlex.quote(args.client_auth)]
     if store:
         words += ["--store", store]
     if records:

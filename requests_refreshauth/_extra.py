@@ -11,15 +11,17 @@ value, and so is anything but a small scalar. Pure, no I/O.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
 from collections.abc import Mapping
-from typing import Any, Dict, Iterable, Iterator, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 __all__ = [
     "EMPTY",
     "INTERPRETED",
+    "MAX_BYTES",
     "MAX_FIELDS",
     "MAX_NAME",
     "MAX_TEXT",
@@ -27,9 +29,12 @@ __all__ = [
     "Scalar",
     "as_extra",
     "field_problem",
+    "for_bundle",
     "from_response",
     "merged",
-    "stored_problem",
+    "readable",
+    "stored",
+    "with_readable_extra",
 ]
 
 log = logging.getLogger("requests_refreshauth.provider")
@@ -39,6 +44,9 @@ Scalar = Union[str, int, float, bool]
 MAX_FIELDS = 32
 MAX_NAME = 64
 MAX_TEXT = 2048
+#: Total size of the fields as JSON with ASCII escapes (as the stores write them): a
+#: rescue file, which must always read back, has room for the tokens first.
+MAX_BYTES = 8 * 1024
 #: Fields the library interprets itself (or that describe a failure): never extra.
 INTERPRETED = frozenset(
     {
@@ -64,8 +72,9 @@ _SECRET_NAME = re.compile(
     re.IGNORECASE,
 )
 _ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-#: What a terminal acts on or hides (as :mod:`._scrub` judges it), surrogates included.
-_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+#: What a terminal acts on or hides (as :mod:`._scrub` judges it), surrogates included,
+#: and unassigned characters (``Cn``): a newer Unicode may make one a format control.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp", "Cn"})
 _INT_BOUND = 2**63
 #: A token shorter than this is not looked for inside values (it would match anything).
 _MIN_TOKEN = 8
@@ -98,7 +107,9 @@ def _value_problem(value: Any) -> Optional[str]:
     if kind is str:
         if len(value) > MAX_TEXT:
             return f"a text longer than {MAX_TEXT} characters"
-        return None if _printable(value) else "a text with control characters or invalid Unicode"
+        if _printable(value):
+            return None
+        return "a text with control or unassigned characters, or invalid Unicode"
     return "a value that is not a string, number or boolean"
 
 
@@ -107,9 +118,26 @@ def field_problem(name: Any, value: Any) -> Optional[str]:
     return _name_problem(name) or _value_problem(value)
 
 
-def _shown(name: Any) -> str:
-    """A field name fit for a message: only names of the safe alphabet are shown."""
-    return f" {name!r}" if isinstance(name, str) and _NAME.fullmatch(name) else ""
+def _shown(name: Any, secrets: Iterable[str] = ()) -> str:
+    """A field name fit for a message: only names of the safe alphabet carrying none of
+    ``secrets`` are shown."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or _carries(name, secrets):
+        return ""
+    return f" {name!r}"
+
+
+def _cost(name: str, value: Scalar) -> int:
+    """What ``name: value`` adds to the JSON of the fields (``{"a": 1, "b": 2}``)."""
+    return len(json.dumps(name)) + len(json.dumps(value)) + 4
+
+
+def _long(values: Iterable[Any]) -> List[str]:
+    """The texts among ``values`` long enough to be looked for inside others."""
+    return [value for value in values if isinstance(value, str) and len(value) >= _MIN_TOKEN]
+
+
+def _carries(text: Any, secrets: Iterable[str]) -> bool:
+    return isinstance(text, str) and any(secret in text for secret in secrets)
 
 
 class ExtraFields(Mapping[str, Scalar]):
@@ -129,15 +157,20 @@ class ExtraFields(Mapping[str, Scalar]):
             raise TypeError("extra must be a mapping of field names to str/int/float/bool")
         if len(fields) > MAX_FIELDS:
             raise TypeError(f"extra holds at most {MAX_FIELDS} fields")
+        size = 0
         for name, value in fields.items():
             problem = field_problem(name, value)
             if problem is not None:
                 raise TypeError(f"extra field{_shown(name)} refused: {problem}")
+            size += _cost(name, value)
+        if size > MAX_BYTES:
+            raise TypeError(f"extra holds at most {MAX_BYTES} bytes of JSON")
         object.__setattr__(self, "_fields", dict(fields))
 
     @classmethod
     def _trusted(cls, fields: Dict[str, Scalar]) -> ExtraFields:
-        """Wrap fields already checked (by :func:`from_response` / :func:`merged`)."""
+        """Wrap fields already checked (by :func:`from_response`, :func:`merged`,
+        :func:`readable`)."""
         if not fields:
             return EMPTY
         made = cls.__new__(cls)
@@ -179,35 +212,63 @@ def as_extra(value: Any) -> ExtraFields:
     return made if made else EMPTY
 
 
-def from_response(params: Mapping[str, Any], tokens: Iterable[Any]) -> Dict[str, Scalar]:
+def for_bundle(value: Any, tokens: Iterable[Optional[str]]) -> ExtraFields:
+    """``value`` as a bundle's extra fields, minus any field whose name or value carries
+    one of the bundle's own ``tokens`` (the last line of defence: extra fields are
+    plaintext and in ``repr``). Raises ``TypeError`` as :func:`as_extra` does."""
+    secrets = _long(tokens)
+    if secrets and isinstance(value, Mapping) and value:
+        carrying = [n for n, v in value.items() if _carries(n, secrets) or _carries(v, secrets)]
+        if carrying:
+            log.warning("dropped %d extra field(s) carrying the bundle's own token", len(carrying))
+            value = {name: field for name, field in value.items() if name not in carrying}
+    return as_extra(value)
+
+
+def from_response(params: Mapping[str, Any], secrets: Iterable[Any]) -> Dict[str, Scalar]:
     """The fields of a successful token response a bundle keeps, in the server's order.
 
     Drops, never raises: interpreted fields, secret names, what is not a bounded scalar
-    (``null`` is "not sent"), a text carrying one of ``tokens`` (a server echoing the
-    token under another name), and everything past :data:`MAX_FIELDS`.
+    (``null`` is "not sent"), a name or text carrying a secret (one of ``secrets``: the
+    request's and the previous bundle's, or the value of a secret-named field of this
+    response: a server echoing it under another name), and what is beyond
+    :data:`MAX_FIELDS` or :data:`MAX_BYTES` (the last fields first).
     """
-    secrets = [t for t in tokens if isinstance(t, str) and len(t) >= _MIN_TOKEN]
+    hidden = _long(secrets)
+    hidden += _long(
+        value
+        for name, value in params.items()
+        if isinstance(name, str) and _SECRET_NAME.search(name)
+    )
     kept: Dict[str, Scalar] = {}
-    dropped = []
+    size, full = 0, False
+    dropped: List[str] = []
     for name, value in params.items():
         if name in INTERPRETED:
             continue
         if (
             field_problem(name, value) is not None
-            or (isinstance(value, str) and any(secret in value for secret in secrets))
-            or len(kept) == MAX_FIELDS
+            or _carries(name, hidden)
+            or _carries(value, hidden)
         ):
-            dropped.append(name)
+            dropped.append(_shown(name, hidden))
+            continue
+        cost = _cost(name, value)
+        full = full or len(kept) == MAX_FIELDS or size + cost > MAX_BYTES
+        if full:
+            dropped.append(_shown(name))
             continue
         kept[name] = value
+        size += cost
     if dropped:
-        names = ", ".join(name for name in dropped[:10] if _shown(name)) or "-"
+        names = ",".join(name for name in dropped[:10] if name) or " -"
         log.debug(
-            "kept %d extra field(s) of the token response, ignored %d (secret-named, not a "
-            "small scalar, or beyond %d): %s",
+            "kept %d extra field(s) of the token response, ignored %d (secret-named or "
+            "carrying a secret, not a small scalar, or beyond %d fields / %d bytes):%s",
             len(kept),
             len(dropped),
             MAX_FIELDS,
+            MAX_BYTES,
             names,
         )
     return kept
@@ -215,26 +276,61 @@ def from_response(params: Mapping[str, Any], tokens: Iterable[Any]) -> Dict[str,
 
 def merged(new: Dict[str, Scalar], previous: Optional[ExtraFields]) -> ExtraFields:
     """A refresh's extra fields: what it sent replaces, what it omitted is kept from
-    ``previous`` (as an unrotated refresh token is), new fields first within the bound."""
+    ``previous`` (as an unrotated refresh token is), new fields first within the bounds."""
     if previous:
         new = dict(new)
+        size = sum(_cost(name, value) for name, value in new.items())
         for name, value in previous.items():
-            if len(new) >= MAX_FIELDS:
+            if name in new:
+                continue
+            cost = _cost(name, value)
+            if len(new) >= MAX_FIELDS or size + cost > MAX_BYTES:
                 break
-            new.setdefault(name, value)
+            new[name] = value
+            size += cost
     return ExtraFields._trusted(new)
 
 
-def stored_problem(value: Any) -> Optional[str]:
-    """What is wrong with an ``extra`` section read from disk (absent/``null``: nothing),
-    phrased to follow "has a"; names a field only if its name is of the safe alphabet."""
+def readable(
+    value: Any, tokens: Iterable[Optional[str]] = ()
+) -> Tuple[Dict[str, Scalar], List[str]]:
+    """The fields of an ``extra`` section read from disk this version can use (absent or
+    ``null``: none), and what is wrong with the rest: each problem names the field (only
+    a name of the safe alphabet that carries none of ``tokens``), never its value.
+
+    Never raises: the section was written elsewhere (an older version, another program,
+    a Python whose Unicode judged a character otherwise), and it must not cost the
+    account its tokens.
+    """
     if value is None:
-        return None
+        return {}, []
     if not isinstance(value, dict):
-        return "malformed 'extra' section"
-    if len(value) > MAX_FIELDS:
-        return f"'extra' section of more than {MAX_FIELDS} fields"
+        return {}, ["a malformed 'extra' section"]
+    secrets = _long(tokens)
+    kept: Dict[str, Scalar] = {}
+    problems: List[str] = []
+    size, full = 0, False
     for name, field in value.items():
         if field_problem(name, field) is not None:
-            return f"malformed extra field{_shown(name)}"
-    return None
+            problems.append(f"extra field{_shown(name, secrets)}")
+            continue
+        cost = _cost(name, field)
+        full = full or len(kept) == MAX_FIELDS or size + cost > MAX_BYTES
+        if full:
+            problems.append(f"extra field{_shown(name, secrets)} (beyond the bounds)")
+            continue
+        kept[name] = field
+        size += cost
+    return kept, problems
+
+
+def stored(value: Any) -> ExtraFields:
+    """The usable fields of an ``extra`` section read from disk (see :func:`readable`)."""
+    return ExtraFields._trusted(readable(value)[0])
+
+
+def with_readable_extra(data: Any) -> Any:
+    """A stored bundle (a dict) with only the extra fields this version can read."""
+    if isinstance(data, dict) and data.get("extra") is not None:
+        return {**data, "extra": stored(data["extra"])}
+    return data

@@ -16,7 +16,7 @@ import stat
 import sys
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
-from ._extra import stored_problem
+from ._extra import readable
 from ._fs import UnsafeFile, check_trusted, write_atomically
 from .bundle import Account, TokenBundle
 
@@ -100,6 +100,20 @@ def remove_ours(path: str, records: str, account: Account) -> None:
 
 
 def encode(rescue: Rescue, records: str) -> bytes:
+    """The rescue as its file's bytes. Never more than :func:`load` reads: if the
+    bundle's extra fields would make it so, they are left out (the tokens matter more)."""
+    data = _encode(rescue, records)
+    if len(data) > _MAX_BYTES and rescue.bundle.extra:
+        log.warning(
+            "the token rescue for account %r leaves out the bundle's extra fields: with "
+            "them it would be too large to read back",
+            rescue.account.id,
+        )
+        data = _encode(rescue._replace(bundle=rescue.bundle.replace(extra=None)), records)
+    return data
+
+
+def _encode(rescue: Rescue, records: str) -> bytes:
     doc = {
         "format": _FORMAT,
         "version": _VERSION,
@@ -239,11 +253,19 @@ def _decode(doc: Dict[str, Any], account: Account, path: str) -> Optional[Rescue
     ):
         return None
     data = doc["bundle"]
-    if stored_problem(data.get("extra")) is not None:
-        # The refresh token is what a rescue is for: an unreadable extra field (which no
-        # version of this library writes) must not cost it. The fields are dropped.
-        log.warning("the token rescue file %s has malformed extra fields; ignoring them", path)
-        data = {key: value for key, value in data.items() if key != "extra"}
+    kept, problems = readable(
+        data.get("extra"), (data.get("access_token"), data.get("refresh_token"))
+    )
+    if problems:
+        # The refresh token is what a rescue is for: an extra field this version cannot
+        # read (another version, program or Python wrote it) must not cost it.
+        log.warning(
+            "the token rescue file %s: account %r has %s this version cannot read; ignored",
+            path,
+            account.id,
+            ", ".join(problems),
+        )
+        data = {**data, "extra": kept}
     try:
         bundle = TokenBundle.from_dict(data)
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError):

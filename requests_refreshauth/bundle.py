@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Callable, Iterable, Mapping, Optional, Tuple, Union
 
-from ._extra import ExtraFields, Scalar, as_extra
+from ._extra import ExtraFields, Scalar, for_bundle
 from ._jwt import (
     SKEWED_TOKEN_LIFETIME,
     TokenExpiry,
@@ -87,8 +87,8 @@ class TokenBundle(Value):
     ``issued_at`` (when we received the access token) lets the skew be clamped to half
     the token's lifetime; ``None`` means "unknown" and disables the clamp. ``extra``: the
     response's other non-secret scalar fields (Salesforce's ``instance_url``), read-only,
-    checked by :mod:`._extra`. Immutable; ``repr`` shows ``'***'`` for both tokens and
-    only the names of the extra fields.
+    checked by :mod:`._extra` (a field carrying either token is dropped). Immutable;
+    ``repr`` shows ``'***'`` for both tokens and only the names of the extra fields.
     """
 
     __slots__ = (
@@ -137,7 +137,7 @@ class TokenBundle(Value):
             token_type=token_type,
             scope=_normalize_scope(scope),
             issued_at=_check_expiry("issued_at", issued_at),
-            extra=as_extra(extra),
+            extra=for_bundle(extra, (access_token, refresh_token)),
         )
 
     def __str__(self) -> str:

@@ -9,6 +9,7 @@ names (GitHub, which sends these answers with HTTP 200).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 from urllib.parse import urlencode
@@ -16,7 +17,7 @@ from urllib.parse import urlencode
 from ._scrub import basic_credentials, hiding, scrub_error, server_text
 from .errors import AuthError, CallbackTimeoutError, OAuthFlowError, RefreshTransientError
 from .oauth_errors import fields_of, oauth_error_of
-from .token_response import interpret_token_response
+from .token_response import _usable, interpret_token_response
 
 if TYPE_CHECKING:
     from .bundle import TokenBundle
@@ -29,6 +30,10 @@ log = logging.getLogger("requests_refreshauth.login")
 _MIN_INTERVAL = 1.0
 _DEFAULT_INTERVAL = 5.0
 _MAX_INTERVAL = 60.0
+#: A device code's lifetime when the server's ``expires_in`` is no usable number, and
+#: the longest believed: a code that never expires would make the poll endless.
+_DEFAULT_LIFETIME = 900.0
+_MAX_LIFETIME = 3600.0
 #: §3.5 answers to a poll, whatever the HTTP status they come with.
 _POLL_ERRORS = frozenset({"authorization_pending", "slow_down", "access_denied", "expired_token"})
 
@@ -110,14 +115,25 @@ def start_device_authorization(
         )
         scrub_error(failure, hidden)
         raise failure
+    lifetime = _number(data.get("expires_in"))
+    interval = _number(data.get("interval"))
     try:
         return DeviceAuthorization(
             device_code=str(data["device_code"]),
             user_code=str(data["user_code"]),
             verification_uri=str(data.get("verification_uri") or data["verification_url"]),
             verification_uri_complete=data.get("verification_uri_complete"),
-            expires_at=clock() + float(data.get("expires_in", 600)),
-            interval=max(_MIN_INTERVAL, float(data.get("interval", _DEFAULT_INTERVAL))),
+            expires_at=clock()
+            + (
+                _DEFAULT_LIFETIME
+                if lifetime is None or lifetime <= 0
+                else min(lifetime, _MAX_LIFETIME)
+            ),
+            interval=(
+                _DEFAULT_INTERVAL
+                if interval is None
+                else min(max(interval, _MIN_INTERVAL), _MAX_INTERVAL)
+            ),
         )
     except (KeyError, TypeError, ValueError):
         raise OAuthFlowError("The device authorization response is malformed.") from None
@@ -173,7 +189,7 @@ def poll_device_token(
         fields = fields_of(text) or {}
         # GitHub sends the §3.5 errors with HTTP 200 (and slow_down with a new interval);
         # a usable token in a 2xx is a success whatever else the body says.
-        token = status == 200 and bool(fields.get("access_token"))
+        token = status == 200 and _usable(fields.get("access_token"))
         error = None if token else oauth_error_of(text)[0]
         if status == 200 and error not in _POLL_ERRORS:
             try:
@@ -185,6 +201,7 @@ def poll_device_token(
                         requested_scope=provider.scopes or None,
                         retry_after_header=retry_after,
                         grant="exchange",
+                        secrets=secrets,
                     )
             except AuthError as exc:
                 scrub_error(exc, secrets)
@@ -206,7 +223,12 @@ def poll_device_token(
         try:
             with hiding(secrets):
                 return interpret_token_response(
-                    status, text, now=clock(), retry_after_header=retry_after, grant="exchange"
+                    status,
+                    text,
+                    now=clock(),
+                    retry_after_header=retry_after,
+                    grant="exchange",
+                    secrets=secrets,
                 )
         except RefreshTransientError:
             continue
@@ -215,13 +237,24 @@ def poll_device_token(
             raise
 
 
+def _number(value: Any) -> Optional[float]:
+    """A server-sent number of seconds (a numeric string too), infinite when beyond a
+    float (``10**400``); ``None`` when no number (NaN, a boolean, text, ``null``)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond a float
+        return math.inf if value > 0 else -math.inf
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
 def _seconds(value: Any) -> float:
     """A server-sent ``interval`` in seconds (GitHub's slow_down), bounded; 0 if unusable."""
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return 0.0
-    return min(seconds, _MAX_INTERVAL) if seconds == seconds else 0.0
+    seconds = _number(value)
+    return 0.0 if seconds is None else min(max(seconds, 0.0), _MAX_INTERVAL)
 
 
 def _client_secrets(provider: PkceProvider, secret: Optional[str]) -> list[str]:

@@ -20,7 +20,7 @@ import hashlib
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
 
 from .errors import ConfigurationError
 
@@ -60,9 +60,10 @@ FLAGS: Dict[str, str] = {
     "records": "--records",
 }
 
-#: Where the server is: an issuer, or endpoints. Flags giving any of them replace the
-#: environment's whole group (mixing an issuer from one with endpoints from the other
-#: would describe no server at all).
+#: Where the server is: an issuer, or endpoints. Flags giving any of them name another
+#: configuration than the environment's, so none of the environment is used: its records,
+#: client secret, client id, scopes and store belong to the server it names (mixed in,
+#: they would send that server's refresh token and secret to the one on the command line).
 _LOCATION = (
     "issuer",
     "authorization_endpoint",
@@ -193,11 +194,18 @@ class StandaloneConfig:
         cls, environ: Optional[Mapping[str, str]] = None, **given: Any
     ) -> StandaloneConfig:
         """The configuration in ``environ`` (default ``os.environ``); ``given`` settings
-        that are not ``None`` (the CLI's flags) win. An empty variable is an unset one."""
+        that are not ``None`` (the CLI's flags) win. An empty variable is an unset one.
+
+        The variables describe ONE whole configuration: when ``given`` names a server (an
+        issuer or any endpoint), none of them is used, ``REFRESHAUTH_STORE`` and
+        ``REFRESHAUTH_RECORDS`` included (all or nothing)."""
         env = os.environ if environ is None else environ
         unknown = set(given) - set(ENV)
         if unknown:
             raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+        chosen = {field: value for field, value in given.items() if value is not None}
+        if any(field in chosen for field in _LOCATION):
+            return cls(**chosen)
         found: Dict[str, Any] = {}
         for field, variable in ENV.items():
             value = env.get(variable, "").strip()
@@ -205,10 +213,6 @@ class StandaloneConfig:
                 found[field] = value
         if "scopes" in found:
             found["scopes"] = tuple(found["scopes"].split())
-        chosen = {field: value for field, value in given.items() if value is not None}
-        if any(field in chosen for field in _LOCATION):
-            for field in _LOCATION:
-                found.pop(field, None)
         found.update(chosen)
         return cls(**found)
 
@@ -216,7 +220,7 @@ class StandaloneConfig:
 
     @property
     def server_key(self) -> str:
-        """What identifies the server in the records' name and the keyring service: the
+        """What identifies the server in the records' name (with the client id): the
         issuer, else the token endpoint (where the tokens are issued and renewed)."""
         return self.issuer or self.token_endpoint or ""
 
@@ -227,7 +231,14 @@ class StandaloneConfig:
 
     @property
     def keyring_service(self) -> str:
-        return f"requests-refreshauth:{self.server_key}"
+        """The keyring service: one per server and client. With endpoints the service
+        names the client (two apps of one token endpoint, GitHub's, both log in as
+        ``default``); ``#`` never occurs in a token endpoint (RFC 6749 3.2: no fragment).
+        An issuer's service is unchanged (existing logins): its new slots name the
+        client instead (:meth:`store`)."""
+        if self.issuer:
+            return f"requests-refreshauth:{self.issuer}"
+        return f"requests-refreshauth:{self.token_endpoint}#client_id={self.client_id}"
 
     def store(self) -> TokenStore:
         """The token store: the OS keyring (records file beside) or the records file."""
@@ -237,7 +248,8 @@ class StandaloneConfig:
             return FileTokenStore(self.records_file)
         from .stores.keyring import KeyringTokenStore
 
-        return KeyringTokenStore(self.keyring_service, self.records_file)
+        slot_for = _client_slots(self.client_id) if self.issuer else None
+        return KeyringTokenStore(self.keyring_service, self.records_file, slot_for=slot_for)
 
     # ------------------------------------------------------------------ the provider
 
@@ -281,6 +293,18 @@ class StandaloneConfig:
             device_authorization_endpoint=self.device_authorization_endpoint,
             **options,
         )
+
+
+def _client_slots(client_id: str) -> Callable[[str], str]:
+    """Keyring slots of NEW accounts of an issuer configuration: the client's tag, then the
+    account id escaped (``c-<16 hex>:%alice``), so two clients of one issuer with the same
+    ``sub`` never share a slot. An existing login keeps the slot its record names (the
+    plain id of earlier versions). Escaped ids have no ``:``, ``/``, ``#`` or upper case, so
+    these slots meet neither each other nor plain ones (which have no ``%``)."""
+    from .stores._slots import escaped_slot
+
+    tag = hashlib.sha256(client_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return lambda account_id: f"c-{tag}:{escaped_slot(account_id)}"
 
 
 def _problem(config: Mapping[str, Any]) -> Optional[str]:

@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import re
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 from urllib.parse import urlencode
 
 from . import _extra
@@ -164,6 +164,7 @@ def interpret_token_response(
     requested_scope: Optional[Sequence[str]] = None,
     retry_after_header: Optional[str] = None,
     grant: Grant = "refresh",
+    secrets: Iterable[Optional[str]] = (),
 ) -> TokenBundle:
     """Turn a token-endpoint answer into a bundle or a typed error.
 
@@ -173,7 +174,9 @@ def interpret_token_response(
     - 5xx, 408, 429, non-JSON, missing ``access_token`` → :class:`RefreshTransientError`.
 
     For ``grant="exchange"`` (authorization/device code), refusals raise
-    :class:`TokenExchangeError` instead of the refresh errors.
+    :class:`TokenExchangeError` instead of the refresh errors. ``secrets``: what the
+    request carried (client secret, code, code verifier, refresh token): never kept in
+    the bundle's ``extra``, even echoed under another name.
     """
     from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
@@ -206,7 +209,13 @@ def interpret_token_response(
         if exc.error in ("missing_token", "missing_token_type"):
             raise RefreshTransientError(
                 f"The authorization server's {what} response carried no access token; "
-                "try again shortly.",
+                + (
+                    "try again shortly."
+                    if grant == "refresh"
+                    else "nothing was stored. Check the scopes and settings of the login: "
+                    "logging in again with the same ones gets the same answer (Slack, for "
+                    "one, nests a user-scope token under authed_user, which is not read)."
+                ),
                 status_code=status,
             ) from None
         # Some servers (GitHub among them) answer errors with 200.
@@ -219,7 +228,7 @@ def interpret_token_response(
             "(not JSON, or the wrong shape); try again shortly.",
             status_code=status,
         ) from None
-    return bundle_from_token_response(params, now=now, previous=previous)
+    return bundle_from_token_response(params, now=now, previous=previous, secrets=secrets)
 
 
 def number_or_none(value: Any) -> Optional[float]:
@@ -256,6 +265,7 @@ def bundle_from_token_response(
     *,
     now: float,
     previous: Optional[TokenBundle] = None,
+    secrets: Iterable[Optional[str]] = (),
 ) -> TokenBundle:
     """Build a bundle from parsed response parameters.
 
@@ -265,8 +275,9 @@ def bundle_from_token_response(
     ``expires_in`` is missing (:func:`~.bundle.access_token_expiry`: local time, never the
     server's clock). The response's other non-secret scalar fields become ``extra``
     (:mod:`._extra`), merged over the previous bundle's: a field the refresh omits is kept,
-    like a refresh token that did not rotate. Raises :class:`RefreshTransientError` when
-    the access token itself is unusable.
+    like a refresh token that did not rotate. A field carrying one of ``secrets`` (the
+    request's) or of the previous bundle's tokens is not kept. Raises
+    :class:`RefreshTransientError` when the access token itself is unusable.
     """
     access_token = params.get("access_token")
     if not isinstance(access_token, str) or not _USABLE_TOKEN.fullmatch(access_token):
@@ -328,7 +339,13 @@ def bundle_from_token_response(
         scope=scope or None,
         issued_at=now,
         extra=_extra.merged(
-            _extra.from_response(params, (access_token, params.get("refresh_token"))),
+            _extra.from_response(
+                params,
+                (
+                    *secrets,
+                    *((previous.access_token, previous.refresh_token) if previous else ()),
+                ),
+            ),
             previous.extra if previous is not None else None,
         ),
     )

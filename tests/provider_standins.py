@@ -124,6 +124,9 @@ class StandIn:
         self.devices: Dict[str, Device] = {}
         self.authorizations: List[Dict[str, str]] = []  # each /authorize query
         self.statuses: List[int] = []  # each token-endpoint answer's HTTP status
+        #: How each token-endpoint request authenticated the client: "basic" (the secret
+        #: in an HTTP Basic header), "post" (in the body) or "none" (no secret).
+        self.client_auths: List[str] = []
         routes = {
             self.authorize_path: self._authorize,
             self.token_path: self._answered,
@@ -230,11 +233,14 @@ class StandIn:
         form = request.form
         basic = request.authorization or ""
         client, secret = form.get("client_id"), form.get("client_secret")
+        how = "none" if secret is None else "post"
         if basic.lower().startswith("basic "):
             from urllib.parse import unquote_plus
 
             decoded = base64.b64decode(basic[6:]).decode()
             client, _, secret = (unquote_plus(part) for part in decoded.partition(":"))
+            how = "basic"
+        self.client_auths.append(how)
         if client != self.client_id:
             return False
         return self.client_secret is None or secret == self.client_secret
@@ -378,8 +384,10 @@ class GitHubApp(StandIn):
     docs.github.com. Form-encoded answers unless ``Accept: application/json``; every
     error, refresh and device flow included, with HTTP 200; ``expires_in`` always 28800,
     ``refresh_token_expires_in`` always 15897600 (6 months); ``scope`` empty,
-    ``token_type`` "bearer"; the client secret is required in the body; no discovery,
-    no userinfo (``GET /user``); the 401 says ``Bad credentials``."""
+    ``token_type`` "bearer"; the docs send the client secret in the body (whether HTTP
+    Basic is refused is not documented, so the stand-in accepts both and records which
+    was used: ``client_auths``); a device poll needs the client id (no secret); no
+    discovery, no userinfo (``GET /user``); the 401 says ``Bad credentials``."""
 
     name = "github"
     authorize_path = "/login/oauth/authorize"
@@ -405,6 +413,8 @@ class GitHubApp(StandIn):
 
     def _token(self, request: Recorded) -> Reply:
         if request.form.get("grant_type", "").endswith("device_code"):  # no secret needed
+            if request.form.get("client_id") != self.client_id:  # but the client id is
+                return self.answer(request, 200, {"error": "incorrect_client_credentials"})
             return self._device_poll(request, request.form.get("device_code", ""))
         if not self._client_ok(request):
             return self.answer(request, 200, {"error": "incorrect_client_credentials"})
@@ -750,7 +760,11 @@ class Slack(StandIn):
     access tokens live 12 hours (``expires_in`` 43200); each refresh returns a new
     refresh token and revokes the one used; a dead one: ``{"ok": false, "error":
     "invalid_refresh_token"}``; the Web API answers a bad token with HTTP 200 ``ok:
-    false`` too, never 401; no discovery, comma-separated scopes."""
+    false`` too, never 401; no discovery, comma-separated scopes. The code exchange
+    carries the BOT token at the top level and the installing user under
+    ``authed_user`` (with the USER token, ``user_scope`` granted, nested there); a user
+    token's refresh answers at the top level. ``kind = "user"``: an install that asked
+    for user scopes only, so the exchange has no top-level token."""
 
     name = "slack"
     authorize_path = "/oauth/v2/authorize"
@@ -794,8 +808,12 @@ class Slack(StandIn):
             fields["refresh_token"] = refresh
         if self.kind == "bot":
             fields["bot_user_id"] = "U0KRQLJ9H"
-        else:
-            fields["user_id"] = "U1234ABCD"
+        if grant_type == "refresh_token":
+            return fields
+        fields["authed_user"] = {"id": "U1234ABCD"}
+        if self.kind == "user":  # the user's token is nested; none at the top level
+            nested = ("access_token", "token_type", "scope", "expires_in", "refresh_token")
+            fields["authed_user"].update((k, fields.pop(k)) for k in nested if k in fields)
         return fields
 
     def _resource(self, request: Recorded) -> Reply:

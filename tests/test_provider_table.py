@@ -42,6 +42,7 @@ from requests_refreshauth import (
     RefreshExpiredError,
     Snapshot,
     TokenBundle,
+    TokenExchangeError,
     refresh_access_token,
 )
 from requests_refreshauth._cli_verbs import EXIT_CODES, AuthCommands
@@ -196,6 +197,9 @@ def test_github_app_login_refresh_and_bad_refresh_token(
 
     github.kill()  # the user revoked the app
     assert_dead_session(github, store, provider, "bad_refresh_token", 200)
+    # The README's settings send the secret in the body, as GitHub documents it (whether
+    # GitHub refuses HTTP Basic is not documented: the stand-in accepts both).
+    assert github.client_auths and set(github.client_auths) == {"post"}
 
 
 def test_github_form_encoded_answers_are_read(
@@ -251,6 +255,21 @@ def test_github_device_flow_errors_arrive_with_http_200(
     polls = github.token_posts("urn:ietf:params:oauth:grant-type:device_code")
     assert polls == 3  # authorization_pending, slow_down, then the token
     assert waits[2] == 25  # slow_down's new interval is honoured
+
+
+def test_github_device_polls_need_the_client_id(
+    servers: ServerFactory, store: FileTokenStore
+) -> None:
+    """GitHub refuses a device poll without the app's client id (HTTP 200
+    ``incorrect_client_credentials``): the stand-in checks it, so a client that dropped
+    it from the poll would fail here."""
+    github = GitHubApp(servers(), "Iv23li-another-app")
+    github.device_answers = ()
+    with pytest.raises(TokenExchangeError) as refused:
+        device_login(store, github_provider(github), say=lambda _text: None, sleep=lambda _s: None)
+    assert "incorrect_client_credentials" in str(refused.value)
+    assert github.statuses == [200]
+    assert store.active() is None
 
 
 @pytest.mark.parametrize(
@@ -640,16 +659,33 @@ def test_slack_bot_token_rotation_bearer_scheme_and_invalid_refresh_token(
     assert_dead_session(slack, store, provider, "invalid_refresh_token", 200)
 
 
-def test_slack_user_token_is_sent_as_bearer(servers: ServerFactory, store: FileTokenStore) -> None:
+def test_slack_exchange_is_read_as_documented_bot_token_on_top(
+    servers: ServerFactory, store: FileTokenStore
+) -> None:
+    """oauth.v2.access: the bot token at the top level, the installing user under
+    ``authed_user``; the bot token is what is stored."""
+    slack = Slack(servers(), SLACK_CLIENT_ID)
+    sign_in(store, slack_provider(slack))
+    exchange = slack.server.received(slack.token_path)[-1]
+    assert exchange.form.get("grant_type") == "authorization_code"
+    bundle = stored(store)
+    assert bundle.token_type == "bot" and bundle.access_token.startswith("xoxe.xoxb-")
+
+
+def test_slack_user_scopes_only_exchange_says_what_to_check(
+    servers: ServerFactory, store: FileTokenStore
+) -> None:
+    """A user-scopes-only install has no top-level token (it is under ``authed_user``,
+    which is not read): the login fails saying so, not "try again shortly"."""
     slack = Slack(servers(), SLACK_CLIENT_ID)
     slack.kind = "user"
-    provider = slack_provider(slack)
-    sign_in(store, provider)
-    expire(store)
-    renewed = refresh_access_token(store, provider).bundle
-    assert renewed.token_type == "user"
-    as_bearer = renewed.authorization.startswith("Bearer xoxe.xoxp-")
-    assert as_bearer  # (a boolean: the token is never printed)
+    with pytest.raises(Exception) as failed:
+        sign_in(store, slack_provider(slack))
+    message = str(failed.value)
+    assert "no access token" in message and "scope" in message, message
+    assert "try again" not in message, message
+    assert "xoxe." not in message and Slack.client_secret not in message
+    assert store.active() is None
 
 
 def test_github_through_the_standalone_cli(
@@ -691,3 +727,4 @@ def test_github_through_the_standalone_cli(
     err = capsys.readouterr().err
     assert "bad_refresh_token" in err
     assert GitHubApp.client_secret not in err
+    assert set(github.client_auths) == {"post"}  # --client-auth post: in the body

@@ -106,8 +106,68 @@ def test_manual_endpoints_key_on_the_token_endpoint_and_client(tmp_path: Path) -
     assert (
         config.records_file == tmp_path / "config" / "requests-refreshauth" / f"tokens-{key}.json"
     )
-    assert config.keyring_service == f"requests-refreshauth:{TOKEN}"
+    assert config.keyring_service == f"requests-refreshauth:{TOKEN}#client_id=c"
     assert config.scopes == ()  # no OpenID default for a provider without discovery
+
+
+@pytest.fixture
+def memory_keyring() -> Any:
+    import keyring
+    from keyring_fakes import MemoryKeyring
+
+    backend = MemoryKeyring()
+    previous = keyring.get_keyring()
+    keyring.set_keyring(backend)
+    try:
+        yield backend
+    finally:
+        keyring.set_keyring(previous)
+
+
+def test_two_clients_of_one_token_endpoint_keep_separate_keyring_logins(
+    memory_keyring: Any,
+) -> None:
+    """A GitHub App and an OAuth app share GitHub's token endpoint, and without userinfo
+    both logins are Account("default"): the keyring service names the client."""
+    from requests_refreshauth import Account, StandaloneConfig, TokenBundle
+
+    app = StandaloneConfig(token_endpoint=TOKEN, client_id="Iv1.app").store()
+    oauth = StandaloneConfig(token_endpoint=TOKEN, client_id="Ov23.oauth").store()
+    app.save(Account("default"), TokenBundle(access_token="ghu_app", refresh_token="ghr_app"))
+    oauth.save(Account("default"), TokenBundle(access_token="gho_oauth", refresh_token="r2"))
+    for store, access in ((app, "ghu_app"), (oauth, "gho_oauth")):
+        snap = store.active("default")
+        assert snap is not None and snap.full_bundle().access_token == access
+
+
+def test_two_clients_of_one_issuer_keep_separate_keyring_logins(memory_keyring: Any) -> None:
+    """Same issuer, same ``sub``, two client ids: the service is the issuer's (existing
+    logins), so new logins get slots named after the client as well."""
+    from requests_refreshauth import Account, StandaloneConfig, TokenBundle
+
+    first = StandaloneConfig(issuer=ISSUER, client_id="cli").store()
+    second = StandaloneConfig(issuer=ISSUER, client_id="desktop").store()
+    first.save(Account("alice"), TokenBundle(access_token="at-cli", refresh_token="rt-cli"))
+    second.save(Account("alice"), TokenBundle(access_token="at-desk", refresh_token="rt-d"))
+    for store, access in ((first, "at-cli"), (second, "at-desk")):
+        snap = store.active("alice")
+        assert snap is not None and snap.full_bundle().access_token == access
+
+
+def test_an_existing_issuer_login_keeps_its_keyring_slot(memory_keyring: Any) -> None:
+    """A login saved before slots named the client (slot = the account id) is still read
+    and refreshed in place."""
+    from requests_refreshauth import Account, KeyringTokenStore, StandaloneConfig, TokenBundle
+
+    config = StandaloneConfig(issuer=ISSUER, client_id="cli")
+    old = KeyringTokenStore(config.keyring_service, config.records_file)  # as before
+    old.save(Account("alice"), TokenBundle(access_token="at-old", refresh_token="rt-old"))
+    assert memory_keyring.get_password(config.keyring_service, "alice") == "at-old"
+    store = config.store()
+    snap = store.active("alice")
+    assert snap is not None and snap.full_bundle().access_token == "at-old"
+    store.save(Account("alice"), TokenBundle(access_token="at-new", refresh_token="rt-new"))
+    assert memory_keyring.get_password(config.keyring_service, "alice") == "at-new"
 
 
 def test_records_path_is_still_importable_from_main() -> None:
@@ -125,13 +185,59 @@ def test_flags_win_over_the_environment(tmp_path: Path) -> None:
         "REFRESHAUTH_STORE": "file",
         "REFRESHAUTH_CLIENT_AUTH": "post",
     }
-    config = config_from(
-        env, token_endpoint=TOKEN, client_id="flag", scopes=["x"], store_kind="keyring"
-    )
-    # An endpoint flag replaces the environment's whole "where is the server" group.
-    assert config.issuer is None and config.token_endpoint == TOKEN
+    config = config_from(env, client_id="flag", scopes=["x"], store_kind="keyring")
+    # No server named by a flag: the environment's configuration, the flags given win.
+    assert config.issuer == ISSUER and config.token_endpoint is None
     assert (config.client_id, config.scopes, config.store_kind) == ("flag", ("x",), "keyring")
     assert config.client_auth == "post"  # not given: the environment's
+
+
+SERVER_A_ENV = {
+    "REFRESHAUTH_TOKEN_ENDPOINT": TOKEN,
+    "REFRESHAUTH_DEVICE_AUTHORIZATION_ENDPOINT": DEVICE,
+    "REFRESHAUTH_CLIENT_ID": "Iv1.github",
+    "REFRESHAUTH_SCOPE": "repo",
+    "REFRESHAUTH_CLIENT_SECRET_ENV": "GH_SECRET",
+    "REFRESHAUTH_CLIENT_AUTH": "post",
+    "REFRESHAUTH_STORE": "file",
+    "REFRESHAUTH_RECORDS": "/somewhere/github-tokens.json",
+    "GH_SECRET": "github-secret",
+}
+
+
+@pytest.mark.parametrize(
+    "server",
+    [{"issuer": ISSUER}, {"token_endpoint": "https://other.example/token"}],
+    ids=["issuer", "token_endpoint"],
+)
+def test_a_server_named_by_flags_uses_none_of_the_environment(server: Dict[str, str]) -> None:
+    """The REFRESHAUTH_* variables describe one whole configuration (server A's): its
+    records, secret, client, scopes, client auth and store never go with server B."""
+    config = config_from(SERVER_A_ENV, client_id="other", **server)
+    assert config.records is None  # not A's records file: B's refresh would send A's token
+    assert config.client_secret_env is None  # A's secret is not sent to B
+    assert config.client_auth == "basic" and config.store_kind == "keyring"
+    assert config.device_authorization_endpoint is None
+    assert config.scopes == (("openid", "offline_access") if "issuer" in server else ())
+    if "token_endpoint" in server:  # (an issuer's provider would discover its metadata)
+        assert config.provider(environ=SERVER_A_ENV)._client_secret is None
+    with pytest.raises(ConfigurationError) as caught:  # A's client id is not B's either
+        config_from(SERVER_A_ENV, **server)
+    assert "--client-id" in str(caught.value)
+
+
+def test_a_server_named_by_flags_takes_every_other_setting_from_flags(tmp_path: Path) -> None:
+    config = config_from(
+        SERVER_A_ENV,
+        token_endpoint="https://other.example/token",
+        client_id="other",
+        client_secret_env="OTHER_SECRET",
+        client_auth="post",
+        store_kind="file",
+        records=str(tmp_path / "b.json"),
+    )
+    assert (config.client_secret_env, config.client_auth) == ("OTHER_SECRET", "post")
+    assert (config.store_kind, config.records) == ("file", tmp_path / "b.json")
 
 
 def test_the_standalone_config_is_exported_lazily() -> None:
@@ -309,6 +415,36 @@ def test_flags_default_to_the_environment(
     assert "Run `python -m requests_refreshauth login` to sign in." in err
 
 
+def test_the_environments_records_never_go_to_the_server_named_by_flags(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The shell is set up for server A (records with an expired token); naming server B
+    with flags must not POST A's refresh token to B."""
+    import time
+
+    from requests_refreshauth import Account, FileTokenStore
+
+    monkeypatch.setenv("REFRESHAUTH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    with LocalAuthServer() as a, LocalAuthServer() as b:
+        records = tmp_path / "a-tokens.json"
+        store = FileTokenStore(records)
+        store.save(Account("alice"), a.login("alice"), make_default=True)
+        snap = store.active("alice")
+        assert snap is not None
+        store.save(snap.account, snap.full_bundle().replace(expires_at=time.time() - 1))
+        a_requests = a.stats().token_requests
+        monkeypatch.setenv("REFRESHAUTH_ISSUER", a.issuer)
+        monkeypatch.setenv("REFRESHAUTH_CLIENT_ID", a.client_id)
+        monkeypatch.setenv("REFRESHAUTH_STORE", "file")
+        monkeypatch.setenv("REFRESHAUTH_RECORDS", str(records))
+        argv = ["--issuer", b.issuer, "--client-id", b.client_id, "--store", "file", "token"]
+        code, out, err = run_main(argv, capsys)
+        assert b.stats().token_requests == 0, (code, err)
+        assert a.stats().token_requests == a_requests
+        assert code == 3 and "No account is logged in" in err and out == ""
+
+
 def parsed_config(words: List[str]) -> Any:
     from requests_refreshauth.__main__ import build_parser, config_from
 
@@ -339,6 +475,22 @@ def test_the_login_hint_reproduces_manual_endpoints_and_the_secret_name(
     assert words[-1] == "login"
     assert parsed_config(words[:-1]) == parsed_config(argv)
     assert "s3cr3t" not in err
+
+
+def test_a_secret_given_as_the_variable_name_is_not_echoed_in_hints(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A GitHub OAuth app's secret is 40 hex digits: a valid variable name. A name that is
+    not set is left out of the hint instead of being printed (a login then says that it
+    is not set, without naming it)."""
+    secret = "ab1c2d3e4f5f60718293a4b5c6d7e8f901234567"
+    monkeypatch.delenv(secret, raising=False)
+    argv = ["--token-endpoint", TOKEN, "--client-id", "Iv1.x", "--client-secret-env", secret]
+    argv += ["--store", "file", "--records", str(tmp_path / "t.json")]
+    code, out, err = run_main([*argv, "status"], capsys)
+    assert code == 3, err
+    assert secret not in out + err
+    assert "--client-secret-env" not in hint_command(err)
 
 
 def test_the_file_store_hint_keeps_manual_endpoints(tmp_path: Path) -> None:

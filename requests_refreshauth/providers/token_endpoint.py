@@ -173,14 +173,15 @@ class TokenEndpoint:
 
         ``secrets`` (the refresh token, the code), the previous tokens and the client's
         Basic credentials are scrubbed, in every encoding, from every field of an error,
-        in case a server echoes the request in its ``error`` or ``error_description``.
+        in case a server echoes the request in its ``error`` or ``error_description``,
+        and never kept in a bundle's ``extra`` fields.
         """
         from .._scrub import hiding
 
         hidden = _request_secrets(secrets, previous, getattr(self, "_auth", None))
         try:
             with hiding(hidden):  # errors built from the answer scrub before truncating
-                return self._post(body, grant, previous, requested_scope)
+                return self._post(body, grant, previous, requested_scope, hidden)
         except AuthError as exc:
             _scrub(exc, hidden)
             raise
@@ -191,6 +192,7 @@ class TokenEndpoint:
         grant: Grant,
         previous: Optional[TokenBundle],
         requested_scope: Optional[Sequence[str]],
+        hidden: Sequence[str] = (),
     ) -> TokenBundle:
         what = "refresh" if grant == "refresh" else "token exchange"
         policy = self.retry
@@ -231,6 +233,7 @@ class TokenEndpoint:
                     requested_scope=requested_scope,
                     retry_after_header=response.headers.get("Retry-After"),
                     grant=grant,
+                    secrets=hidden,
                 )
             except RefreshTransientError as exc:
                 if last or response.status_code not in (429, 503):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Tuple
 
-from .._extra import ExtraFields, as_extra
+from .._extra import ExtraFields, stored
 from ..bundle import Account, TokenBundle, fingerprint
 from ..errors import StoreReadError
 from ._recordstore import session_ended_of
@@ -103,14 +103,9 @@ def meta_of(bundle: TokenBundle) -> Dict[str, Any]:
 
 
 def extra_of(path: str, account_id: str, record: Dict[str, Any]) -> ExtraFields:
-    """The record's extra fields (checked when the records were parsed)."""
-    try:
-        return as_extra(record_meta(path, account_id, record).get("extra"))
-    except TypeError:
-        raise StoreReadError(
-            f"The stored record for account {shown(account_id)} in {path} has malformed extra "
-            "fields. It was left unchanged; log in again to replace it."
-        ) from None
+    """The record's extra fields this version can read (the others were warned about
+    when the records were parsed): never a reason to refuse the account."""
+    return stored(record_meta(path, account_id, record).get("extra"))
 
 
 def slot_name(record: Dict[str, Any], kind: str) -> str:

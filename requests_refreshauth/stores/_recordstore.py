@@ -6,6 +6,7 @@ import os
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
+from .._extra import with_readable_extra
 from ..bundle import Account, Snapshot, TokenBundle, fingerprint
 from ..errors import StoreReadError
 from ..locking import AccountLock
@@ -84,7 +85,9 @@ class RecordStore:
     # --- bundle <-> record
     def _bundle_of(self, account_id: str, record: dict[str, Any]) -> TokenBundle:
         try:
-            return TokenBundle.from_dict(record["bundle"])
+            # An extra field this version cannot read costs only that field (warned
+            # about by parse_records), never the account.
+            return TokenBundle.from_dict(with_readable_extra(record["bundle"]))
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
             raise StoreReadError(
                 f"The stored record for account {account_id!r} in {self._where()} is "

@@ -4,7 +4,8 @@ Readers never lock: every write is a complete new file (temp file in the same di
 fsync, ``os.replace``), so a reader sees the old file or the new one, never a mix.
 Writers read-modify-write under an inter-process lock so concurrent savers of different
 accounts lose nothing. A file that cannot be understood is reported with its path and
-left exactly as it is: resetting it would log the user out of every account.
+left exactly as it is: resetting it would log the user out of every account. What a
+record may hold is checked in :mod:`._record_checks`.
 """
 
 from __future__ import annotations
@@ -14,18 +15,21 @@ import glob
 import hashlib
 import json
 import logging
-import math
 import os
-import re
 import stat
 import sys
 import time
 from typing import Any, Callable, Iterator, Optional, TypeVar
 
-from .._extra import stored_problem as extra_problem
 from .._fs import UnsafeFile, check_trusted, ensure_private_dir, open_regular, write_atomically
 from ..errors import StoreReadError, StoreWriteError
 from ..locking import AccountLock
+from ._record_checks import (
+    MAX_REASON,
+    session_ended_problem,
+    stored_token_problem,
+    warn_unreadable_extra,
+)
 
 __all__ = [
     "FORMAT",
@@ -47,64 +51,6 @@ T = TypeVar("T")
 
 _WINDOWS = sys.platform == "win32"
 _LOCK_TIMEOUT = 30.0
-#: The rules token_response applies to server answers: a token is visible ASCII (CR/LF
-#: would smuggle a header), a token_type an RFC 9110 token (it becomes the scheme).
-_USABLE_TOKEN = re.compile(r"[\x21-\x7e]+")
-_HTTP_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-
-
-def stored_token_problem(fields: Any) -> Optional[str]:
-    """Which field read from disk no server answer could have given us, if any: a token
-    that is not visible ASCII, a token type that is not an HTTP token, a malformed
-    ``extra`` field. Other shapes are reported where the bundle is built; the result
-    names the field, never its value."""
-    if not isinstance(fields, dict):
-        return None
-    problem = extra_problem(fields.get("extra"))
-    if problem:
-        return problem
-    for name in ("access_token", "refresh_token"):
-        value = fields.get(name)
-        if isinstance(value, str) and not _USABLE_TOKEN.fullmatch(value):
-            return f"{name.replace('_', ' ')} that is not visible ASCII"
-    token_type = fields.get("token_type")
-    if isinstance(token_type, str) and not _HTTP_TOKEN.fullmatch(token_type):
-        return "token type that is not an HTTP token"
-    return None
-
-
-#: Longest ``session_ended`` reason kept (the engine cuts it well below this).
-MAX_REASON = 500
-
-
-def session_ended_problem(mark: Any) -> Optional[str]:
-    """What is wrong with an account's ``session_ended`` mark, if anything.
-
-    ``{"at": <epoch seconds>, "reason": <short text>, "client_id": <optional str>}`` or
-    absent/``null``. A mark makes
-    the engine refuse the account, so one that cannot be read is an error, not ignored.
-    """
-    if mark is None:
-        return None
-    if not isinstance(mark, dict):
-        return "malformed session mark"
-    at, reason = mark.get("at"), mark.get("reason")
-    if isinstance(at, bool) or not isinstance(at, (int, float)) or not _finite(at):
-        return "session mark with a malformed time"
-    if not isinstance(reason, str) or len(reason) > MAX_REASON:
-        return "session mark with a malformed reason"
-    client_id = mark.get("client_id")
-    if client_id is not None and (not isinstance(client_id, str) or len(client_id) > MAX_REASON):
-        return "session mark with a malformed client id"
-    return None
-
-
-def _finite(number: float) -> bool:
-    """A JSON integer too large for a float (``1e400`` written out) is not a time."""
-    try:
-        return math.isfinite(float(number))
-    except OverflowError:
-        return False
 
 
 class Records:
@@ -208,6 +154,7 @@ def parse_records(text: str, path: str) -> Records:
         problem = session_ended_problem(record.get("session_ended"))
         if problem:
             raise bad(f"has a {problem} for account {account_id!r}")
+        warn_unreadable_extra(path, account_id, record)
     default = doc.get("default")
     if default is not None and not isinstance(default, str):
         raise bad("has a malformed 'default'")
