@@ -6,7 +6,7 @@ keep-alive ``requests.Session`` (``trust_env=False`` everywhere, so no proxy loo
 
 - ``plain``: ``session.headers["Authorization"] = "Bearer …"`` (the baseline);
 - ``RefreshAuth``: ``session.auth = RefreshAuth(FileTokenStore, provider)``;
-- ``RefreshAdapter``: ``session.mount(origin + "/", RefreshAdapter(...))``;
+- ``RefreshAdapter``: ``RefreshAdapter.mount(session, origin + "/", store, provider)``;
 - ``requests-oauthlib``: ``OAuth2Session(token=…, auto_refresh_url=…, token_updater=…)``;
 - ``Authlib``: ``authlib.integrations.requests_client.OAuth2Session(token=…, update_token=…)``.
 
@@ -226,7 +226,7 @@ def build_sessions(origin: str, creds: Credentials) -> Dict[str, Any]:
     auth = session()
     auth.auth = RefreshAuth(creds.store, creds.provider)
     adapter = session()
-    adapter.mount(origin + "/", RefreshAdapter(creds.store, creds.provider))
+    RefreshAdapter.mount(adapter, origin + "/", creds.store, creds.provider)
     oauthlib_session = OAuth2Session(
         creds.client_id,
         token=dict(creds.token),

@@ -14,46 +14,54 @@ from typing import TYPE_CHECKING
 from ._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from .adapter import RefreshAdapter
-    from .auth import RefreshAuth
-    from .bundle import Account, Snapshot, TokenBundle
-    from .errors import (
-        AccountNotFoundError,
-        AuthError,
-        CallbackTimeoutError,
-        ConfigurationError,
-        InternalError,
-        KeyringUnavailableError,
-        NoAccountSelectedError,
-        NotAuthenticatedError,
-        OAuthFlowError,
-        RefreshExpiredError,
-        RefreshRejectedError,
-        RefreshTransientError,
-        RefreshUnavailableError,
-        SaveFailedError,
-        SlotCollisionError,
-        StoreReadError,
-        StoreWriteError,
-        TokenExchangeError,
-    )
-    from .events import AuthEvent, add_listener, remove_listener
-    from .migrate import ImportResult, import_legacy_token
-    from .providers import AuthorizationRequest, AuthProvider, PkceProvider, RetryPolicy
-    from .refresh import refresh_access_token
-    from .standalone import StandaloneConfig
-    from .stores import (
-        AccountStatus,
-        FileTokenStore,
-        KeyringTokenStore,
-        MemoryTokenStore,
-        SessionEnded,
-        TokenStore,
-        WriteReport,
-    )
+    # Exactly the names and modules of _EXPORTS (tests/test_public_api.py checks it);
+    # ``X as X`` marks each as re-exported for type checkers.
+    from .adapter import RefreshAdapter as RefreshAdapter
+    from .auth import RefreshAuth as RefreshAuth
+    from .bundle import Account as Account
+    from .bundle import Snapshot as Snapshot
+    from .bundle import TokenBundle as TokenBundle
+    from .errors import AccountNotFoundError as AccountNotFoundError
+    from .errors import AuthError as AuthError
+    from .errors import CallbackTimeoutError as CallbackTimeoutError
+    from .errors import ConfigurationError as ConfigurationError
+    from .errors import InternalError as InternalError
+    from .errors import KeyringUnavailableError as KeyringUnavailableError
+    from .errors import NoAccountSelectedError as NoAccountSelectedError
+    from .errors import NotAuthenticatedError as NotAuthenticatedError
+    from .errors import OAuthFlowError as OAuthFlowError
+    from .errors import RefreshExpiredError as RefreshExpiredError
+    from .errors import RefreshRejectedError as RefreshRejectedError
+    from .errors import RefreshTransientError as RefreshTransientError
+    from .errors import RefreshUnavailableError as RefreshUnavailableError
+    from .errors import SaveFailedError as SaveFailedError
+    from .errors import SlotCollisionError as SlotCollisionError
+    from .errors import StoreReadError as StoreReadError
+    from .errors import StoreWriteError as StoreWriteError
+    from .errors import TokenExchangeError as TokenExchangeError
+    from .events import AuthEvent as AuthEvent
+    from .events import add_listener as add_listener
+    from .events import remove_listener as remove_listener
+    from .migrate import ImportResult as ImportResult
+    from .migrate import import_legacy_token as import_legacy_token
+    from .providers.base import AuthProvider as AuthProvider
+    from .providers.client_credentials import ClientCredentialsProvider as ClientCredentialsProvider
+    from .providers.pkce import AuthorizationRequest as AuthorizationRequest
+    from .providers.pkce import PkceProvider as PkceProvider
+    from .providers.token_endpoint import RetryPolicy as RetryPolicy
+    from .refresh import refresh_access_token as refresh_access_token
+    from .standalone import StandaloneConfig as StandaloneConfig
+    from .stores.base import AccountStatus as AccountStatus
+    from .stores.base import SessionEnded as SessionEnded
+    from .stores.base import TokenStore as TokenStore
+    from .stores.file import FileTokenStore as FileTokenStore
+    from .stores.keyring import KeyringTokenStore as KeyringTokenStore
+    from .stores.keyring import WriteReport as WriteReport
+    from .stores.memory import MemoryTokenStore as MemoryTokenStore
 
 __version__ = "0.1.0"
 
+#: The public API, the one table: name -> the module defining it (loaded on first use).
 _EXPORTS = {
     "Account": ".bundle",
     "AccountNotFoundError": ".errors",
@@ -63,6 +71,7 @@ _EXPORTS = {
     "AuthProvider": ".providers.base",
     "AuthorizationRequest": ".providers.pkce",
     "CallbackTimeoutError": ".errors",
+    "ClientCredentialsProvider": ".providers.client_credentials",
     "ConfigurationError": ".errors",
     "FileTokenStore": ".stores.file",
     "ImportResult": ".migrate",
@@ -104,47 +113,4 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 # never prints bare "lastResort" lines (a CLI prints its own messages, once).
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-__all__ = [
-    "Account",
-    "AccountNotFoundError",
-    "AccountStatus",
-    "AuthError",
-    "AuthEvent",
-    "AuthProvider",
-    "AuthorizationRequest",
-    "CallbackTimeoutError",
-    "ConfigurationError",
-    "FileTokenStore",
-    "ImportResult",
-    "InternalError",
-    "KeyringTokenStore",
-    "KeyringUnavailableError",
-    "MemoryTokenStore",
-    "NoAccountSelectedError",
-    "NotAuthenticatedError",
-    "OAuthFlowError",
-    "PkceProvider",
-    "RefreshAdapter",
-    "RefreshAuth",
-    "RefreshExpiredError",
-    "RefreshRejectedError",
-    "RefreshTransientError",
-    "RefreshUnavailableError",
-    "RetryPolicy",
-    "SaveFailedError",
-    "SessionEnded",
-    "SlotCollisionError",
-    "Snapshot",
-    "StandaloneConfig",
-    "StoreReadError",
-    "StoreWriteError",
-    "TokenBundle",
-    "TokenExchangeError",
-    "TokenStore",
-    "WriteReport",
-    "__version__",
-    "add_listener",
-    "import_legacy_token",
-    "refresh_access_token",
-    "remove_listener",
-]
+__all__ = ["__version__", *_EXPORTS]

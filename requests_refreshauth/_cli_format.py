@@ -46,9 +46,10 @@ def account_json(account: Account) -> Dict[str, Optional[str]]:
 
 
 def account_name(account_id: str, label: Optional[str]) -> str:
-    """An account for people; ids and labels come from the server: one line, no controls."""
-    name = account_id if not label or label == account_id else f"{label} ({account_id})"
-    return terminal_safe(name)
+    """An account for people: the library's one form (:func:`.bundle.describe_account`)."""
+    from .bundle import Account, describe_account
+
+    return describe_account(Account(account_id, label))
 
 
 def expiry_text(expires_at: Optional[float]) -> str:
@@ -61,8 +62,9 @@ def expiry_text(expires_at: Optional[float]) -> str:
 
 
 def _refresh_expired(status: AccountStatus, now: float) -> bool:
-    end = status.refresh_expires_at
-    return status.has_refresh_token and end is not None and now >= end
+    from .refresh import refresh_expired
+
+    return status.has_refresh_token and refresh_expired(status.refresh_expires_at, now)
 
 
 def session_is_dead(status: AccountStatus, now: Optional[float] = None) -> bool:
@@ -118,11 +120,13 @@ def _token_line(status: AccountStatus) -> str:
     return text + (", not used: the session ended" if status.session_ended else "")
 
 
-def _refresh_line(status: AccountStatus, now: float) -> str:
+def _refresh_line(status: AccountStatus, now: float, service: bool = False) -> str:
     if not status.has_refresh_token:
+        if service:  # client credentials: renewed with the client's own credentials
+            return "no (a new token is requested when this one expires)"
         return "no (log in again when the token expires)"
     end = status.refresh_expires_at
-    if end is not None and now >= end:
+    if end is not None and _refresh_expired(status, now):
         return f"expired {_duration(now - end)} ago (at {_when(end)})"
     if status.session_ended is not None:
         return "refused by the server (kept, not sent again)"
@@ -147,13 +151,16 @@ def status_data(status: AccountStatus) -> Dict[str, Any]:
     }
 
 
-def status_text(status: AccountStatus, *, uses_refresh_token: bool = False) -> str:
+def status_text(
+    status: AccountStatus, *, uses_refresh_token: bool = False, service: bool = False
+) -> str:
+    """``service``: the provider needs no user (client credentials), known offline."""
     now = time.time()
     lines = [
         f"Account:  {account_name(status.account.id, status.account.label)}"
         + ("  [default]" if status.is_default else ""),
         f"Token:    {_token_line(status)}",
-        f"Refresh:  {_refresh_line(status, now)}",
+        f"Refresh:  {_refresh_line(status, now, service)}",
     ]
     end = session_end(status, now, uses_refresh_token=uses_refresh_token)
     if end is not None:

@@ -1,6 +1,6 @@
 """The auth verbs, independent of the argument parser (argparse and click wire them up in
 :mod:`._cli_argparse` and :mod:`._cli_click`): each verb returns an exit status, every
-failure ends as one typed message (:data:`EXIT_CODES`)."""
+failure ends as one typed message and its class's ``exit_status``."""
 
 from __future__ import annotations
 
@@ -32,26 +32,25 @@ __all__ = ["EXIT_CODES", "AuthCommands", "Factory"]
 T = TypeVar("T")
 Factory = Union[T, Callable[[], T]]
 
-#: Process exit status by error code. 0 is success, 1 an unexpected error
-#: (``AUTH_INTERNAL_ERROR``), 2 a usage error (argparse/click), 130 Ctrl-C (``CANCELLED``
-#: under ``--json``).
-EXIT_CODES: Dict[str, int] = {
-    "NOT_AUTHENTICATED": 3,
-    "AUTH_REFRESH_EXPIRED": 3,
-    "AUTH_REFRESH_UNAVAILABLE": 3,
-    "AUTH_REFRESH_TRANSIENT": 4,
-    "AUTH_REFRESH_REJECTED": 5,
-    "AUTH_OAUTH_FAILED": 5,
-    "AUTH_TOKEN_EXCHANGE_FAILED": 5,
-    "AUTH_STORE_READ_FAILED": 6,
-    "AUTH_STORE_WRITE_FAILED": 6,
-    "ACCOUNT_NOT_FOUND": 7,
-    "NO_ACCOUNT_SELECTED": 7,
-    "AUTH_CALLBACK_TIMEOUT": 8,
-    "AUTH_CONFIGURATION_INVALID": 9,
-    "AUTH_INTERNAL_ERROR": 1,
-    "CANCELLED": 130,
-}
+#: Ctrl-C's exit status (``CANCELLED`` under ``--json``; not an error class).
+CANCELLED_EXIT = 130
+if TYPE_CHECKING:
+    #: Process exit status by error code, for programs that know only the code (derived
+    #: from the error classes' ``exit_status``). 0 is success, 1 an unexpected error
+    #: (``AUTH_INTERNAL_ERROR``, or an error of no library class), 2 a usage error
+    #: (argparse/click), 130 Ctrl-C (``CANCELLED`` under ``--json``).
+    EXIT_CODES: Dict[str, int]
+
+
+def __getattr__(name: str) -> Dict[str, int]:
+    """``EXIT_CODES``, built on first use: the error classes import requests, which
+    importing the CLI (``--help``) does not."""
+    if name != "EXIT_CODES":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from .errors import exit_statuses
+
+    table = globals()["EXIT_CODES"] = {**exit_statuses(), "CANCELLED": CANCELLED_EXIT}
+    return table
 
 
 def _resolve(value: Factory[T]) -> T:
@@ -157,7 +156,7 @@ class AuthCommands:
         try:
             return verb(as_json=as_json, **kwargs)
         except KeyboardInterrupt:
-            return self._fail(as_json, "CANCELLED", "Cancelled.")
+            return self._fail(as_json, "CANCELLED", "Cancelled.", CANCELLED_EXIT)
         except Exception as exc:  # noqa: BLE001 - every failure ends as a typed error
             error = with_file_hint(as_auth_error(exc), self.file_store_hint)
             if error is not exc and debugging():
@@ -165,10 +164,10 @@ class AuthCommands:
             hint = ""
             if error.login_required and self.prog:
                 hint = f"\nRun `{self.prog} login` to sign in."
-            return self._fail(as_json, error.code, str(error), hint)
+            return self._fail(as_json, error.code, str(error), error.exit_status, hint)
 
-    def _fail(self, as_json: bool, code: str, message: str, hint: str = "") -> int:
-        """Report a failure (one JSON document under ``--json``); its exit status."""
+    def _fail(self, as_json: bool, code: str, message: str, status: int, hint: str = "") -> int:
+        """Report a failure (one JSON document under ``--json``); returns ``status``."""
         try:
             if as_json:
                 self._emit(True, {"error": {"code": code, "message": message}}, "")
@@ -178,7 +177,7 @@ class AuthCommands:
                 self.say(f"error: {message}{hint}")
         except OSError:  # stdout/stderr closed (a pipe's reader left): the status still counts
             pass
-        return EXIT_CODES.get(code, 1)
+        return status
 
     # ------------------------------------------------------------------ verbs
 
@@ -251,7 +250,7 @@ class AuthCommands:
         return 0
 
     def status(self, *, as_json: bool = False, user: Optional[str] = None) -> int:
-        from .errors import NotAuthenticatedError
+        from .errors import NotAuthenticatedError, RefreshExpiredError
 
         status = self.store.status(user)
         if status is None:
@@ -261,13 +260,16 @@ class AuthCommands:
         # provider renews without one (client credentials); only then is it built.
         renewable = not unrenewable(status) or not self._uses_refresh_token()
         data = status_data(status)
-        self._emit(as_json, data, status_text(status, uses_refresh_token=not renewable))
+        provider = self._built_provider()  # built above, or given: no network
+        service = provider is not None and not provider.uses_refresh_token
+        text = status_text(status, uses_refresh_token=not renewable, service=service)
+        self._emit(as_json, data, text)
         if renewable and not session_is_dead(status):
             return 0
         # Shown in full above; the status says a script cannot go on without a login.
         if not as_json and self.prog:
             self.say(f"Run `{self.prog} login` to sign in.")
-        return EXIT_CODES["AUTH_REFRESH_EXPIRED"]
+        return RefreshExpiredError.exit_status
 
     def token(
         self, *, as_json: bool = False, user: Optional[str] = None, retry_refresh: bool = False
@@ -325,15 +327,18 @@ class AuthCommands:
         return None if callable(self._provider_factory) else self.provider
 
     def _for_this_client(self, status: AccountStatus) -> AccountStatus:
-        """``status`` without a mark made for another client id, when ours is known
-        without building the provider (else the mark applies, as the engine may say)."""
+        """``status`` without a mark that does not apply to our provider (another client
+        id; no refresh token sent), when it is known unbuilt (else the mark applies)."""
         from ._session_end import applicable_mark, client_of
 
         ended = status.session_ended
-        if ended is None or ended.client_id is None:
+        if ended is None:
             return status
         provider = self._built_provider()
-        if provider is None or applicable_mark(status, client_of(provider)) is not None:
+        if provider is None:
+            return status
+        mark = applicable_mark(status, client_of(provider))
+        if provider.uses_refresh_token and mark is not None:
             return status
         return status._replace(session_ended=None)
 

@@ -71,10 +71,23 @@ def retried_mark(retry: Retry, first: Optional[SessionEnded]) -> Optional[Sessio
 class EndedGate:
     """Whether one engine call may pass an account's mark, decided from the status it
     read first (pure): only an explicit retry of that very mark passes it. A mark seen
-    later that is not the one retried means a peer's retry was refused meanwhile."""
+    later that is not the one retried means a peer's retry was refused meanwhile.
 
-    def __init__(self, status: AccountStatus, client_id: Optional[str], retry: Retry) -> None:
-        ended = applicable_mark(status, client_id)  # read with the status: no extra I/O
+    ``uses_refresh_token=False`` (client credentials): no mark applies. A mark guards a
+    refresh token the server refused; such a provider never sends one (it asks with its
+    own credentials), and the save that follows clears the mark."""
+
+    def __init__(
+        self,
+        status: AccountStatus,
+        client_id: Optional[str],
+        retry: Retry,
+        *,
+        uses_refresh_token: bool = True,
+    ) -> None:
+        self._applies = uses_refresh_token
+        # Read with the status: no extra I/O.
+        ended = applicable_mark(status, client_id) if uses_refresh_token else None
         self._client_id = client_id
         self._seen = retried_mark(retry, ended)
         #: The explicit retry: one real POST, whatever the expiry.
@@ -84,7 +97,7 @@ class EndedGate:
 
     def blocking(self, status: AccountStatus) -> Optional[SessionEnded]:
         """The mark this call may not pass in ``status`` (read later), if any."""
-        ended = applicable_mark(status, self._client_id)
+        ended = applicable_mark(status, self._client_id) if self._applies else None
         if ended is not None and (not self.retrying or ended != self._seen):
             return ended
         return None

@@ -1,10 +1,16 @@
-"""``session.mount(api_base, RefreshAdapter(store, provider))``: the token, scoped to an origin.
+"""``RefreshAdapter.mount(session, api_base, store, provider)``: the token, scoped to an origin.
 
 Transport-level alternative to :class:`RefreshAuth` for sessions that talk to several
 hosts: only requests routed through this adapter *and* addressed to the origin it was
-mounted for carry the token. requests routes by string prefix, so a mount on
+given carry the token. requests routes by string prefix, so a mount on
 ``https://api.example.com`` also receives ``https://api.example.com.evil.net/``; the
 adapter compares origins (scheme, host, port) and sends anything else untouched.
+
+The origin is given, never guessed: requests never tells an adapter the prefix it is
+mounted on, and learning it from a request would let the request choose. So the
+adapter is built with ``origin=`` (or by :meth:`RefreshAdapter.mount`, which takes it
+from the prefix it mounts on), and a direct ``adapter.send`` (session wrappers do that)
+behaves exactly like one through ``Session.send``.
 
 The provider may share the session: its own calls (sent through ``_http``) pass through
 untouched, so a refresh never re-enters the engine.
@@ -17,15 +23,17 @@ along on a redirect the session builds from the original.
 from __future__ import annotations
 
 import logging
-import sys
 import time
-from typing import Any, Callable, FrozenSet, Mapping, Optional, Tuple, Union
+from collections import OrderedDict
+from typing import Any, Callable, FrozenSet, Iterable, Mapping, Optional, Tuple, Union
 
 from requests import PreparedRequest, Response, Session
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
 from ._http import PROVIDER_CALL
 from ._urls import origin_of
+from .bundle import Snapshot
 from .providers.base import AuthProvider
 from .refresh import DEFAULT_SKEW
 from .replay import release, renew_after_401, resend_copy, resendable
@@ -38,56 +46,90 @@ log = logging.getLogger("requests_refreshauth.adapter")
 
 Origin = Tuple[str, str, Optional[int]]
 
+_NO_ORIGIN = (
+    "RefreshAdapter cannot tell which origin it serves (it was not given origin= and no "
+    "session mounted it on a prefix that names a host): use RefreshAdapter.mount(session, "
+    "'https://api.example.com/', store, provider), or pass origin='https://api.example.com'."
+)
+
 
 class RefreshAdapter(HTTPAdapter):
-    """An ``HTTPAdapter`` that adds a fresh bearer token for one origin.
+    """An ``HTTPAdapter`` that adds a fresh bearer token for the origin(s) it is given.
 
-    The origin is the one of the prefix the adapter is mounted on (``session.mount``);
-    pass ``origin="https://api.example.com"`` when calling :meth:`send` without a
-    session. Remaining keyword arguments go to ``HTTPAdapter`` (pool sizes, retries).
+    ``origin``: ``"https://api.example.com"`` (or several, as a list). :meth:`mount`
+    builds and mounts one in a single call. Without ``origin``, the origins are those of
+    the prefixes a session mounted it on (``session.mount(prefix, adapter)``, read from
+    the calling session: see :mod:`._mount_prefix`); a direct ``adapter.send`` then needs
+    ``origin``. Remaining keyword arguments go to ``HTTPAdapter``.
     """
 
     def __init__(
         self,
         store: TokenStore,
         provider: AuthProvider,
+        *,
+        origin: Union[str, Iterable[str], None] = None,
         account: Optional[str] = None,
         skew: float = DEFAULT_SKEW,
-        *,
-        origin: Optional[str] = None,
         clock: Callable[[], float] = time.time,
         **adapter_kwargs: Any,
     ) -> None:
+        #: Learn the origins from the mounting session (the contract one-liner).
+        self._from_mount = origin is None
+        self._origins: FrozenSet[Origin] = frozenset()
+        #: URL starts that can only belong to one of our origins (a fast, sound
+        #: subset of the origin check; anything else is parsed).
+        self._starts: Tuple[str, ...] = ()
+        if origin is not None:
+            self._set_origins(_valid_origins(origin))
         super().__init__(**adapter_kwargs)
         self.source = TokenSource(store, provider, account, skew, clock=clock)
-        self._origin = _valid_origin(origin) if origin is not None else None
-        self._mounted: FrozenSet[Origin] = frozenset()
-        if origin is not None and self._origin is None:
-            raise ValueError(f"origin must be an http(s) URL with a host, got {origin!r}")
+        #: The header of the last snapshot used: a fresh token is the same snapshot
+        #: object request after request, so its header is built once (one tuple,
+        #: replaced whole, so threads never see a header of another snapshot).
+        self._header: Tuple[Optional[Snapshot], str] = (None, "")
+
+    @classmethod
+    def mount(
+        cls,
+        session: Session,
+        prefix: str,
+        store: TokenStore,
+        provider: AuthProvider,
+        **kwargs: Any,
+    ) -> RefreshAdapter:
+        """``session.mount(prefix, adapter)`` for an adapter serving ``prefix``'s origin.
+
+        The prefix must name a host (``"https://"`` alone is no scope). Keyword
+        arguments are those of the constructor (``account=``, ``skew=``, pool sizes).
+        """
+        adapter = cls(store, provider, origin=prefix, **kwargs)
+        session.mount(prefix, adapter)
+        return adapter
 
     def __repr__(self) -> str:
         return f"RefreshAdapter({self.source.store!r}, account={self.source.account!r})"
 
-    def _serves(self, origin: Origin) -> bool:
-        """Whether requests to ``origin`` get the token: it must be one we are mounted on.
+    def _set_origins(self, origins: FrozenSet[Origin]) -> None:
+        self._starts = tuple(s for o in origins for s in _starts_of(o))
+        self._origins = origins
 
-        Origins already seen in a mount table are remembered (a set that only grows:
-        every member was chosen by the user for this adapter, through some session), so
-        the stack is inspected only for an origin not seen before.
-        """
-        if self._origin is not None:
-            return origin == self._origin
-        if origin in self._mounted:
+    def _serves(self, url: str) -> bool:
+        """Whether a request to ``url`` gets the token: its origin must be one given, or
+        (built without ``origin=``) one of a prefix a session mounted this adapter on."""
+        if url.startswith(self._starts):
             return True
-        found = {o for o in map(_valid_origin, _mounted_prefixes(self)) if o is not None}
-        if not found and not self._mounted:
-            raise ValueError(
-                "RefreshAdapter cannot tell which origin it serves: mount it with "
-                "session.mount('https://api.example.com/', adapter) on a prefix that names "
-                "a host, or pass origin='https://api.example.com'."
-            )
-        self._mounted = self._mounted | found
-        return origin in self._mounted
+        origin = origin_of(url)
+        if origin in self._origins or not self._from_mount:
+            return origin in self._origins
+        from ._mount_prefix import mounted_prefixes
+
+        found = {o for o in map(_valid_origin, mounted_prefixes(self)) if o is not None}
+        if not found and not self._origins:
+            raise ValueError(_NO_ORIGIN)
+        if not found <= self._origins:  # a set that only grows: each was the user's choice
+            self._set_origins(self._origins | found)
+        return origin in self._origins
 
     def send(
         self,
@@ -98,6 +140,7 @@ class RefreshAdapter(HTTPAdapter):
         cert: Union[bytes, str, Tuple[Union[bytes, str], Union[bytes, str]], None] = None,
         proxies: Optional[Mapping[str, str]] = None,
     ) -> Response:
+        # By keyword, as Session.send passes them (mocks of HTTPAdapter.send expect it).
         options: dict[str, Any] = {
             "stream": stream,
             "timeout": timeout,
@@ -105,34 +148,72 @@ class RefreshAdapter(HTTPAdapter):
             "cert": cert,
             "proxies": proxies,
         }
+        send = super().send
         if PROVIDER_CALL.active:
             # The provider's own call to the authorization server (it shares this
             # session): no token, and no refresh from inside a refresh.
-            return super().send(request, **options)
-        assert request.url is not None
-        origin = origin_of(request.url)
-        if not self._serves(origin):
+            return send(request, **options)
+        url = request.url
+        assert url is not None
+        if not self._serves(url):
+            origin = origin_of(url)
             log.warning(
                 "not attaching the access token to a request for %s: outside the adapter's origin",
                 "://".join(origin[:2]),
             )
-            return super().send(request, **options)
+            return send(request, **options)
 
         snapshot = self.source.current()
-        sent = request.copy()
-        sent.headers["Authorization"] = snapshot.bundle.authorization
-        response = super().send(sent, **options)
+        last, authorization = self._header
+        if last is not snapshot:
+            authorization = snapshot.bundle.authorization
+            self._header = (snapshot, authorization)
+        sent = _with_header(request, authorization)
+        response = send(sent, **options)
         if response.status_code != 401 or not resendable(response, request, log):
             return response
         renewed = renew_after_401(self.source, snapshot.bundle.access_token, response, sent)
-        if renewed.bundle.authorization == snapshot.bundle.authorization:
+        if renewed.bundle.authorization == authorization:
             return response
         release(response)
         retry = resend_copy(request, sent, response)
         retry.headers["Authorization"] = renewed.bundle.authorization
-        new_response = super().send(retry, **options)
+        new_response = send(retry, **options)
         new_response.history.insert(0, response)
         return new_response
+
+
+def _with_header(request: PreparedRequest, authorization: str) -> PreparedRequest:
+    """A copy of ``request`` carrying the token; the caller's request is left untouched.
+
+    ``PreparedRequest.copy`` also copies the cookie jar, the dearest part of it; the
+    jar is shared here instead, since nothing writes to the jar of a request once it is
+    sent (``resend_copy`` and redirects copy the original request, with its own jar).
+    """
+    sent = PreparedRequest.__new__(PreparedRequest)
+    sent.__dict__.update(request.__dict__)
+    sent.headers = _headers_with(request.headers, authorization)
+    return sent
+
+
+def _headers_with(headers: Any, authorization: str) -> CaseInsensitiveDict[str]:
+    """``headers`` plus ``Authorization``, as a new dict.
+
+    ``CaseInsensitiveDict.copy`` re-lowers every key through ``__setitem__``; its
+    ``_store`` (lower-cased key -> (key, value), unchanged since requests 1.x) is
+    copied directly instead, with the same result. Any other mapping is copied the
+    ordinary way.
+    """
+    store = getattr(headers, "_store", None)
+    if type(headers) is CaseInsensitiveDict and type(store) is OrderedDict:
+        copied: CaseInsensitiveDict[str] = CaseInsensitiveDict.__new__(CaseInsensitiveDict)
+        entries = OrderedDict(store)
+        entries["authorization"] = ("Authorization", authorization)
+        copied._store = entries  # type: ignore[attr-defined]
+        return copied
+    copied = CaseInsensitiveDict(headers)
+    copied["Authorization"] = authorization
+    return copied
 
 
 def _valid_origin(url: str) -> Optional[Origin]:
@@ -142,25 +223,35 @@ def _valid_origin(url: str) -> Optional[Origin]:
     return origin
 
 
-_SESSION_SEND = Session.send.__code__
+def _valid_origins(given: Union[str, Iterable[str]]) -> FrozenSet[Origin]:
+    urls = (given,) if isinstance(given, str) else tuple(given)
+    origins = set()
+    for url in urls:
+        origin = _valid_origin(url) if isinstance(url, str) else None
+        if origin is None:
+            raise ValueError(
+                f"origin must be an http(s) URL with a host, got {url!r} "
+                "(a prefix such as 'https://' alone would send the token to every host)"
+            )
+        origins.add(origin)
+    if not origins:
+        raise ValueError("origin must name at least one http(s) URL with a host")
+    return frozenset(origins)
 
 
-def _mounted_prefixes(adapter: RefreshAdapter) -> Tuple[str, ...]:
-    """The prefixes the calling session mounted ``adapter`` on.
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
-    requests never tells an adapter its prefix, so the session is found on the stack:
-    ``Session.send`` calls ``adapter.send`` directly (a subclass's ``send`` calls it
-    through ``super()``). Frames are matched by code object, so only that one frame's
-    locals are materialised. Prefixes without a host (such as ``"https://"``) give no
-    origin: a token for every host is not a scope.
+
+def _starts_of(origin: Origin) -> Tuple[str, ...]:
+    """How a prepared URL to ``origin`` can begin: ``scheme://host[:port]/``.
+
+    Sound, not complete: the authority ends at the first ``/``, so a URL starting so
+    has exactly this origin; other spellings (upper case, userinfo) are parsed.
     """
-    frame: Any = sys._getframe(2)
-    for _ in range(8):
-        if frame is None:
-            break
-        if frame.f_code is _SESSION_SEND:
-            session = frame.f_locals.get("self")
-            if isinstance(session, Session):
-                return tuple(p for p, mounted in session.adapters.items() if mounted is adapter)
-        frame = frame.f_back
-    return ()
+    scheme, host, port = origin
+    if ":" in host:
+        host = f"[{host}]"
+    starts = [f"{scheme}://{host}:{port}/"]
+    if port == _DEFAULT_PORTS.get(scheme):
+        starts.append(f"{scheme}://{host}/")
+    return tuple(starts)

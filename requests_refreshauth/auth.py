@@ -42,9 +42,9 @@ class RefreshAuth(AuthBase):
         self,
         store: TokenStore,
         provider: AuthProvider,
+        *,
         account: Optional[str] = None,
         skew: float = DEFAULT_SKEW,
-        *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.source = TokenSource(store, provider, account, skew, clock=clock)

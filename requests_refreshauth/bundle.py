@@ -10,8 +10,9 @@ re-exported here).
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable, Iterable, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Iterable, Literal, Mapping, NamedTuple, Optional, Tuple, Union
 
+from ._deprecation import deprecated_attributes
 from ._extra import ExtraFields, Scalar, for_bundle
 from ._jwt import (
     SKEWED_TOKEN_LIFETIME,
@@ -31,6 +32,7 @@ __all__ = [
     "TokenBundle",
     "TokenExpiry",
     "TokenState",
+    "WriteReport",
     "access_token_expiry",
     "describe_account",
     "effective_skew",
@@ -38,7 +40,6 @@ __all__ = [
     "is_fresh",
     "jwt_claims",
     "jwt_expiry",
-    "refresh_token_expired",
     "seconds_left",
 ]
 
@@ -198,8 +199,17 @@ class Account(Value):
 
 
 def describe_account(account: Account) -> str:
-    """An account as log lines and messages name it: ``'alice' `` or ``'Alice' (alice)``."""
-    return repr(account.id) if account.label is None else f"{account.label!r} ({account.id})"
+    """An account as every message and log line names it: ``alice``, or ``Alice (alice)``
+    when it has a label that says more than the id.
+
+    Ids and labels come from the server: the result is one line with terminal controls
+    escaped, so a label cannot fake further lines of a message.
+    """
+    from ._scrub import terminal_safe  # only on message paths, not at import
+
+    label = account.label
+    name = account.id if not label or label == account.id else f"{label} ({account.id})"
+    return terminal_safe(name)
 
 
 class TokenState(Value):
@@ -232,6 +242,15 @@ class TokenState(Value):
         return self.expires_at - now > _clamp_skew(skew, self.expires_at, self.issued_at)
 
 
+class WriteReport(NamedTuple):
+    """Where a save put an account's secrets, and what to tell the user about it (the
+    plaintext fallback's warning): what a login prints after its save."""
+
+    account: Account
+    location: Literal["keyring", "plaintext"]
+    warning: Optional[str] = None
+
+
 class Snapshot(Value):
     """One consistent read of an account's stored state.
 
@@ -239,6 +258,11 @@ class Snapshot(Value):
     waited for the lock?" can be answered without comparing secrets. Stores that keep the
     refresh token elsewhere (the keyring) leave ``bundle.refresh_token`` empty and supply
     ``refresh_token_loader``; call :meth:`load_refresh_token` instead of reading the field.
+
+    ``write_report``: on the snapshot a store's ``save`` returns, where that save put the
+    secrets (``None`` from stores with one place for them, and on reads). It belongs to
+    this save alone, unlike a store-wide "last write", which another thread may replace
+    in between; it takes no part in ``==``.
     """
 
     __slots__ = (
@@ -248,9 +272,10 @@ class Snapshot(Value):
         "is_default",
         "has_refresh_token",
         "refresh_token_loader",
+        "write_report",
     )
     _hidden_fields = frozenset({"refresh_token_loader"})
-    _uncompared_fields = frozenset({"refresh_token_loader"})
+    _uncompared_fields = frozenset({"refresh_token_loader", "write_report"})
 
     account: Account
     bundle: TokenBundle
@@ -258,6 +283,7 @@ class Snapshot(Value):
     is_default: bool
     has_refresh_token: bool
     refresh_token_loader: Optional[Callable[[], Optional[str]]]
+    write_report: Optional[WriteReport]
 
     def __init__(
         self,
@@ -267,6 +293,7 @@ class Snapshot(Value):
         is_default: bool = False,
         has_refresh_token: Optional[bool] = None,
         refresh_token_loader: Optional[Callable[[], Optional[str]]] = None,
+        write_report: Optional[WriteReport] = None,
     ) -> None:
         self._set(
             account=account,
@@ -277,6 +304,7 @@ class Snapshot(Value):
                 bundle.refresh_token is not None if has_refresh_token is None else has_refresh_token
             ),
             refresh_token_loader=refresh_token_loader,
+            write_report=write_report,
         )
 
     @property
@@ -338,6 +366,20 @@ def is_fresh(bundle: TokenBundle, now: float, skew: float) -> bool:
     return TokenState(0, bundle.expires_at, bundle.issued_at, None).is_fresh(now, skew)
 
 
-def refresh_token_expired(bundle: TokenBundle, now: float) -> bool:
-    """Whether the refresh token's own absolute expiry has passed."""
-    return bundle.refresh_expires_at is not None and now >= bundle.refresh_expires_at
+def _refresh_token_expired(bundle: TokenBundle, now: float) -> bool:
+    """Deprecated: the engine's one rule is :func:`.refresh.refresh_expired`."""
+    from .refresh import refresh_expired
+
+    return refresh_expired(bundle.refresh_expires_at, now)
+
+
+# Deprecated in 0.x, removed in the next release: the rule lives in the engine.
+__getattr__ = deprecated_attributes(
+    __name__,
+    {
+        "refresh_token_expired": (
+            _refresh_token_expired,
+            "use requests_refreshauth.refresh.refresh_expired(bundle.refresh_expires_at, now)",
+        )
+    },
+)

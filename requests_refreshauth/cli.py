@@ -14,8 +14,9 @@ list|use REF|remove REF``, each with ``--json``; ``--user REF`` picks the accoun
 the verb or before it (``auth --user bob status``; after the verb wins). ``store`` and
 ``provider`` may be objects or zero-argument factories (so ``--help`` does not read a
 keyring or fetch discovery metadata). Human output goes to stdout, progress and errors to
-stderr; ``--json`` prints one JSON document on stdout. Exit codes follow the error's
-``code`` (:data:`EXIT_CODES`); every failure, typed or not, ends as one (no traceback
+stderr; ``--json`` prints one JSON document on stdout. The exit status is the error
+class's ``exit_status`` (:data:`EXIT_CODES` maps each ``code`` to it, for programs that
+only see the code); every failure, typed or not, ends as one (no traceback
 unless ``REFRESHAUTH_DEBUG=1``). Human output has terminal control characters shown as
 escapes (``\\x1b``): account labels, server error text and device codes come from the
 server. The verbs live in :mod:`._cli_verbs`, the parser wirings beside it.
@@ -23,8 +24,22 @@ server. The verbs live in :mod:`._cli_verbs`, the parser wirings beside it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Dict
+
 from ._cli_argparse import add_auth_commands
 from ._cli_click import click_auth_group
-from ._cli_verbs import EXIT_CODES, AuthCommands
+from ._cli_verbs import AuthCommands
+
+if TYPE_CHECKING:
+    from ._cli_verbs import EXIT_CODES as EXIT_CODES
 
 __all__ = ["EXIT_CODES", "AuthCommands", "add_auth_commands", "click_auth_group"]
+
+
+def __getattr__(name: str) -> Dict[str, int]:
+    """``EXIT_CODES`` (:mod:`._cli_verbs` builds it on first use)."""
+    if name != "EXIT_CODES":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import _cli_verbs
+
+    return _cli_verbs.EXIT_CODES

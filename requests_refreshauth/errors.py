@@ -2,8 +2,13 @@
 
 Every error subclasses :class:`requests.exceptions.RequestException`, so code that
 already wraps its API calls in ``except RequestException`` keeps working when a refresh
-fails. Each carries a stable ``code`` for programs (exit codes, JSON output) and a message
-that tells a person what to do. Messages never contain token material.
+fails. Each carries a stable ``code`` for programs (JSON output) and a message that tells
+a person what to do. Messages never contain token material.
+
+What an error means is on its class, so that code never keys a table by a string:
+``exit_status`` (what the CLI exits with; :data:`~requests_refreshauth.cli.EXIT_CODES` is
+derived from it), ``retryable`` (the same call may succeed later, unchanged) and
+``login_required`` (only a new login helps). A subclass inherits all three, with its code.
 """
 
 from __future__ import annotations
@@ -41,6 +46,10 @@ class AuthError(RequestException):
     """Base class of every error this library raises on purpose."""
 
     code: ClassVar[str] = "AUTH_ERROR"
+    #: The CLI's exit status (documented per code in the README: a contract).
+    exit_status: ClassVar[int] = 1
+    #: Whether the same call may succeed later, unchanged (network, 5xx, 429).
+    retryable: ClassVar[bool] = False
     #: Whether logging in again is the way out (drives the "login required" event).
     login_required: ClassVar[bool] = False
 
@@ -63,6 +72,7 @@ class NotAuthenticatedError(AuthError):
     """No tokens are stored for the account: the user has to log in."""
 
     code = "NOT_AUTHENTICATED"
+    exit_status = 3
     login_required = True
 
 
@@ -70,12 +80,14 @@ class AccountNotFoundError(AuthError):
     """An account reference matched neither an id nor a label."""
 
     code = "ACCOUNT_NOT_FOUND"
+    exit_status = 7
 
 
 class NoAccountSelectedError(AuthError):
     """Several accounts are stored (or a label is ambiguous) and none was chosen."""
 
     code = "NO_ACCOUNT_SELECTED"
+    exit_status = 7
 
 
 class RefreshExpiredError(AuthError):
@@ -88,6 +100,7 @@ class RefreshExpiredError(AuthError):
     """
 
     code = "AUTH_REFRESH_EXPIRED"
+    exit_status = 3
     login_required = True
 
     def __init__(
@@ -109,6 +122,7 @@ class RefreshUnavailableError(AuthError):
     """The access token expired and there is nothing to renew it with."""
 
     code = "AUTH_REFRESH_UNAVAILABLE"
+    exit_status = 3
     login_required = True
 
 
@@ -120,6 +134,7 @@ class RefreshRejectedError(AuthError):
     """
 
     code = "AUTH_REFRESH_REJECTED"
+    exit_status = 5
 
     def __init__(
         self,
@@ -140,6 +155,8 @@ class RefreshTransientError(AuthError):
     """The refresh may succeed later: network failure, 5xx, 429, garbled response."""
 
     code = "AUTH_REFRESH_TRANSIENT"
+    exit_status = 4
+    retryable = True
 
     def __init__(
         self,
@@ -158,30 +175,35 @@ class StoreReadError(AuthError):
     """The token store could not be read (corrupt or unreadable file, keyring failure)."""
 
     code = "AUTH_STORE_READ_FAILED"
+    exit_status = 6
 
 
 class StoreWriteError(AuthError):
     """The token store could not be written; nothing stored was lost."""
 
     code = "AUTH_STORE_WRITE_FAILED"
+    exit_status = 6
 
 
 class TokenExchangeError(AuthError):
     """Exchanging an authorization code (or device code) for tokens failed."""
 
     code = "AUTH_TOKEN_EXCHANGE_FAILED"
+    exit_status = 5
 
 
 class OAuthFlowError(AuthError):
     """The authorization server ended an interactive flow with an error."""
 
     code = "AUTH_OAUTH_FAILED"
+    exit_status = 5
 
 
 class CallbackTimeoutError(AuthError):
     """The browser never came back to the loopback redirect in time."""
 
     code = "AUTH_CALLBACK_TIMEOUT"
+    exit_status = 8
 
 
 class ConfigurationError(AuthError, ValueError):
@@ -193,6 +215,7 @@ class ConfigurationError(AuthError, ValueError):
     """
 
     code = "AUTH_CONFIGURATION_INVALID"
+    exit_status = 9
 
 
 class InternalError(AuthError):
@@ -202,6 +225,7 @@ class InternalError(AuthError):
     """
 
     code = "AUTH_INTERNAL_ERROR"
+    exit_status = 1
 
 
 class SlotCollisionError(StoreWriteError):
@@ -274,3 +298,14 @@ class KeyringUnavailableError(StoreWriteError):
         self.message = self._compose()
         self.args = (self.message,)
         return self
+
+
+def exit_statuses() -> Dict[str, int]:
+    """Each library error's ``code`` with its class's ``exit_status`` (a subclass shares
+    its parent's code and status), for :data:`~requests_refreshauth.cli.EXIT_CODES`."""
+    table: Dict[str, int] = {}
+    for name in __all__:
+        cls = globals()[name]
+        if cls is not AuthError:
+            table.setdefault(cls.code, cls.exit_status)
+    return table

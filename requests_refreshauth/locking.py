@@ -44,13 +44,13 @@ import os
 import sys
 import threading
 import time
-from types import TracebackType
-from typing import Any, Optional, Type
+from typing import Any, Optional
 
+from ._deprecation import deprecated_attributes
 from ._fs import UnsafeFile, ensure_private_dir, open_regular
 from .errors import StoreWriteError
 
-__all__ = ["DEFAULT_DELAY", "DEFAULT_MAX_DELAY", "AccountLock", "LockTimeout"]
+__all__ = ["DEFAULT_DELAY", "DEFAULT_MAX_DELAY", "AccountLock"]
 
 log = logging.getLogger("requests_refreshauth.lock")
 
@@ -60,8 +60,21 @@ DEFAULT_DELAY = 0.001
 DEFAULT_MAX_DELAY = 0.01
 
 
-class LockTimeout(TimeoutError):
-    """Raised by the context-manager form when the lock was not acquired in time."""
+class _LockTimeout(TimeoutError):
+    """Deprecated (nothing raises it since the context-manager form is gone)."""
+
+
+# Deprecated in 0.x, removed in the next release: ``acquire`` returns False instead.
+__getattr__ = deprecated_attributes(
+    __name__,
+    {
+        "LockTimeout": (
+            _LockTimeout,
+            "nothing raises it: AccountLock.acquire(timeout) returns False when the lock "
+            "was not taken",
+        )
+    },
+)
 
 
 class _Entry:
@@ -310,22 +323,6 @@ class AccountLock:
     def held(self) -> bool:
         """Whether the calling thread holds this lock."""
         return getattr(self._held, "entry", None) is not None
-
-    # Context-manager form, for short critical sections with a default bound.
-    default_timeout: Optional[float] = 30.0
-
-    def __enter__(self) -> AccountLock:
-        if not self.acquire(self.default_timeout):
-            raise LockTimeout(f"timed out after {self.default_timeout}s waiting for {self!r}")
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.release()
 
 
 #: The file that keeps an anchor directory from being empty (see the module docstring).

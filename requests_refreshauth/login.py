@@ -18,7 +18,7 @@ from ._revoking import revoke as revoke_token
 from ._revoking import revoke_unsaved, unsaved_error
 from ._scrub import server_text, terminal_safe
 from ._system_browser import BrowserOpener, default_browser
-from .bundle import Account, Snapshot, TokenBundle, jwt_claims
+from .bundle import Account, Snapshot, TokenBundle, describe_account, jwt_claims
 from .device import poll_device_token, start_device_authorization
 from .errors import (
     AuthError,
@@ -243,16 +243,13 @@ def _save(
     except (StoreWriteError, StoreReadError) as exc:
         outcome = revoke_unsaved(provider, bundle, store, account)
         raise unsaved_error(exc, outcome) from None
-    warning = getattr(getattr(store, "last_write", None), "warning", None)
-    if warning:
-        say(f"Warning: {warning}")
+    # This save's own report: a store-wide "last write" may be another thread's by now.
+    report = snapshot.write_report
+    if report is not None and report.warning:
+        say(f"Warning: {report.warning}")
     note = _default_note(store, snapshot, prog)
-    say(f"Signed in as {terminal_safe(_name(snapshot.account))}.{note}")
+    say(f"Signed in as {describe_account(snapshot.account)}.{note}")
     return snapshot
-
-
-def _name(account: Account) -> str:
-    return account.id if account.label is None else f"{account.label} ({account.id})"
 
 
 def _default_note(store: TokenStore, snapshot: Snapshot, prog: Optional[str]) -> str:
@@ -269,7 +266,7 @@ def _default_note(store: TokenStore, snapshot: Snapshot, prog: Optional[str]) ->
 
     switch = f" (`{prog} accounts use {shlex.quote(terminal_safe(snapshot.account.id))}` to switch)"
     return (
-        f" {terminal_safe(_name(default.account))} is still the default account"
+        f" {describe_account(default.account)} is still the default account"
         f"{switch if prog else ''}."
     )
 

@@ -32,6 +32,7 @@ __all__ = [
     "fields_of",
     "json_object",
     "oauth_error_of",
+    "request_name",
 ]
 
 #: OAuth error codes that describe the server's state, not the grant's.
@@ -77,7 +78,25 @@ PARSE_ERRORS = (ValueError, TypeError, AttributeError, KeyError, OverflowError, 
 #: Longest server ``error`` code shown (real ones are short identifiers).
 MAX_ERROR_CODE = 100
 
-Grant = Literal["refresh", "exchange"]
+#: What a token request asks for: renewing with a refresh token, exchanging an
+#: authorization or device code, or a service's own token (client credentials, where
+#: no user exists: a refusal is the client's configuration, never "log in again").
+Grant = Literal["refresh", "exchange", "client_credentials"]
+
+_REQUEST_NAMES = {
+    "refresh": "refresh",
+    "exchange": "token exchange",
+    "client_credentials": "client-credentials grant",
+}
+_SERVICE_ADVICE = (
+    "Check the client id and secret, the token endpoint and the scopes the client may "
+    "request; retrying will not help."
+)
+
+
+def request_name(grant: Grant) -> str:
+    """How messages name a request of ``grant`` ("the {name} response")."""
+    return _REQUEST_NAMES[grant]
 
 
 def clean(text: Optional[str], limit: int = 300) -> Optional[str]:
@@ -161,7 +180,11 @@ def error_for(
     retry_after: Optional[float],
     fields: Optional[Mapping[str, Any]] = None,
 ) -> Exception:
-    what = "refresh the token" if grant == "refresh" else "exchange the code"
+    what = {
+        "refresh": "refresh the token",
+        "exchange": "exchange the code",
+        "client_credentials": "issue a token",
+    }[grant]
     shown_error = clean(error, MAX_ERROR_CODE)
     detail = (
         f"{shown_error}: {clean(description)}" if description else (shown_error or f"HTTP {status}")
@@ -177,6 +200,20 @@ def error_for(
         return TokenExchangeError(
             f"The authorization server refused the token exchange ({detail}). "
             "Start the login again."
+        )
+    if grant == "client_credentials":  # no user: every refusal is the client's setup
+        asks = (
+            " The server asks for a user, whom a service does not have: the client may "
+            "need an administrator's consent for these scopes."
+            if error in _INTERACTION_ERRORS
+            else ""
+        )
+        return RefreshRejectedError(
+            f"The authorization server refused the client-credentials token request "
+            f"({detail}).{asks} {_SERVICE_ADVICE}",
+            error=shown_error,
+            error_description=clean(description),
+            status_code=status,
         )
     if _login_again(error, fields):
         happened = (

@@ -379,6 +379,8 @@ def save_failed(
             f"They were kept in the rescue file {path} (plaintext, mode 600), which the "
             "next refresh (in any process) adopts; fix the store and run it again."
         )
+    elif old.refresh_token is None:  # renewed without one (client credentials)
+        kept = "Nothing was lost: the next request, in any process, obtains a new token."
     elif rotated:
         kept = (
             f"They are held only by this process ({why}): once it exits, other processes "

@@ -56,6 +56,7 @@ __all__ = [
     "DEFAULT_SKEW",
     "lock_timeout_for",
     "refresh_access_token",
+    "refresh_expired",
     "refresh_needed",
     "session_ended_error",
 ]
@@ -102,6 +103,12 @@ def refresh_needed(
     return not state.is_fresh(now, skew)
 
 
+def refresh_expired(refresh_expires_at: Optional[float], now: float) -> bool:
+    """Whether a refresh token has reached its end of life: the one rule (its end itself
+    counts as expired), shared by the engine and the CLI's ``status``."""
+    return refresh_expires_at is not None and now >= refresh_expires_at
+
+
 def lock_timeout_for(provider: AuthProvider) -> float:
     """How long to wait for another holder: its worst case, plus store I/O."""
     return float(provider.renew_timeout) + _LOCK_MARGIN
@@ -124,7 +131,7 @@ def _check_renewable(
             f"The access token for {_describe(account)} has expired and no refresh "
             "token is stored. Log in again."
         )
-    if refresh_expires_at is not None and now >= refresh_expires_at:
+    if refresh_expired(refresh_expires_at, now):
         raise RefreshExpiredError(
             f"The session for {_describe(account)} has expired (the refresh token "
             "reached its end of life). Log in again."
@@ -229,7 +236,9 @@ def _refresh(
 ) -> Snapshot:
     """``status`` as read; ``snapshot``: the same revision with secrets, if already read."""
     account = status.account
-    gate = EndedGate(status, client_of(provider), retry)
+    gate = EndedGate(
+        status, client_of(provider), retry, uses_refresh_token=provider.uses_refresh_token
+    )
     if gate.retrying:  # the explicit retry: one real POST, whatever the expiry
         force, rejected_token = True, None
 

@@ -36,6 +36,7 @@ from .oauth_errors import (
     fields_of,
     json_object,
     oauth_error_of,
+    request_name,
 )
 
 __all__ = [
@@ -174,14 +175,15 @@ def interpret_token_response(
     - 5xx, 408, 429, non-JSON, missing ``access_token`` → :class:`RefreshTransientError`.
 
     For ``grant="exchange"`` (authorization/device code), refusals raise
-    :class:`TokenExchangeError` instead of the refresh errors. ``secrets``: what the
-    request carried (client secret, code, code verifier, refresh token): never kept in
-    the bundle's ``extra``, even echoed under another name.
+    :class:`TokenExchangeError` instead of the refresh errors; for
+    ``grant="client_credentials"`` (no user to log in), :class:`RefreshRejectedError`.
+    ``secrets``: what the request carried (client secret, code, code verifier, refresh
+    token): never kept in the bundle's ``extra``, even echoed under another name.
     """
     from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
     retry_after = parse_retry_after(retry_after_header, now)
-    what = "refresh" if grant == "refresh" else "token exchange"
+    what = request_name(grant)
     if status >= 500 or status in (408, 425, 429):
         error, description = oauth_error_of(body)
         detail = f" ({clean(error, MAX_ERROR_CODE)})" if error else ""
@@ -211,7 +213,7 @@ def interpret_token_response(
                 f"The authorization server's {what} response carried no access token; "
                 + (
                     "try again shortly."
-                    if grant == "refresh"
+                    if grant != "exchange"
                     else "nothing was stored. Check the scopes and settings of the login: "
                     "logging in again with the same ones gets the same answer (Slack, for "
                     "one, nests a user-scope token under authed_user, which is not read)."

@@ -42,7 +42,7 @@ def main() -> None:
     http = requests.Session()
     http.trust_env = False
     if config.get("mode") == "adapter":
-        http.mount(config["origin"], RefreshAdapter(store, provider))
+        RefreshAdapter.mount(http, config["origin"], store, provider)
     else:
         http.auth = RefreshAuth(store, provider)
     print("ready", flush=True)

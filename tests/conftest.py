@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import settings
 from localhttp import ServerFactory
 from support import make_provider, oidc_login, require_node
 
@@ -22,6 +24,13 @@ except ImportError:  # pragma: no cover - imported from the repository root
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
+
+# Property tests: a quarter of the examples in the per-interpreter envs, all of them once in
+# tox -e reliability (HYPOTHESIS_PROFILE=thorough). Tests with their own count use
+# support.examples(n); this covers the ones on Hypothesis's default of 100.
+settings.register_profile("fast", max_examples=25)
+settings.register_profile("thorough", max_examples=100)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
 
 
 @pytest.fixture(scope="session")

@@ -126,3 +126,12 @@ def child_report(pid: int, read_fd: int, timeout: float) -> dict[str, Any]:
         time.sleep(0.01)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     return json.loads(data or b"{}")  # type: ignore[no-any-return]
+
+
+def examples(thorough: int) -> int:
+    """`max_examples` for a property test: all `thorough` under HYPOTHESIS_PROFILE=thorough (set
+    in tox -e reliability, which runs them once), a quarter in the per-interpreter envs, so the
+    interpreter-dependent code is still exercised everywhere while those envs stay fast."""
+    if os.environ.get("HYPOTHESIS_PROFILE") == "thorough":
+        return thorough
+    return max(10, thorough // 4)

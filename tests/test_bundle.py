@@ -23,9 +23,9 @@ from requests_refreshauth.bundle import (
     fingerprint,
     is_fresh,
     jwt_expiry,
-    refresh_token_expired,
     seconds_left,
 )
+from requests_refreshauth.refresh import refresh_expired
 
 NOW = 1_750_000_000.0
 
@@ -392,18 +392,10 @@ def test_token_state_and_snapshot_agree_with_is_fresh(
     ) == is_fresh(bundle, now, skew)
 
 
-def test_refresh_token_expired() -> None:
-    assert not refresh_token_expired(TokenBundle("at-1", "rt-1"), NOW)
-    bundle = TokenBundle("at-1", "rt-1", refresh_expires_at=NOW)
-    assert refresh_token_expired(bundle, NOW)
-    assert refresh_token_expired(bundle, NOW + 1)
-    assert not refresh_token_expired(bundle, NOW - 0.001)
-
-
 @given(opt_times, times)
-def test_refresh_token_expired_matches_definition(when: Optional[float], now: float) -> None:
-    bundle = TokenBundle("at-1", "rt-1", refresh_expires_at=when)
-    assert refresh_token_expired(bundle, now) == (when is not None and now >= when)
+def test_refresh_expired_matches_definition(when: Optional[float], now: float) -> None:
+    # the exact end is pinned in test_cleanup_dead_code.py
+    assert refresh_expired(when, now) == (when is not None and now >= when)
 
 
 # ----------------------------------------------------------------------------- jwt_expiry

@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from keyring_fakes import MemoryKeyring
 from localhttp import LocalServer, ServerFactory, TokenEndpointScript, client_session
+from support import examples
 
 from requests_refreshauth import (
     Account,
@@ -718,7 +719,7 @@ def check_records_text(text: str, planted: List[str]) -> None:
 _responses = st.dictionaries(field_names(), _values, max_size=12)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(fields=_responses, marker=st.integers(0, 10**9))
 def test_no_secret_named_field_ever_reaches_extra_or_a_record(
     fields: Dict[str, Any], marker: int

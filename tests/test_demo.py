@@ -17,7 +17,7 @@ def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_demo_passes_with_one_refresh_per_window() -> None:
-    result = run_demo("--workers", "4", "--duration", "4", "--ttl", "2")
+    result = run_demo("--workers", "4", "--duration", "2", "--ttl", "2")
     assert result.returncode == 0, result.stdout + result.stderr
     table = dict(
         (cells[1].strip(), cells[2].strip())

@@ -28,6 +28,7 @@ from requests_refreshauth import (
     add_listener,
     refresh_access_token,
 )
+from requests_refreshauth import persist as persist_mod
 from requests_refreshauth.bundle import TokenState, fingerprint
 from requests_refreshauth.locking import AccountLock
 from requests_refreshauth.refresh import refresh_needed
@@ -431,6 +432,8 @@ def test_store_write_failure_after_a_rotation_still_returns_the_new_token(
         raise StoreWriteError("disk full")
 
     monkeypatch.setattr(store, "save", broken_save)
+    # Retried for this long (default 2 s, waited out in test_trust_engine.py's herd test).
+    monkeypatch.setattr(persist_mod, "SAVE_BUDGET", 0.3)
     with caplog.at_level(logging.ERROR):
         snap = refresh_access_token(store, provider)
     assert snap.bundle.expires_at is not None and snap.bundle.expires_at > time.time()

@@ -335,6 +335,9 @@ def test_frozen_daemon_fails_within_the_timeout(own_service: SecretService, tmp_
 # --------------------------------------------------------------------------- processes
 
 
+# Multi-process (8 interpreters started): once, in tox -e reliability. Every interpreter still runs
+# the in-process keyring tests above and test_engine.py::test_processes_refresh_once (the lock).
+@pytest.mark.reliability
 def test_eight_processes_with_an_expired_token_refresh_exactly_once(
     secret_service: SecretService, oidc: OidcServer, provider: PkceProvider, tmp_path: Path
 ) -> None:

@@ -59,6 +59,7 @@ from requests_refreshauth import (
     WriteReport,
     refresh_access_token,
 )
+from requests_refreshauth import persist as persist_mod
 from requests_refreshauth.bundle import fingerprint
 from requests_refreshauth.stores.keyring import default_slot
 from requests_refreshauth.stores.records import RecordsFile
@@ -1493,12 +1494,16 @@ def test_refresh_through_the_engine_saves_to_the_keyring_and_keeps_the_default(
     assert read_records(records)["default"] == "alice"
 
 
-def test_refresh_result_that_cannot_be_saved_is_still_used(records: Path) -> None:
+def test_refresh_result_that_cannot_be_saved_is_still_used(
+    records: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     backend = FaultyKeyring()
     store = store_on(records, backend)
     store.save(Account("alice"), make_bundle(expires_in=-10))
     before = records.read_bytes()
     backend.on("set")
+    # The failing save is retried this long (default 2 s, waited out in test_trust_engine.py).
+    monkeypatch.setattr(persist_mod, "SAVE_BUDGET", 0.3)
     provider = FakeProvider()
     snap = refresh_access_token(store, provider)
     assert provider.calls == 1

@@ -597,8 +597,8 @@ def test_client_credentials_through_the_library(server: LocalAuthServer) -> None
     module = pytest.importorskip("requests_refreshauth.providers.client_credentials")
     provider = module.ClientCredentialsProvider(
         server.confidential_client_id,
-        server.confidential_client_secret,
         server.token_endpoint,
+        client_secret=server.confidential_client_secret,
         scopes=("api",),
         session=server.session(),
     )
@@ -683,6 +683,9 @@ def test_stop_is_prompt_with_idle_keep_alive_connections_and_repr_hides_secrets(
 # ---------------------------------------------------------------------- concurrency
 
 
+# Multi-process: once, in tox -e reliability. Every interpreter still runs test_demo.py (worker
+# processes refreshing through a LocalAuthServer) and test_engine.py::test_processes_refresh_once.
+@pytest.mark.reliability
 def test_eight_processes_with_an_expired_token_refresh_once(
     server: LocalAuthServer, tmp_path: Path
 ) -> None:

@@ -175,8 +175,8 @@ def test_logout_works_offline(tmp_path: Path, oidc: OidcServer) -> None:
 def test_client_credentials_fill_an_empty_store_and_renew(oidc: OidcServer) -> None:
     provider = ClientCredentialsProvider(
         oidc.service_client_id,
-        oidc.service_client_secret,
         oidc.token_endpoint,
+        client_secret=oidc.service_client_secret,
         scopes=("api",),
         session=plain_session(),
         timeout=10,

@@ -253,7 +253,8 @@ def test_out_of_reach_keyring_with_plaintext_default_account_still_passes(tmp_pa
 
 def test_a_hanging_keyring_probe_costs_one_timeout_not_two(tmp_path: Path) -> None:
     backend = HangingKeyring(hang_when=lambda op: op in ("set", "delete"), max_hang=30)
-    store = KeyringTokenStore("app", tmp_path / "t.json", backend=backend, timeout=3.0)
+    timeout = 2.0  # > 1.5, so that two timeouts exceed the bound below
+    store = KeyringTokenStore("app", tmp_path / "t.json", backend=backend, timeout=timeout)
     started = time.monotonic()
     try:
         with pytest.raises(KeyringUnavailableError) as failure:
@@ -261,7 +262,7 @@ def test_a_hanging_keyring_probe_costs_one_timeout_not_two(tmp_path: Path) -> No
         elapsed = time.monotonic() - started
     finally:
         backend.release()
-    assert elapsed < 3.0 + 1.5  # the probe's timeout, not also its cleanup's
+    assert elapsed < timeout + 1.5  # the probe's timeout, not also its cleanup's
     message = str(failure.value)
     assert "while checking that the keyring can be written" in message
     assert "while writing a token" not in message

@@ -367,6 +367,9 @@ def test_revocation(server: OidcServer, http: requests.Session, insecure_oauthli
     assert stats["refresh_reuse_detected"] == 0
 
 
+# A second Node server and a 2 s wait: once, in tox -e reliability. It checks the Node harness
+# (oidc/), not the library, so no interpreter-dependent code is left out of the other envs.
+@pytest.mark.reliability
 def test_access_token_ttl_option_and_expiry(http: requests.Session) -> None:
     _require_node()
     with start_oidc_server(access_token_ttl=2) as short:

@@ -11,6 +11,7 @@ from typing import Any, Optional
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import examples
 
 from requests_refreshauth import StoreReadError
 from requests_refreshauth.stores.records import (
@@ -247,7 +248,7 @@ def near_valid_documents(draw: Any) -> str:
     return json.dumps(document)
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(near_valid_documents(), paths)
 def test_fuzz_near_valid_documents(text: str, path: str) -> None:
     _check(text, path)

@@ -49,7 +49,7 @@ def auth_session(store: Any, provider: Any) -> requests.Session:
 
 def adapter_session(store: Any, provider: Any, server: LocalServer) -> requests.Session:
     session = client_session()
-    session.mount(server.url + "/", RefreshAdapter(store, provider))
+    RefreshAdapter.mount(session, server.url + "/", store, provider)
     return session
 
 
@@ -202,9 +202,8 @@ def test_mount_prefix_tricks_do_not_get_the_token(
     url: str, expect_token: bool, recorder: _Recorder
 ) -> None:
     store = logged_in()
-    adapter = RefreshAdapter(store, FakeProvider())
     session = client_session()
-    session.mount("https://api.example.com", adapter)
+    adapter = RefreshAdapter.mount(session, "https://api.example.com", store, FakeProvider())
     assert session.get_adapter(url) is adapter  # requests routes it to our adapter...
     assert session.get(url, timeout=5).status_code == 200
     ((sent_url, authorization),) = recorder.sent

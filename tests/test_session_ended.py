@@ -30,6 +30,7 @@ from requests_refreshauth import (
     add_listener,
     refresh_access_token,
 )
+from requests_refreshauth import persist as persist_mod
 from requests_refreshauth._cli_format import status_data, status_text
 from requests_refreshauth.rescue import forget_process_rescues
 from requests_refreshauth.source import TokenSource
@@ -486,6 +487,9 @@ def failing_saves(monkeypatch: pytest.MonkeyPatch, store: Any) -> None:
         raise StoreWriteError("disk full")
 
     monkeypatch.setattr(store, "save", full)
+    # The engine retries a failing save this long (default 2 s, waited out in
+    # test_trust_engine.py's herd test); what happens after it is the same.
+    monkeypatch.setattr(persist_mod, "SAVE_BUDGET", 0.3)
 
 
 def test_a_rescue_left_by_a_retry_is_adopted_not_refused(

@@ -347,7 +347,8 @@ def test_the_provider_has_the_manual_endpoints_and_the_secret() -> None:
     assert provider.token_endpoint_url == TOKEN
     assert provider.device_authorization_endpoint == DEVICE
     assert provider.authorization_endpoint is None
-    assert provider._client_secret == "the-secret" and provider._client_auth == "post"
+    assert provider._client_secret == "the-secret"
+    assert provider._basic is None  # client_auth "post": the secret goes in the body
 
 
 def test_the_store_is_the_kind_configured(tmp_path: Path) -> None:

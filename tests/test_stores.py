@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional, Union
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import examples
 
 from requests_refreshauth import (
     Account,
@@ -169,7 +170,7 @@ def test_several_accounts_without_default(store: Store) -> None:
             call()
         assert info.value.code == "NO_ACCOUNT_SELECTED"
         assert "a" in str(info.value)
-        assert "bee [b]" in str(info.value)
+        assert "bee (b)" in str(info.value)
     assert before.check()
     snap = store.active("b")
     assert snap is not None
@@ -241,7 +242,7 @@ def test_unknown_ref(store: Store) -> None:
         store.active("zed")
     message = str(info.value)
     assert "zed" in message
-    assert "work [a]" in message
+    assert "work (a)" in message
     leaked = leaks([message, repr(info.value)], token_strings(bundle))
     assert not leaked
 
@@ -624,7 +625,7 @@ operations = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(operations, max_size=25))
 def test_stores_follow_the_model(ops: list[tuple[Any, ...]]) -> None:
     model = _Model()

@@ -172,7 +172,7 @@ def test_a_cli_pointed_at_another_server_is_refused_by_the_browser(
             "REFRESHAUTH_CACHE_DIR": str(tmp_path / "cache"),
             **local_auth_server.browser_env(),  # ... than the one the browser may open
         }
-        result = run([*MYCLI, "auth", "login", "--timeout", "2"], env)
+        result = run([*MYCLI, "auth", "login", "--timeout", "1"], env)
         assert other.stats().authorization_requests == 0
     assert result.returncode == 8, result  # AUTH_CALLBACK_TIMEOUT: nobody signed in
     assert "not this LocalAuthServer's authorization endpoint" in result.stderr

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from requests.exceptions import RequestException
+from support import examples
 
 from requests_refreshauth import (
     AuthError,
@@ -763,7 +764,7 @@ def exchanges(draw: Any) -> dict[str, Any]:
     }
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(exchanges())
 def test_fuzz_only_typed_errors_and_no_token_leaks(case: dict[str, Any]) -> None:
     previous: Optional[TokenBundle] = case["previous"]

@@ -438,7 +438,7 @@ def test_a_provider_sharing_the_api_session_refreshes_once_without_hanging(
     if attach == "auth":
         session.auth = RefreshAuth(store, provider)
     else:
-        session.mount(server.url + "/", RefreshAdapter(store, provider))
+        RefreshAdapter.mount(session, server.url + "/", store, provider)
     started = time.monotonic()
     response = session.get(server.url_for("/api"), timeout=10)
     assert time.monotonic() - started < 5

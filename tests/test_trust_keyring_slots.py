@@ -27,6 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from keyring.errors import PasswordDeleteError
 from keyring_fakes import FaultyKeyring, MemoryKeyring, SizeLimitedKeyring
+from support import examples
 
 from requests_refreshauth import (
     Account,
@@ -364,7 +365,7 @@ def _all_names(account_id: str, chunks: int = 4) -> Set[str]:
     return set(slot_names(default_slot(account_id), {kind: chunks for kind in _KINDS}))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(_IDS, _IDS)
 def test_no_two_id_kind_chunk_triples_share_a_slot_name(first: str, second: str) -> None:
     if first == second:
@@ -377,14 +378,14 @@ def test_no_two_id_kind_chunk_triples_share_a_slot_name(first: str, second: str)
     )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(_IDS)
 def test_one_accounts_names_are_distinct(account_id: str) -> None:
     names = slot_names(default_slot(account_id), {kind: 5 for kind in _KINDS})
     assert len(names) == len(set(names)) == 10
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(_IDS, _IDS)
 def test_escaped_slots_never_collide_even_ignoring_case(first: str, second: str) -> None:
     """The fallback for case twins is distinct from everything, case-insensitively."""

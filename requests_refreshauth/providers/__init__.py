@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from .base import AuthProvider
-    from .client_credentials import ClientCredentialsProvider
-    from .pkce import AuthorizationRequest, PkceProvider
-    from .token_endpoint import RetryPolicy
+    from .base import AuthProvider as AuthProvider
+    from .client_credentials import ClientCredentialsProvider as ClientCredentialsProvider
+    from .pkce import AuthorizationRequest as AuthorizationRequest
+    from .pkce import PkceProvider as PkceProvider
+    from .token_endpoint import RetryPolicy as RetryPolicy
 
 _EXPORTS = {
     "AuthProvider": ".base",
@@ -22,10 +23,4 @@ _EXPORTS = {
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
-__all__ = [
-    "AuthProvider",
-    "AuthorizationRequest",
-    "ClientCredentialsProvider",
-    "PkceProvider",
-    "RetryPolicy",
-]
+__all__ = [*_EXPORTS]

@@ -81,7 +81,6 @@ class OAuthClient:
         self.issuer = issuer
         self.timeout = timeout
         self._client_secret = client_secret
-        self._client_auth = client_auth
         self.sessions = SessionFactory(session)
         self._basic = (
             (quote_plus(client_id), quote_plus(client_secret))  # RFC 6749 §2.3.1

@@ -21,6 +21,13 @@ if TYPE_CHECKING:
 
 __all__ = ["ClientCredentialsProvider"]
 
+_OLD_ORDER = (
+    "ClientCredentialsProvider takes (client_id, token_endpoint, *, client_secret=...): "
+    "write ClientCredentialsProvider(client_id, token_endpoint, client_secret=secret) "
+    "(the old positional order client_id, client_secret, token_endpoint is refused, so a "
+    "secret is never taken for a URL)"
+)
+
 
 class ClientCredentialsProvider(OAuthClient):
     """A confidential client that obtains tokens with its own id and secret.
@@ -31,15 +38,22 @@ class ClientCredentialsProvider(OAuthClient):
 
     uses_refresh_token = False
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> ClientCredentialsProvider:
+        # The order used to be (client_id, client_secret, token_endpoint): refuse
+        # that call by its shape, before binding could take the secret for the URL.
+        if len(args) > 2 or (len(args) == 2 and "token_endpoint" in kwargs):
+            raise TypeError(_OLD_ORDER)
+        return super().__new__(cls)
+
     def __init__(
         self,
         client_id: str,
-        client_secret: str,
         token_endpoint: str,
+        *,
+        client_secret: str,
         scopes: Iterable[str] = (),
         session: Optional[requests.Session] = None,
         timeout: Timeout = 30.0,
-        *,
         client_auth: str = "basic",
         retry: Optional[RetryPolicy] = None,
         account: Optional[str] = None,
@@ -70,5 +84,8 @@ class ClientCredentialsProvider(OAuthClient):
             scope=list(self.scopes) or None, **params
         )
         return self.token_endpoint.post(
-            body, grant="refresh", requested_scope=self.scopes or None, secrets=self._secrets()
+            body,
+            grant="client_credentials",  # a refusal: the client's setup, never "log in"
+            requested_scope=self.scopes or None,
+            secrets=self._secrets(),
         )

@@ -22,7 +22,7 @@ import requests
 
 from ..bundle import TokenBundle
 from ..errors import AuthError, RefreshTransientError
-from ..oauth_errors import Grant
+from ..oauth_errors import Grant, request_name
 from ..token_response import interpret_token_response
 
 if TYPE_CHECKING:
@@ -194,7 +194,7 @@ class TokenEndpoint:
         requested_scope: Optional[Sequence[str]],
         hidden: Sequence[str] = (),
     ) -> TokenBundle:
-        what = "refresh" if grant == "refresh" else "token exchange"
+        what = request_name(grant)
         policy = self.retry
         for attempt in range(1, policy.attempts + 1):
             last = attempt == policy.attempts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
-from ..bundle import Account, Snapshot, TokenBundle, TokenState
+from ..bundle import Account, Snapshot, TokenBundle, TokenState, describe_account
 from ..errors import AccountNotFoundError, NoAccountSelectedError, StoreReadError
 from ..locking import AccountLock
 
@@ -110,7 +110,9 @@ class TokenStore(Protocol):
         """Store ``bundle`` for ``account``.
 
         ``make_default``: ``True`` pins the account as default, ``False`` leaves the
-        default alone, ``None`` pins it only when no default is pinned yet.
+        default alone, ``None`` pins it only when no default is pinned yet. A store that
+        chooses where the secrets go (keyring or plaintext) says so in the returned
+        snapshot's ``write_report``: this save's alone, whatever other threads save.
         """
         ...
 
@@ -158,7 +160,7 @@ def resolve_ref(
         if len(accounts) == 1:
             return accounts[0]
         raise NoAccountSelectedError(
-            f"{len(accounts)} accounts are stored ({_names(accounts)}) and none is the default. "
+            f"{len(accounts)} accounts are stored and none is the default: {_names(accounts)}. "
             "Choose one (for example with --user) or set a default."
         )
     for account in accounts:
@@ -169,26 +171,19 @@ def resolve_ref(
         return labelled[0]
     if labelled:
         raise NoAccountSelectedError(
-            f"The label {ref!r} is shared by {len(labelled)} accounts ({_names(labelled)}). "
+            f"The label {ref!r} is shared by {len(labelled)} accounts: {_names(labelled)}. "
             "Refer to the account by its id."
         )
     raise AccountNotFoundError(
         f"No stored account has the id or label {ref!r}"
-        + (f" (stored: {_names(accounts)})." if accounts else "; no accounts are stored.")
+        + (f". Stored: {_names(accounts)}." if accounts else "; no accounts are stored.")
         + " Log in first or check the name."
     )
 
 
 def _names(accounts: Sequence[Account], limit: int = 5) -> str:
-    """Ids and labels for an error a terminal shows: one line each, controls escaped (a
-    label must not fake further lines of the message)."""
-    from .._scrub import terminal_safe
-
-    shown = [
-        terminal_safe(a.id)
-        if a.label is None
-        else f"{terminal_safe(a.label)} [{terminal_safe(a.id)}]"
-        for a in accounts[:limit]
-    ]
+    """Accounts for an error a terminal shows, in the one form (one line each, controls
+    escaped: a label must not fake further lines of the message)."""
+    shown = [describe_account(a) for a in accounts[:limit]]
     more = len(accounts) - limit
     return ", ".join(shown) + (f", and {more} more" if more > 0 else "")

@@ -15,8 +15,8 @@ Policies (``credential_store``):
 - ``"system"``: the keyring is required; without one, reads and writes fail.
 - ``"fallback"`` (default): the keyring when one exists; when it is *known absent* (no
   backend, only a low-priority one nobody chose, ``NoKeyringError``), plaintext in the
-  records file, reported in :attr:`KeyringTokenStore.last_write` (for the user, which
-  ``login`` prints) and logged (WARNING once per store, DEBUG on later saves).
+  records file, reported in the ``write_report`` of the snapshot ``save`` returns (for
+  the user, which ``login`` prints) and logged (WARNING once per store, DEBUG on later saves).
 - ``"plaintext"``: never touches the keyring.
 
 A keyring that errors or times out is not absent: the operation fails with a typed error
@@ -36,13 +36,13 @@ import logging
 import os
 import time
 from functools import partial
-from typing import Any, Callable, Dict, Literal, NamedTuple, Optional
+from typing import Any, Callable, Dict, Literal, Optional
 
-from ..bundle import Account, Snapshot, TokenBundle
+from ..bundle import Account, Snapshot, TokenBundle, WriteReport
 from ..errors import StoreWriteError
 from ._keyring_access import KeyringAbsent, KeyringAccess, KeyringFailure
 from ._keyring_advice import plaintext_log, rollback_outcome
-from ._keyring_placement import Location, keyring_usable, where_to_write
+from ._keyring_placement import keyring_usable, where_to_write
 from ._keyring_preflight import PROBE_SLOT as PROBE_SLOT
 from ._keyring_preflight import probe_keyring
 from ._keyring_read import SecretReader, settle
@@ -59,14 +59,6 @@ log = logging.getLogger("requests_refreshauth.store")
 
 CredentialStorePolicy = Literal["system", "fallback", "plaintext"]
 _POLICIES = ("system", "fallback", "plaintext")
-
-
-class WriteReport(NamedTuple):
-    """Where the last save put an account's secrets, and what to tell the user about it."""
-
-    account: Account
-    location: Location
-    warning: Optional[str] = None
 
 
 class KeyringTokenStore(FileRecordStore):
@@ -102,7 +94,9 @@ class KeyringTokenStore(FileRecordStore):
         self._custom_slot_for = slot_for
         super().__init__(records_path)
         self.keyring = KeyringAccess(backend, timeout)
-        #: What the most recent :meth:`save` did (``None`` before the first save).
+        #: Deprecated (removed in the next release): what the most recent :meth:`save` of
+        #: any thread did (``None`` before the first save). Read ``write_report`` on the
+        #: snapshot your ``save`` returned: this attribute may already be another save's.
         self.last_write: Optional[WriteReport] = None
         self._known = KnownSecrets()
         self._reader = SecretReader(self.keyring, service, credential_store, self.path)
@@ -270,21 +264,23 @@ class KeyringTokenStore(FileRecordStore):
         self._known.remember(
             account.id, record["revision"], access=bundle.access_token, refresh=bundle.refresh_token
         )
-        self.last_write = WriteReport(Account(account.id, label), location, warning)
+        final = Account(account.id, label)
+        report = WriteReport(final, location, warning)
+        self.last_write = report
         if warning:
             self._log_plaintext(moved=old is None or old.get("secrets") != "plaintext")
-        final = Account(account.id, label)
         return Snapshot(
             account=final,
             bundle=bundle,
             revision=record["revision"],
             is_default=records.default == account.id,
+            write_report=report,
         )
 
     def _log_plaintext(self, *, moved: bool) -> None:
         """The plaintext fallback, for the developer's log: WARNING once per store when an
         account's secrets go to plaintext (a login), DEBUG otherwise (every refresh after
-        it). The user is told by the login itself (:attr:`last_write`)."""
+        it). The user is told by the login itself (the snapshot's ``write_report``)."""
         level = logging.DEBUG
         if moved and not self._warned_plaintext:
             self._warned_plaintext, level = True, logging.WARNING

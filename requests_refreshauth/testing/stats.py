@@ -7,23 +7,21 @@ handler increments a counter here, and tests read an immutable snapshot.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import Counter
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Dict, Mapping
 
+from ..bundle import fingerprint
+
 __all__ = ["Counters", "ServerStats", "token_id"]
 
 
-def token_id(token: str) -> str:
-    """The key a token is counted under: a SHA-256 prefix, never the token itself.
-
-    It is the same 10-hex-digit tag the library logs as ``token#…``, so a failing test
-    can print the stats without printing a credential.
-    """
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()[:10]
+#: The key a token is counted under: the library's own :func:`~..bundle.fingerprint`
+#: (a SHA-256 prefix, never the token itself), the ``token#…`` tag its logs show, so a
+#: failing test can print the stats without printing a credential.
+token_id = fingerprint
 
 
 @dataclass(frozen=True)
