@@ -221,6 +221,9 @@ class AuthCommands:
                 )
         else:  # a provider that needs no user: obtaining a token is the login
             snapshot = refresh_access_token(self.store, provider, force=True)
+            report = snapshot.write_report  # where this save put the secrets (plaintext?)
+            if report is not None and report.warning:
+                self.say(f"Warning: {report.warning}")
         data = {
             "account": account_json(snapshot.account),
             "default": snapshot.is_default,

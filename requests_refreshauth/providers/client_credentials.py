@@ -41,7 +41,9 @@ class ClientCredentialsProvider(OAuthClient):
     def __new__(cls, *args: Any, **kwargs: Any) -> ClientCredentialsProvider:
         # The order used to be (client_id, client_secret, token_endpoint): refuse
         # that call by its shape, before binding could take the secret for the URL.
-        if len(args) > 2 or (len(args) == 2 and "token_endpoint" in kwargs):
+        # Only for this constructor: a subclass's own signature is its business.
+        old_shape = len(args) > 2 or (len(args) == 2 and "token_endpoint" in kwargs)
+        if old_shape and cls.__init__ is ClientCredentialsProvider.__init__:
             raise TypeError(_OLD_ORDER)
         return super().__new__(cls)
 
