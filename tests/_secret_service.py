@@ -255,3 +255,17 @@ def start_secret_service(timeout: float = 20.0) -> SecretService:
     root = Path(tempfile.mkdtemp(prefix="refreshauth-ss-"))
     os.chmod(root, 0o700)
     return SecretService(root).start(timeout)
+
+
+def require_secret_service() -> SecretService:
+    """For a fixture: a started private Secret Service. Where none can run, the test
+    fails under CI=true (integration tests must not skip there) and skips elsewhere."""
+    import pytest
+    from support import IN_CI
+
+    reason = unavailable_reason()
+    if reason is not None:
+        if IN_CI:
+            pytest.fail(f"CI=true but the Secret Service tests cannot run: {reason}")
+        pytest.skip(reason)
+    return start_secret_service()

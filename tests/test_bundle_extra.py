@@ -631,15 +631,9 @@ def test_a_refresh_through_the_engine_keeps_instance_url_in_the_store(
 
 @pytest.fixture(scope="module")
 def secret_service() -> Iterator[None]:
-    from _secret_service import environment_of, start_secret_service, unavailable_reason
-    from support import IN_CI
+    from _secret_service import environment_of, require_secret_service
 
-    reason = unavailable_reason()
-    if reason is not None:
-        if IN_CI:
-            pytest.fail(f"CI=true but the Secret Service tests cannot run: {reason}")
-        pytest.skip(reason)
-    service = start_secret_service()
+    service = require_secret_service()
     try:
         with environment_of(service):
             yield

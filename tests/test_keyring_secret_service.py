@@ -29,13 +29,13 @@ import pytest
 from _secret_service import (
     SecretService,
     environment_of,
+    require_secret_service,
     start_secret_service,
-    unavailable_reason,
 )
 from keyring.backends import SecretService as SecretServiceBackend
 from keyring_fakes import CountingKeyring
 from race import release_together, run_workers
-from support import IN_CI, oidc_login, plain_session
+from support import oidc_login, plain_session
 
 from requests_refreshauth import (
     Account,
@@ -81,12 +81,7 @@ def _forget_detected_backends() -> None:
 @pytest.fixture(scope="session")
 def secret_service() -> Iterator[SecretService]:
     """The session's private Secret Service, with os.environ pointing at it."""
-    reason = unavailable_reason()
-    if reason is not None:
-        if IN_CI:
-            pytest.fail(f"CI=true but the Secret Service tests cannot run: {reason}")
-        pytest.skip(reason)
-    service = start_secret_service()
+    service = require_secret_service()
     previous_backend = keyring.core._keyring_backend
     try:
         with environment_of(service):

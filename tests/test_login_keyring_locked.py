@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Dict, Iterator
 
 import pytest
-from _secret_service import SecretService, start_secret_service, unavailable_reason
-from support import IN_CI, SCOPES
+from _secret_service import SecretService, require_secret_service
+from support import SCOPES
 from test_cli import FAKE_BROWSER, TESTS, TIMEOUT, base_env, browser_command
 
 if TYPE_CHECKING:
@@ -48,12 +48,7 @@ sys.exit(main(sys.argv))
 
 @pytest.fixture
 def secret_service() -> Iterator[SecretService]:
-    reason = unavailable_reason()
-    if reason is not None:
-        if IN_CI:
-            pytest.fail(f"CI=true but the Secret Service tests cannot run: {reason}")
-        pytest.skip(reason)
-    service = start_secret_service()
+    service = require_secret_service()
     try:
         yield service
     finally:
