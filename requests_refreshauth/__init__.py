@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .errors import RefreshTransientError as RefreshTransientError
     from .errors import RefreshUnavailableError as RefreshUnavailableError
     from .errors import SaveFailedError as SaveFailedError
+    from .errors import SecretsInKeyringError as SecretsInKeyringError
     from .errors import SlotCollisionError as SlotCollisionError
     from .errors import StoreReadError as StoreReadError
     from .errors import StoreWriteError as StoreWriteError
@@ -91,6 +92,7 @@ _EXPORTS = {
     "RefreshUnavailableError": ".errors",
     "RetryPolicy": ".providers.token_endpoint",
     "SaveFailedError": ".errors",
+    "SecretsInKeyringError": ".errors",
     "SessionEnded": ".stores.base",
     "SlotCollisionError": ".errors",
     "Snapshot": ".bundle",

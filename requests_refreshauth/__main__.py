@@ -29,9 +29,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
-from ._cli_argparse import _add_user_before_verb, _add_verbs
-from ._cli_options import USER_BEFORE
-from ._cli_verbs import AuthCommands
+from .cli import AuthCommands, add_auth_verbs, user_before_verb
 from .demo import add_demo_arguments, run_demo
 from .errors import ConfigurationError
 from .standalone import ENV, FLAGS, StandaloneConfig, records_path
@@ -88,11 +86,8 @@ def build_parser() -> Tuple[argparse.ArgumentParser, _StandaloneCommands]:
         type=Path,
         help=f"records file (default: per server, client and --store) [{ENV['records']}]",
     )
-    _add_user_before_verb(parser)
-    verbs = parser.add_subparsers(dest="command", metavar="COMMAND")
-    verbs.required = True
     commands = _StandaloneCommands(parser)
-    _add_verbs(verbs, commands)
+    verbs = add_auth_verbs(parser, commands)
     demo = verbs.add_parser(
         "demo", help="watch N processes share one login across token expiries (local server)"
     )
@@ -210,7 +205,8 @@ def _file_store_hint(args: argparse.Namespace) -> Optional[str]:
         return None
     if config.store_kind != "keyring":
         return None
-    records = _file_records(config.records) if config.records else None
+    # Beside the keyring store's records, never in them (a locked keyring's are there).
+    records = _file_records(config.records or config.records_file)
     return f"`{_invocation(args, 'file', records)} login`"
 
 
@@ -219,7 +215,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     commands.args = args
     commands.prog = _invocation(args)
-    if getattr(args, USER_BEFORE, None) is not None and args.command == "demo":
+    if user_before_verb(args) is not None and args.command == "demo":
         parser.error("--user does not apply to `demo`")
     if args.command != "demo":
         commands.file_store_hint = _file_store_hint(args)

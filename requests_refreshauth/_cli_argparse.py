@@ -1,19 +1,13 @@
-"""``add_auth_commands``: the auth verbs in an argparse CLI."""
+"""The argparse front-end, generated from the one declaration of the verbs
+(:data:`._cli_table.AUTH`): ``add_auth_commands`` for a host CLI, ``add_auth_verbs`` for a
+CLI that is only about signing in (``python -m requests_refreshauth``)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+import functools
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
-from ._cli_options import (
-    CLAIMS_HELP,
-    PORT_HELP,
-    RETRY_HELP,
-    TIMEOUT_HELP,
-    USER_BEFORE,
-    claims_json,
-    port_number,
-    positive_seconds,
-)
+from ._cli_table import AUTH, USER_BEFORE, Option, Verb, VerbGroup, verb_arguments
 from ._cli_verbs import AuthCommands, Factory
 
 if TYPE_CHECKING:
@@ -22,7 +16,7 @@ if TYPE_CHECKING:
     from .providers.base import AuthProvider
     from .stores.base import TokenStore
 
-__all__ = ["add_auth_commands"]
+__all__ = ["add_auth_commands", "add_auth_verbs", "add_verbs", "user_before_verb"]
 
 
 def add_auth_commands(
@@ -38,110 +32,72 @@ def add_auth_commands(
     ``subparsers`` is what ``parser.add_subparsers()`` returned. Each verb sets
     ``func`` (call ``sys.exit(args.func(args))``), the argparse convention.
     """
-    parent = subparsers.add_parser(name, help="sign in, sign out and inspect accounts")
-    _add_user_before_verb(parent)
-    verbs = parent.add_subparsers(dest=f"{name}_command", metavar="COMMAND")
-    verbs.required = True
+    parent = subparsers.add_parser(name, help=AUTH.help)
     commands = AuthCommands(store, provider, prog=prog or f"{parent.prog}")
-    _add_verbs(verbs, commands)
+    add_verbs(parent, commands, AUTH._replace(name=name), dest=f"{name}_command")
     return parent  # type: ignore[no-any-return]
 
 
-def _user(args: argparse.Namespace) -> Optional[str]:
-    """``--user`` after the verb, else before it (the one nearer the verb wins)."""
-    after: Optional[str] = getattr(args, "user", None)
-    return after if after is not None else getattr(args, USER_BEFORE, None)
+def add_auth_verbs(parser: argparse.ArgumentParser, commands: AuthCommands) -> Any:
+    """The auth verbs on ``parser`` itself (``mycli login``, no ``auth`` level), run by
+    ``commands``; ``--user REF`` before the verb too. For a CLI that is only about signing
+    in. Returns the sub-parsers action (``dest="command"``), to add verbs of its own."""
+    return add_verbs(parser, commands, AUTH, dest="command")
 
 
-def _add_user_before_verb(parser: Any) -> None:
-    parser.add_argument(
-        "--user", dest=USER_BEFORE, metavar="REF", help="account id or label (for any verb)"
-    )
+def user_before_verb(args: argparse.Namespace) -> Optional[str]:
+    """The ``--user`` given before the verb (``mycli --user bob status``), if any: a verb
+    of the host's own that takes no account should refuse it (``parser.error``)."""
+    return getattr(args, USER_BEFORE, None)
 
 
-def _no_user_before(parser: Any, args: argparse.Namespace) -> bool:
-    """A usage error (exit 2) for ``--user`` before a verb that takes none: silently
-    ignoring it would sign in, or list, as someone the user did not mean."""
-    if getattr(args, USER_BEFORE, None) is not None:
+def add_verbs(
+    parser: argparse.ArgumentParser, commands: AuthCommands, group: VerbGroup, dest: str = "command"
+) -> Any:
+    """``group``'s options and verbs on ``parser``; returns its sub-parsers action."""
+    for option in group.options:
+        _add_option(parser, option)
+    verbs = parser.add_subparsers(dest=dest, metavar=group.metavar)
+    verbs.required = True
+    for verb in group.verbs:
+        sub = verbs.add_parser(verb.name, help=verb.help)
+        if isinstance(verb, VerbGroup):
+            add_verbs(sub, commands, verb, dest=f"{verb.name}_command")
+            continue
+        exclusive = {name: sub.add_mutually_exclusive_group() for name in verb.exclusive}
+        for option in verb.options:
+            names = [names for names in verb.exclusive if option.name in names]
+            _add_option(exclusive[names[0]] if names else sub, option)
+        for argument in verb.arguments:
+            sub.add_argument(argument.name, metavar=argument.metavar)
+        sub.set_defaults(func=functools.partial(_run, sub, commands, verb))
+    return verbs
+
+
+def _add_option(parser: Any, option: Option) -> None:
+    import argparse
+
+    more: Dict[str, Any] = {
+        "dest": option.name,
+        "default": option.default,
+        "help": argparse.SUPPRESS if option.hidden else option.help,
+    }
+    if option.switch:
+        more["action"] = "store_true"
+    else:
+        more.update(metavar=option.metavar, choices=option.choices)
+        if option.check is not None:
+            more["type"] = option.check
+    parser.add_argument(*option.flags, **more)
+
+
+def _run(
+    parser: argparse.ArgumentParser, commands: AuthCommands, verb: Verb, args: argparse.Namespace
+) -> int:
+    values = {option.param: getattr(args, option.name) for option in verb.options}
+    values.update((argument.name, getattr(args, argument.name)) for argument in verb.arguments)
+    arguments = verb_arguments(verb, values, user_before_verb(args))
+    if arguments is None:
         parser.error(f"--user does not apply to `{parser.prog}`")
-    return False  # so verbs read `_no_user_before(...) or commands.run(...)`
-
-
-def _add_verbs(verbs: Any, commands: AuthCommands) -> None:
-    def common(parser: Any, user: bool = True) -> None:
-        parser.add_argument("--json", action="store_true", help="print JSON on stdout")
-        if user:
-            parser.add_argument("--user", metavar="REF", help="account id or label")
-
-    login = verbs.add_parser("login", help="sign in (browser, or --device)")
-    common(login, user=False)
-    login.add_argument(
-        "--device", action="store_true", help="sign in with a code on another device"
-    )
-    login.add_argument("--no-browser", action="store_true", help="only print the sign-in URL")
-    login.add_argument(
-        "--default", action="store_true", default=None, help="make this the default account"
-    )
-    login.add_argument("--port", type=port_number, metavar="PORT", help=PORT_HELP)
-    login.add_argument(
-        "--timeout", type=positive_seconds, default=180.0, metavar="SECONDS", help=TIMEOUT_HELP
-    )
-    login.add_argument("--claims", type=claims_json, metavar="JSON", help=CLAIMS_HELP)
-    login.set_defaults(
-        func=lambda a: (
-            _no_user_before(login, a)
-            or commands.run(
-                commands.login,
-                as_json=a.json,
-                device=a.device,
-                no_browser=a.no_browser,
-                default=a.default,
-                port=a.port,
-                timeout=a.timeout,
-                claims=a.claims,
-            )
-        )
-    )
-    logout = verbs.add_parser("logout", help="sign out and revoke the tokens")
-    common(logout)
-    logout.set_defaults(func=lambda a: commands.run(commands.logout, as_json=a.json, user=_user(a)))
-    status = verbs.add_parser("status", help="show the account and its token's expiry")
-    common(status)
-    status.set_defaults(func=lambda a: commands.run(commands.status, as_json=a.json, user=_user(a)))
-    token = verbs.add_parser("token", help="print a valid access token (refreshing it)")
-    common(token)
-    token.add_argument("--retry-refresh", action="store_true", help=RETRY_HELP)
-    token.set_defaults(
-        func=lambda a: commands.run(
-            commands.token, as_json=a.json, user=_user(a), retry_refresh=a.retry_refresh
-        )
-    )
-
-    accounts = verbs.add_parser("accounts", help="list, choose or remove accounts")
-    account_verbs = accounts.add_subparsers(dest="accounts_command", metavar="ACTION")
-    account_verbs.required = True
-    listing = account_verbs.add_parser("list", help="list stored accounts")
-    common(listing, user=False)
-    listing.set_defaults(
-        func=lambda a: (
-            _no_user_before(listing, a) or commands.run(commands.accounts_list, as_json=a.json)
-        )
-    )
-    use = account_verbs.add_parser("use", help="make an account the default")
-    common(use, user=False)
-    use.add_argument("ref", metavar="REF")
-    use.set_defaults(
-        func=lambda a: (
-            _no_user_before(use, a)
-            or commands.run(commands.accounts_use, as_json=a.json, ref=a.ref)
-        )
-    )
-    remove = account_verbs.add_parser("remove", help="log out of an account")
-    common(remove, user=False)
-    remove.add_argument("ref", metavar="REF")
-    remove.set_defaults(
-        func=lambda a: (
-            _no_user_before(remove, a)
-            or commands.run(commands.accounts_remove, as_json=a.json, ref=a.ref)
-        )
-    )
+    # Looked up now, not when the parser was built: a subclass (or a test) may replace it.
+    return commands.run(getattr(commands, verb.method), **arguments)

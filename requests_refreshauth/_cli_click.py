@@ -1,19 +1,20 @@
-"""``click_auth_group``: the auth verbs as a click group (click is imported when the group
-is built: it is the host CLI's dependency, not ours)."""
+"""The click front-end, generated from the one declaration of the verbs
+(:data:`._cli_table.AUTH`). click is imported when the group is built: it is the host
+CLI's dependency, not ours."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-from ._cli_options import (
-    CLAIMS_HELP,
-    PORT_HELP,
-    RETRY_HELP,
-    TIMEOUT_HELP,
+from ._cli_table import (
+    AUTH,
     USER_BEFORE,
-    claims_json,
-    port_number,
-    positive_seconds,
+    Option,
+    Verb,
+    VerbGroup,
+    exclusion,
+    sentence,
+    verb_arguments,
 )
 from ._cli_verbs import AuthCommands, Factory
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from .providers.base import AuthProvider
     from .stores.base import TokenStore
 
-__all__ = ["click_auth_group"]
+__all__ = ["build_group", "click_auth_group"]
 
 
 def click_auth_group(
@@ -35,159 +36,91 @@ def click_auth_group(
 
     click is imported here, not at module import: it is the host CLI's dependency.
     """
+    commands = AuthCommands(store, provider, prog=prog or name)
+    return build_group(commands, AUTH._replace(name=name), prog)
+
+
+def build_group(commands: AuthCommands, spec: VerbGroup, prog: Optional[str] = None) -> Any:
+    """``spec`` as a click group running ``commands``; with ``prog`` unset, hints name the
+    group's command path as click sees it at run time (``<host> auth login``)."""
     import click
 
-    commands = AuthCommands(store, provider, prog=prog or name)
+    top: Any = None
 
-    def finish(status: int) -> None:
-        if status:
-            raise SystemExit(status)
-
-    def host_prog() -> None:
-        """Hints say `<host> auth login`: learn the command path from click at run time."""
+    def learn_prog() -> None:
         if prog is None:
             context = click.get_current_context(silent=True)
-            while context is not None and context.command is not group:
+            while context is not None and context.command is not top:
                 context = context.parent
             if context is not None:
                 commands.prog = context.command_path
 
-    json_option = click.option("--json", "as_json", is_flag=True, help="print JSON on stdout")
-    user_option = click.option("--user", metavar="REF", default=None, help="account id or label")
+    def group(spec: VerbGroup) -> Any:
+        def remember(**values: Any) -> None:  # options before the verb, for the verb
+            meta = click.get_current_context().meta
+            for option in spec.options:
+                meta[option.name] = values[option.param]
 
-    def checked(check: Callable[[str], Any]) -> Callable[[Any, Any, Optional[str]], Any]:
-        """A click callback running one of the argparse ``type`` checks."""
+        made = click.Group(
+            name=spec.name,
+            help=sentence(spec.help),
+            params=[_option(click, option) for option in spec.options],
+            callback=remember,
+        )
+        for verb in spec.verbs:
+            made.add_command(group(verb) if isinstance(verb, VerbGroup) else command(verb))
+        return made
+
+    def command(verb: Verb) -> Any:
+        def run(**values: Any) -> None:
+            context = click.get_current_context()
+            excluded = exclusion(verb, values)
+            if excluded is not None:
+                raise click.UsageError(
+                    f"{excluded[1]}: not allowed with {excluded[0]}", ctx=context
+                )
+            arguments = verb_arguments(verb, values, context.meta.get(USER_BEFORE))
+            if arguments is None:
+                raise click.UsageError(
+                    f"--user does not apply to `{context.command_path}`", ctx=context
+                )
+            learn_prog()
+            status = commands.run(getattr(commands, verb.method), **arguments)
+            if status:
+                raise SystemExit(status)
+
+        params = [_option(click, option) for option in verb.options]
+        params += [click.Argument([a.name], metavar=a.metavar) for a in verb.arguments]
+        return click.Command(name=verb.name, help=sentence(verb.help), params=params, callback=run)
+
+    top = group(spec)
+    return top
+
+
+def _option(click: Any, option: Option) -> Any:
+    """One declared option as a click option, converting its value as argparse would."""
+
+    def convert(context: Any, param: Any, value: Any) -> Any:
         import argparse
 
-        def callback(context: Any, param: Any, value: Optional[str]) -> Any:
-            if value is None:
-                return None
-            try:
-                return check(value)
-            except argparse.ArgumentTypeError as exc:
-                raise click.BadParameter(str(exc)) from None
+        if option.switch:
+            return value or option.default
+        if value is None:
+            return option.default
+        if option.check is None:
+            return value
+        try:
+            return option.check(value)
+        except argparse.ArgumentTypeError as exc:
+            raise click.BadParameter(str(exc)) from None
 
-        return callback
-
-    def user_or_before(user: Optional[str]) -> Optional[str]:
-        """``--user`` after the verb, else the group's ``--user`` (before the verb)."""
-        if user is not None:
-            return user
-        context = click.get_current_context(silent=True)
-        return None if context is None else context.meta.get(USER_BEFORE)
-
-    def no_user_before() -> None:
-        """A usage error (exit 2) for the group's ``--user`` before a verb without one."""
-        context = click.get_current_context(silent=True)
-        if context is not None and context.meta.get(USER_BEFORE) is not None:
-            raise click.UsageError(
-                f"--user does not apply to `{context.command_path}`", ctx=context
-            )
-
-    @click.group(name=name, help="Sign in, sign out and inspect accounts.")
-    @click.option("--user", "user_before", metavar="REF", default=None, help="account id or label")
-    @click.pass_context
-    def group(context: Any, user_before: Optional[str]) -> None:
-        context.meta[USER_BEFORE] = user_before
-
-    @group.command(help="Sign in (browser, or --device).")
-    @json_option
-    @click.option("--device", is_flag=True, help="sign in with a code on another device")
-    @click.option("--no-browser", is_flag=True, help="only print the sign-in URL")
-    @click.option(
-        "--default",
-        "make_default",
-        is_flag=True,
-        default=None,
-        help="make this the default account",
+    return click.Option(
+        [*option.flags, option.param],
+        help=option.help,
+        hidden=option.hidden,
+        metavar=option.metavar,
+        is_flag=option.switch,
+        default=False if option.switch else None,
+        type=click.Choice(option.choices) if option.choices else None,
+        callback=convert,
     )
-    @click.option("--port", metavar="PORT", callback=checked(port_number), help=PORT_HELP)
-    @click.option(
-        "--timeout",
-        metavar="SECONDS",
-        default="180",
-        callback=checked(positive_seconds),
-        help=TIMEOUT_HELP,
-    )
-    @click.option("--claims", metavar="JSON", callback=checked(claims_json), help=CLAIMS_HELP)
-    def login(
-        as_json: bool,
-        device: bool,
-        no_browser: bool,
-        make_default: Optional[bool],
-        port: Optional[int],
-        timeout: float,
-        claims: Optional[str],
-    ) -> None:
-        no_user_before()
-        host_prog()
-        finish(
-            commands.run(
-                commands.login,
-                as_json=as_json,
-                device=device,
-                no_browser=no_browser,
-                default=make_default or None,
-                port=port,
-                timeout=timeout,
-                claims=claims,
-            )
-        )
-
-    @group.command(help="Sign out and revoke the tokens.")
-    @json_option
-    @user_option
-    def logout(as_json: bool, user: Optional[str]) -> None:
-        host_prog()
-        finish(commands.run(commands.logout, as_json=as_json, user=user_or_before(user)))
-
-    @group.command(help="Show the account and its token's expiry.")
-    @json_option
-    @user_option
-    def status(as_json: bool, user: Optional[str]) -> None:
-        host_prog()
-        finish(commands.run(commands.status, as_json=as_json, user=user_or_before(user)))
-
-    @group.command(help="Print a valid access token (refreshing it).")
-    @json_option
-    @user_option
-    @click.option("--retry-refresh", is_flag=True, help=RETRY_HELP)
-    def token(as_json: bool, user: Optional[str], retry_refresh: bool) -> None:
-        host_prog()
-        finish(
-            commands.run(
-                commands.token,
-                as_json=as_json,
-                user=user_or_before(user),
-                retry_refresh=retry_refresh,
-            )
-        )
-
-    @group.group(help="List, choose or remove accounts.")
-    def accounts() -> None:
-        pass
-
-    @accounts.command(name="list", help="List stored accounts.")
-    @json_option
-    def list_(as_json: bool) -> None:
-        no_user_before()
-        host_prog()
-        finish(commands.run(commands.accounts_list, as_json=as_json))
-
-    @accounts.command(help="Make an account the default.")
-    @json_option
-    @click.argument("ref")
-    def use(as_json: bool, ref: str) -> None:
-        no_user_before()
-        host_prog()
-        finish(commands.run(commands.accounts_use, as_json=as_json, ref=ref))
-
-    @accounts.command(help="Log out of an account.")
-    @json_option
-    @click.argument("ref")
-    def remove(as_json: bool, ref: str) -> None:
-        no_user_before()
-        host_prog()
-        finish(commands.run(commands.accounts_remove, as_json=as_json, ref=ref))
-
-    return group

@@ -4,7 +4,7 @@ controls: ids, labels and scopes come from the server) and for ``--json``."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence
 
 from ._scrub import terminal_safe
 
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 __all__ = [
     "account_json",
     "account_name",
+    "accounts_text",
     "expiry_text",
     "session_end",
     "session_is_dead",
@@ -169,3 +170,27 @@ def status_text(
         lines.append(f"Scope:    {terminal_safe(' '.join(status.scope))}")
     lines.append(f"Stored:   {status.secrets}")
     return "\n".join(lines)
+
+
+def accounts_text(statuses: Sequence[AccountStatus]) -> str:
+    """``auth accounts list`` for people: one aligned line per account, ``*`` the default."""
+    rows = [
+        (
+            "*" if s.is_default else " ",
+            account_name(s.account.id, s.account.label),
+            expiry_text(s.expires_at),
+            "refresh token" if s.has_refresh_token else "no refresh token",
+        )
+        if not session_is_dead(s)
+        else (
+            "*" if s.is_default else " ",
+            account_name(s.account.id, s.account.label),
+            "session ended" if s.session_ended is not None else "session expired",
+            "log in again",
+        )
+        for s in statuses
+    ]
+    width = max(len(r[1]) for r in rows)
+    return "\n".join(
+        f"{mark} {name:<{width}}  {expiry}, {refresh}" for mark, name, expiry, refresh in rows
+    )

@@ -1,13 +1,7 @@
-"""Option values and help texts the argparse and click wirings share (one check each, so
-both CLIs accept and refuse the same values)."""
+"""The checks of option values (argparse ``type`` functions; the click front-end runs the
+same ones), so both CLIs accept and refuse the same values."""
 
 from __future__ import annotations
-
-RETRY_HELP = "after the server ended the session, try its refresh token once more (or log in)"
-
-
-#: Where ``--user`` given before the verb (``mycli auth --user bob status``) is kept.
-USER_BEFORE = "refreshauth_user_before_verb"
 
 
 def port_number(text: str) -> int:
@@ -50,8 +44,3 @@ def claims_json(text: str) -> str:
         return claims_parameter(text) or ""
     except ConfigurationError:
         raise argparse.ArgumentTypeError("must be a JSON object (a claims challenge)") from None
-
-
-CLAIMS_HELP = "ask for these claims (a JSON object, e.g. the server's claims challenge)"
-PORT_HELP = "listen for the redirect on this exact port (for a registered redirect URI)"
-TIMEOUT_HELP = "seconds to wait for the browser sign-in (default: 180)"

@@ -1,10 +1,10 @@
 """What the verbs tell the user about a login's or a logout's result, kept apart from the
-verbs: where the secrets went, what revocation did (or could not do) at the server, and a
-locked keyring's way forward."""
+verbs: where the secrets went, what revocation did (or could not do) at the server, a
+refreshed token that could not be saved, and a locked keyring's way forward."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, TypeVar
 
 from ._cli_format import account_name
 
@@ -13,7 +13,15 @@ if TYPE_CHECKING:
     from .login import LogoutResult
     from .stores.base import TokenStore
 
-__all__ = ["logout_text", "revocation_error", "where_secrets_went", "with_file_hint"]
+__all__ = [
+    "logout_text",
+    "refresh_or_fail",
+    "revocation_error",
+    "where_secrets_went",
+    "with_file_hint",
+]
+
+T = TypeVar("T")
 
 
 def revocation_error(result: LogoutResult, unbuilt: Optional[str]) -> Dict[str, Any]:
@@ -86,3 +94,27 @@ def with_file_hint(error: AuthError, hint: Optional[str]) -> AuthError:
     if hint and isinstance(error, KeyringUnavailableError):
         return error.amend(file_hint=hint)
     return error
+
+
+def refresh_or_fail(refresh: Callable[[], T]) -> T:
+    """``refresh()``, raising the ``save_failed`` error it reported, if any: the token
+    works, but a script must not carry on as if it were saved (``auth token`` exits 6)."""
+    import threading
+
+    from .events import AuthEvent, add_listener
+
+    failed: list[AuthEvent] = []
+    me = threading.get_ident()
+
+    def listen(event: AuthEvent) -> None:
+        if event.kind == "save_failed" and threading.get_ident() == me:
+            failed.append(event)
+
+    remove = add_listener(listen)
+    try:
+        result = refresh()
+    finally:
+        remove()
+    if failed and failed[-1].error is not None:
+        raise failed[-1].error
+    return result

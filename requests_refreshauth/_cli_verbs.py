@@ -1,6 +1,6 @@
-"""The auth verbs, independent of the argument parser (argparse and click wire them up in
-:mod:`._cli_argparse` and :mod:`._cli_click`): each verb returns an exit status, every
-failure ends as one typed message and its class's ``exit_status``."""
+"""The auth verbs, independent of the argument parser (declared in :mod:`._cli_table`, from
+which :mod:`._cli_argparse` and :mod:`._cli_click` are generated): each verb returns an
+exit status, every failure ends as one typed message and its class's ``exit_status``."""
 
 from __future__ import annotations
 
@@ -13,14 +13,20 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Dict, Optional, TypeVar, Un
 from ._cli_format import (
     account_json,
     account_name,
-    expiry_text,
+    accounts_text,
     session_is_dead,
     status_data,
     status_text,
     unrenewable,
 )
 from ._cli_logging import library_warnings, show_library_logs
-from ._cli_report import logout_text, revocation_error, where_secrets_went, with_file_hint
+from ._cli_report import (
+    logout_text,
+    refresh_or_fail,
+    revocation_error,
+    where_secrets_went,
+    with_file_hint,
+)
 from ._scrub import terminal_safe
 
 if TYPE_CHECKING:
@@ -259,13 +265,14 @@ class AuthCommands:
         if status is None:
             raise NotAuthenticatedError("Not logged in.")
         status = self._for_this_client(status)
-        # Like `token`: an expiring token with no refresh token needs a login, unless the
-        # provider renews without one (client credentials); only then is it built.
-        renewable = not unrenewable(status) or not self._uses_refresh_token()
+        # Only a token without a refresh token reads differently for a service (client
+        # credentials: renewed without one) than for a user's login; only then is the
+        # provider built (one that cannot be, offline, is taken to be a user's login).
+        user_login = status.has_refresh_token or self._uses_refresh_token()
+        # Like `token`: an expiring token with no refresh token needs a login.
+        renewable = not unrenewable(status) or not user_login
         data = status_data(status)
-        provider = self._built_provider()  # built above, or given: no network
-        service = provider is not None and not provider.uses_refresh_token
-        text = status_text(status, uses_refresh_token=not renewable, service=service)
+        text = status_text(status, uses_refresh_token=not renewable, service=not user_login)
         self._emit(as_json, data, text)
         if renewable and not session_is_dead(status):
             return 0
@@ -306,7 +313,7 @@ class AuthCommands:
             # the provider's configuration needs the network (discovery). A retry names
             # the mark it saw: if a peer's retry was refused meanwhile, none is sent.
             retry = seen if retry_refresh and seen is not None else False
-            snapshot = _refresh_or_fail(
+            snapshot = refresh_or_fail(
                 lambda: refresh_access_token(
                     self.store, self.provider, user, known=known, retry_ended_session=retry
                 )
@@ -361,27 +368,7 @@ class AuthCommands:
         if not statuses:
             self._emit(False, None, "No accounts. Log in first.")
             return 0
-        rows = [
-            (
-                "*" if s.is_default else " ",
-                account_name(s.account.id, s.account.label),
-                expiry_text(s.expires_at),
-                "refresh token" if s.has_refresh_token else "no refresh token",
-            )
-            if not session_is_dead(s)
-            else (
-                "*" if s.is_default else " ",
-                account_name(s.account.id, s.account.label),
-                "session ended" if s.session_ended is not None else "session expired",
-                "log in again",
-            )
-            for s in statuses
-        ]
-        width = max(len(r[1]) for r in rows)
-        lines = [
-            f"{mark} {name:<{width}}  {expiry}, {refresh}" for mark, name, expiry, refresh in rows
-        ]
-        self._emit(False, None, "\n".join(lines))
+        self._emit(False, None, accounts_text(statuses))
         return 0
 
     def accounts_use(self, ref: str, *, as_json: bool = False) -> int:
@@ -394,27 +381,3 @@ class AuthCommands:
 
     def accounts_remove(self, ref: str, *, as_json: bool = False) -> int:
         return self.logout(as_json=as_json, user=ref)
-
-
-def _refresh_or_fail(refresh: Callable[[], T]) -> T:
-    """``refresh()``, raising the ``save_failed`` error it reported, if any: the token
-    works, but a script must not carry on as if it were saved (``auth token`` exits 6)."""
-    import threading
-
-    from .events import AuthEvent, add_listener
-
-    failed: list[AuthEvent] = []
-    me = threading.get_ident()
-
-    def listen(event: AuthEvent) -> None:
-        if event.kind == "save_failed" and threading.get_ident() == me:
-            failed.append(event)
-
-    remove = add_listener(listen)
-    try:
-        result = refresh()
-    finally:
-        remove()
-    if failed and failed[-1].error is not None:
-        raise failed[-1].error
-    return result

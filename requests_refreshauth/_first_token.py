@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
+from ._attempt_guard import lock_check, renew_checked
 from .bundle import Account, describe_account
 from .errors import RefreshTransientError
 from .events import AuthEvent, emit
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from .providers.base import AuthProvider
     from .stores.base import TokenStore
 
-__all__ = ["acquire", "own_account"]
+__all__ = ["acquire_first_token", "own_account"]
 
 
 def own_account(provider: AuthProvider, ref: Optional[str]) -> Optional[Account]:
@@ -27,11 +28,12 @@ def own_account(provider: AuthProvider, ref: Optional[str]) -> Optional[Account]
     return account if ref in (None, account.id) else None
 
 
-def acquire(
+def acquire_first_token(
     store: TokenStore, provider: AuthProvider, account: Account, wait: float
 ) -> Optional[Snapshot]:
-    """First token of a provider that needs no user; ``None`` if a peer got it first.
-    ``wait``: how long to wait for the account's lock."""
+    """First token of a provider that needs no user (a service account), obtained under
+    the account's lock (checked before every attempt of the request); ``None`` if a peer
+    got it first. ``wait``: how long to wait for the lock."""
     lock = store.refresh_lock(account)
     if not lock.acquire(timeout=wait):
         raise RefreshTransientError(
@@ -41,7 +43,7 @@ def acquire(
     try:
         if status_or_none(store, account.id) is not None:
             return None
-        renewed = provider.renew(None)
+        renewed = renew_checked(provider, None, lock_check(lock, account))
         saved = store.save(account, renewed, make_default=None)
     finally:
         lock.release()

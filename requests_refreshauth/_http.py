@@ -25,9 +25,8 @@ makes them safe whatever the caller's session carries:
   Otherwise a rotating server would see the same refresh token twice and revoke the
   grant. The body goes with a ``Content-Length`` (never chunked: some servers refuse
   chunked form posts).
-- **A body size cap** (:data:`MAX_BODY`), checked against ``Content-Length`` first and
-  then while reading the bytes as sent: an answer with a ``Content-Encoding`` (we ask
-  for ``identity``) is refused unread, since a few KB of layered gzip expand to GBs.
+- **A body size cap** (:data:`MAX_BODY`), and no ``Content-Encoding``: how the answer
+  is read is :mod:`._answer` (its names are re-exported here).
 - **Loopback is never proxied**: a plain-http loopback endpoint would otherwise hand
   the refresh token, in clear, to ``HTTP_PROXY``.
 """
@@ -35,19 +34,17 @@ makes them safe whatever the caller's session carries:
 from __future__ import annotations
 
 import contextvars
-import json
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
+from ._answer import CHUNK, MAX_BODY, Answer, ResponseEncoded, ResponseTooLarge, read_capped
+from ._provider_call import PROVIDER_CALL
 from ._urls import is_loopback_host, require_secure_url
-
-if TYPE_CHECKING:
-    from requests.structures import CaseInsensitiveDict
 
 __all__ = [
     "MAX_BODY",
@@ -63,20 +60,6 @@ __all__ = [
     "header_auth",
 ]
 
-#: Largest response body accepted from an authorization server (bytes). Token
-#: responses, discovery documents and userinfo claims are a few KiB in practice.
-MAX_BODY = 256 * 1024
-
-_CHUNK = 16 * 1024
-
-
-class _ProviderCall(threading.local):
-    #: True in a thread while it sends one of our own calls. A class attribute, so the
-    #: hot path's read never raises (a missing attribute on a ``local`` costs ~1 µs).
-    active = False
-
-
-PROVIDER_CALL = _ProviderCall()
 
 Timeout = Union[float, Tuple[float, float]]
 
@@ -88,14 +71,6 @@ class DeadlineExceeded(requests.exceptions.ReadTimeout):
 class NotSent(requests.exceptions.ConnectTimeout, DeadlineExceeded):
     """The deadline passed before the request's body left, and it never will: the
     server cannot have acted on it, so it is as safe to retry as a connect timeout."""
-
-
-class ResponseTooLarge(requests.RequestException):
-    """The answer's body is larger than :data:`MAX_BODY` (or cannot be bounded)."""
-
-
-class ResponseEncoded(ResponseTooLarge):
-    """The answer has a ``Content-Encoding``: decoding it could exceed any size cap."""
 
 
 class _Abandoned(Exception):
@@ -142,41 +117,6 @@ def deadline_of(timeout: Timeout) -> float:
     if isinstance(timeout, tuple):
         return float(timeout[0]) + float(timeout[1])
     return 2.0 * float(timeout)
-
-
-class Answer:
-    """A complete, size-capped answer: status, headers and body bytes."""
-
-    __slots__ = ("content", "headers", "status_code")
-
-    def __init__(self, status_code: int, headers: CaseInsensitiveDict[str], content: bytes) -> None:
-        self.status_code = status_code
-        self.headers = headers
-        self.content = content
-
-    def __repr__(self) -> str:
-        return f"<Answer {self.status_code}, {len(self.content)} bytes>"
-
-    @property
-    def is_redirect(self) -> bool:
-        return 300 <= self.status_code < 400
-
-    @property
-    def text(self) -> str:
-        """The body decoded by its declared charset, else UTF-8 (JSON's, RFC 8259)."""
-        encoding = requests.utils.get_encoding_from_headers(self.headers) or "utf-8"
-        try:
-            return self.content.decode(encoding, errors="replace")
-        except LookupError:
-            return self.content.decode("utf-8", errors="replace")
-
-    def json(self) -> Any:
-        """The body as JSON; ``ValueError`` if it is not, or if it nests too deeply for
-        the parser (its ``RecursionError`` would escape every caller's ``ValueError``)."""
-        try:
-            return json.loads(self.text)
-        except RecursionError:
-            raise ValueError("the JSON answer nests too deeply") from None
 
 
 def call(
@@ -270,7 +210,7 @@ class _GuardedBody:
         return len(self._data) - self._offset
 
     def __iter__(self) -> Iterator[bytes]:  # requests' test for a streamed body
-        return iter(lambda: self.read(_CHUNK), b"")
+        return iter(lambda: self.read(CHUNK), b"")
 
     def read(self, size: int = -1) -> bytes:
         attempt = self._attempt
@@ -332,26 +272,13 @@ class _Attempt:
         response = self.session.request(self.method, self.url, **self.options)
         self.response = response
         try:
-            encoding = (response.headers.get("Content-Encoding") or "").strip().lower()
-            if encoding not in ("", "identity"):
-                raise ResponseEncoded(
-                    "the answer is encoded (Content-Encoding), though only identity was accepted"
-                )
-            declared = (response.headers.get("Content-Length") or "").strip()
-            if declared.isdigit() and int(declared) > self.limit:
-                raise ResponseTooLarge(_too_large(self.limit))
-            chunks: List[bytes] = []
-            size = 0
-            for chunk in _raw_chunks(response):
-                if self.abandoned:
-                    raise DeadlineExceeded("abandoned")
-                size += len(chunk)
-                if size > self.limit:
-                    raise ResponseTooLarge(_too_large(self.limit))
-                chunks.append(chunk)
-            return Answer(response.status_code, response.headers, b"".join(chunks))
+            return read_capped(response, self.limit, self._still_wanted)
         finally:
             response.close()  # an unread body closes the connection instead of draining it
+
+    def _still_wanted(self) -> None:
+        if self.abandoned:
+            raise DeadlineExceeded("abandoned")
 
     def outcome(self) -> Answer:
         if self.error is not None:
@@ -386,28 +313,3 @@ class _Attempt:
         from ._sockets import shut_down
 
         shut_down(worker, self.response)
-
-
-def _raw_chunks(response: requests.Response) -> Iterator[bytes]:
-    """The body's bytes as sent, never decoded, with urllib3's errors typed the way
-    ``iter_content`` types them."""
-    stream = getattr(response.raw, "stream", None)
-    if not callable(stream):  # not urllib3's response (a custom adapter): no decoder
-        yield from response.iter_content(_CHUNK)  # runs either (Content-Encoding refused)
-        return
-    from urllib3.exceptions import HTTPError, ProtocolError, ReadTimeoutError, SSLError
-
-    try:
-        yield from stream(_CHUNK, decode_content=False)
-    except ProtocolError as exc:
-        raise requests.exceptions.ChunkedEncodingError(exc) from None
-    except ReadTimeoutError as exc:
-        raise requests.exceptions.ConnectionError(exc) from None
-    except SSLError as exc:
-        raise requests.exceptions.SSLError(exc) from None
-    except HTTPError as exc:
-        raise requests.RequestException(exc) from None
-
-
-def _too_large(limit: int) -> str:
-    return f"the answer is larger than {limit // 1024} KiB"

@@ -11,16 +11,18 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Callable, Optional
 
+from ._attempt_guard import lock_check, renew_checked
 from ._session_end import client_of, ended_reason, record_ended
 from .bundle import describe_account, fingerprint, seconds_left
 from .errors import RefreshExpiredError, RefreshTransientError, RefreshUnavailableError
 from .events import AuthEvent, emit
-from .stores.base import RevisionConflict
+from .stores.base import RevisionConflict, StaleFence
 
 if TYPE_CHECKING:
-    from .bundle import Snapshot
+    from .bundle import Snapshot, TokenBundle
     from .persist import Base
     from .providers.base import AuthProvider
+    from .refresh_lock import RefreshLock
     from .stores.base import TokenStore
 
 __all__ = ["renew_locked"]
@@ -36,21 +38,21 @@ def renew_locked(
     rejected_token: Optional[str],
     clock: Callable[[], float],
     base: Base,
+    lock: RefreshLock,
 ) -> Optional[Snapshot]:
-    """Renew ``current`` and save the result over ``base``; ``None`` when a logout or a
-    new login replaced the account meanwhile (the result is discarded: the caller adopts
-    what is stored)."""
+    """Renew ``current`` and save the result over ``base``, both under ``lock`` (checked
+    before every attempt of the POST; the save is fenced by its hold); ``None`` when a
+    logout or a new login replaced the account meanwhile, or the hold ended before the
+    save (the result is discarded: the caller adopts what is stored).
+
+    Raises ``SnapshotChanged`` (nothing sent) when the store's refresh token is no longer
+    ``current``'s."""
     from .persist import Unsaved, persist, save_failed
 
     account = current.account
-    bundle = current.full_bundle() if provider.uses_refresh_token else current.bundle
-    if provider.uses_refresh_token and bundle.refresh_token is None:
-        raise RefreshUnavailableError(
-            f"The refresh token of {describe_account(account)} could not be found in the "
-            "store. Log in again."
-        )
+    bundle = _to_renew(store, provider, current, base)
     try:
-        renewed = provider.renew(bundle)
+        renewed = renew_checked(provider, bundle, lock_check(lock, account))
     except RefreshExpiredError as exc:
         if provider.uses_refresh_token:  # the server ended the session: record it
             reason = ended_reason(exc, bundle)
@@ -72,11 +74,19 @@ def renew_locked(
         raise
     try:
         saved = persist(store, account, renewed, current, base)
-    except RevisionConflict:
-        log.info(
-            "%s changed (logout or new login) during its refresh; the result is discarded",
-            describe_account(account),
-        )
+    except RevisionConflict as exc:
+        if isinstance(exc, StaleFence) and base.lock_token and not lock.holds(base.lock_token):
+            log.warning(
+                "the refresh lock of %s was no longer held when its refreshed token was "
+                "to be saved (the refresh overran its hold); nothing was saved, and what "
+                "the store holds now is used",
+                describe_account(account),
+            )
+        else:
+            log.info(
+                "%s changed (logout or new login) during its refresh; the result is discarded",
+                describe_account(account),
+            )
         return None
     except Unsaved as failure:
         return save_failed(store, account, bundle, renewed, current, base, failure.reason)
@@ -89,3 +99,23 @@ def renew_locked(
     )
     emit(AuthEvent("refreshed", account, expires_at=renewed.expires_at))
     return saved
+
+
+def _to_renew(
+    store: TokenStore, provider: AuthProvider, current: Snapshot, base: Base
+) -> TokenBundle:
+    """The bundle to send: with its refresh token asked of the store right before the
+    POST (the one place that checks ``current`` is still what is stored), except for a
+    bundle from a rescue the store does not hold (``base.generation``), which has its own."""
+    if not provider.uses_refresh_token:
+        return current.bundle
+    if base.generation:
+        bundle = current.bundle
+    else:
+        bundle = current.bundle.replace(refresh_token=store.read_refresh_token(current))
+    if bundle.refresh_token is None:
+        raise RefreshUnavailableError(
+            f"The refresh token of {describe_account(current.account)} could not be found "
+            "in the store. Log in again."
+        )
+    return bundle

@@ -12,7 +12,13 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["for_oauthlib", "is_loopback_host", "origin_of", "require_secure_url"]
+__all__ = [
+    "canonical_origin",
+    "for_oauthlib",
+    "is_loopback_host",
+    "origin_of",
+    "require_secure_url",
+]
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -144,3 +150,54 @@ def origin_of(url: str) -> tuple[str, str, int | None]:
     if port is None:
         port = {"http": 80, "https": 443}.get(scheme)
     return scheme, host, port
+
+
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-_")
+
+
+def canonical_origin(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) in the one form requests sends, or ``None`` if ``url`` does
+    not parse (fail closed: no origin, no token).
+
+    The host is lower case and IDNA-encoded the way requests encodes it when it prepares
+    a URL (``bücher.example`` goes out as ``xn--bcher-kva.example``), so a mount on either
+    spelling and a request for either spelling compare equal; the default port is filled
+    in. An out-of-range port, an empty label, a character no host name has, or a
+    punycode label that does not decode means no origin.
+    """
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    host = _canonical_host(parts.hostname or "")
+    if host is None:
+        return None
+    scheme = parts.scheme.lower()
+    if port is None:
+        port = {"http": 80, "https": 443}.get(scheme)
+    return scheme, host, port
+
+
+def _canonical_host(host: str) -> str | None:
+    if not host:
+        return None
+    if ":" in host:  # an IPv6 literal (urlsplit removed the brackets)
+        try:
+            return str(ipaddress.IPv6Address(host))
+        except ValueError:
+            return None
+    if not host.isascii() or "xn--" in host.lower():
+        # requests' own encoder (the ``idna`` package, UTS 46), which also checks the
+        # punycode labels an ASCII spelling may carry.
+        from requests.models import PreparedRequest
+
+        try:
+            host = PreparedRequest._get_idna_encoded_host(host)  # type: ignore[attr-defined]
+        except UnicodeError:
+            return None
+    host = host.lower()
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    if not set(host) <= _HOST_CHARS or not all(labels):
+        return None
+    return host

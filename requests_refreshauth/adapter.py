@@ -4,7 +4,10 @@ Transport-level alternative to :class:`RefreshAuth` for sessions that talk to se
 hosts: only requests routed through this adapter *and* addressed to the origin it was
 given carry the token. requests routes by string prefix, so a mount on
 ``https://api.example.com`` also receives ``https://api.example.com.evil.net/``; the
-adapter compares origins (scheme, host, port) and sends anything else untouched.
+adapter compares origins (scheme, host, port) and sends anything else untouched. Both
+sides are compared in the form requests sends: the host lower-cased and IDNA-encoded
+(``bücher.example`` goes out as ``xn--bcher-kva.example``), the default port filled in;
+a URL that does not parse gets no token.
 
 The origin is given, never guessed: requests never tells an adapter the prefix it is
 mounted on, and learning it from a request would let the request choose. So the
@@ -26,19 +29,20 @@ import logging
 import time
 from collections import OrderedDict
 from typing import Any, Callable, FrozenSet, Iterable, Mapping, Optional, Tuple, Union
+from urllib.parse import urlsplit, urlunsplit
 
 from requests import PreparedRequest, Response, Session
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
-from ._http import PROVIDER_CALL
-from ._urls import origin_of
+from ._provider_call import PROVIDER_CALL
+from ._urls import canonical_origin, origin_of
 from .bundle import Snapshot
 from .providers.base import AuthProvider
 from .refresh import DEFAULT_SKEW
-from .replay import release, renew_after_401, resend_copy, resendable
-from .source import TokenSource
+from .resend import release, renew_after_401, resend_copy, resendable
 from .stores.base import TokenStore
+from .token_cache import TokenCache
 
 __all__ = ["RefreshAdapter"]
 
@@ -83,7 +87,7 @@ class RefreshAdapter(HTTPAdapter):
         if origin is not None:
             self._set_origins(_valid_origins(origin))
         super().__init__(**adapter_kwargs)
-        self.source = TokenSource(store, provider, account, skew, clock=clock)
+        self.source = TokenCache(store, provider, account, skew, clock)
         #: The header of the last snapshot used: a fresh token is the same snapshot
         #: object request after request, so its header is built once (one tuple,
         #: replaced whole, so threads never see a header of another snapshot).
@@ -100,11 +104,18 @@ class RefreshAdapter(HTTPAdapter):
     ) -> RefreshAdapter:
         """``session.mount(prefix, adapter)`` for an adapter serving ``prefix``'s origin.
 
-        The prefix must name a host (``"https://"`` alone is no scope). Keyword
-        arguments are those of the constructor (``account=``, ``skew=``, pool sizes).
+        The prefix must name a host (``"https://"`` alone is no scope); one with an
+        internationalised host is also mounted under its IDNA spelling, the one requests
+        routes by. Keyword arguments are those of the constructor (``account=``,
+        ``skew=``, pool sizes).
         """
         adapter = cls(store, provider, origin=prefix, **kwargs)
         session.mount(prefix, adapter)
+        routed = _as_sent(prefix)
+        if routed != prefix:
+            # requests routes the URL it prepared, whose host is IDNA-encoded: a prefix
+            # spelt ``https://bücher.example/`` alone would never be matched.
+            session.mount(routed, adapter)
         return adapter
 
     def __repr__(self) -> str:
@@ -117,9 +128,11 @@ class RefreshAdapter(HTTPAdapter):
     def _serves(self, url: str) -> bool:
         """Whether a request to ``url`` gets the token: its origin must be one given, or
         (built without ``origin=``) one of a prefix a session mounted this adapter on."""
-        if url.startswith(self._starts):
+        if url.startswith(self._starts):  # also checked inline by send (hot path)
             return True
-        origin = origin_of(url)
+        origin = canonical_origin(url)
+        if origin is None:
+            return False  # fail closed: a URL that does not parse gets no token
         if origin in self._origins or not self._from_mount:
             return origin in self._origins
         from ._mount_prefix import mounted_prefixes
@@ -140,28 +153,23 @@ class RefreshAdapter(HTTPAdapter):
         cert: Union[bytes, str, Tuple[Union[bytes, str], Union[bytes, str]], None] = None,
         proxies: Optional[Mapping[str, str]] = None,
     ) -> Response:
-        # By keyword, as Session.send passes them (mocks of HTTPAdapter.send expect it).
-        options: dict[str, Any] = {
-            "stream": stream,
-            "timeout": timeout,
-            "verify": verify,
-            "cert": cert,
-            "proxies": proxies,
-        }
-        send = super().send
-        if PROVIDER_CALL.active:
-            # The provider's own call to the authorization server (it shares this
-            # session): no token, and no refresh from inside a refresh.
-            return send(request, **options)
+        # Options by keyword, as Session.send passes them (mocks of HTTPAdapter.send
+        # expect it), and spelt out: no dict to build per request.
         url = request.url
         assert url is not None
-        if not self._serves(url):
-            origin = origin_of(url)
-            log.warning(
-                "not attaching the access token to a request for %s: outside the adapter's origin",
-                "://".join(origin[:2]),
+        if PROVIDER_CALL.active or not (url.startswith(self._starts) or self._serves(url)):
+            if not PROVIDER_CALL.active:
+                origin = origin_of(url)
+                log.warning(
+                    "not attaching the access token to a request for %s: outside the "
+                    "adapter's origin",
+                    "://".join(origin[:2]),
+                )
+            # Else the provider's own call to the authorization server (it shares this
+            # session): no token, and no refresh from inside a refresh.
+            return super().send(
+                request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
             )
-            return send(request, **options)
 
         snapshot = self.source.current()
         last, authorization = self._header
@@ -169,7 +177,9 @@ class RefreshAdapter(HTTPAdapter):
             authorization = snapshot.bundle.authorization
             self._header = (snapshot, authorization)
         sent = _with_header(request, authorization)
-        response = send(sent, **options)
+        response = super().send(
+            sent, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+        )
         if response.status_code != 401 or not resendable(response, request, log):
             return response
         renewed = renew_after_401(self.source, snapshot.bundle.access_token, response, sent)
@@ -178,7 +188,9 @@ class RefreshAdapter(HTTPAdapter):
         release(response)
         retry = resend_copy(request, sent, response)
         retry.headers["Authorization"] = renewed.bundle.authorization
-        new_response = send(retry, **options)
+        new_response = super().send(
+            retry, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+        )
         new_response.history.insert(0, response)
         return new_response
 
@@ -217,10 +229,23 @@ def _headers_with(headers: Any, authorization: str) -> CaseInsensitiveDict[str]:
 
 
 def _valid_origin(url: str) -> Optional[Origin]:
-    origin = origin_of(url)
-    if origin[0] not in ("http", "https") or not origin[1]:
+    origin = canonical_origin(url)
+    if origin is None or origin[0] not in ("http", "https"):
         return None
     return origin
+
+
+def _as_sent(prefix: str) -> str:
+    """``prefix`` with its host spelt as requests sends it (IDNA), for session routing."""
+    if prefix.isascii():
+        return prefix
+    parts = urlsplit(prefix)
+    origin = canonical_origin(prefix)
+    if origin is None:
+        return prefix
+    host = f"[{origin[1]}]" if ":" in origin[1] else origin[1]
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def _valid_origins(given: Union[str, Iterable[str]]) -> FrozenSet[Origin]:

@@ -21,9 +21,9 @@ from ._urls import origin_of
 from .bundle import fingerprint
 from .providers.base import AuthProvider
 from .refresh import DEFAULT_SKEW
-from .replay import release, renew_after_401, resend_copy, resendable
-from .source import TokenSource
+from .resend import release, renew_after_401, resend_copy, resendable
 from .stores.base import TokenStore
+from .token_cache import TokenCache
 
 __all__ = ["RefreshAuth"]
 
@@ -47,7 +47,7 @@ class RefreshAuth(AuthBase):
         skew: float = DEFAULT_SKEW,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.source = TokenSource(store, provider, account, skew, clock=clock)
+        self.source = TokenCache(store, provider, account, skew, clock)
 
     def __repr__(self) -> str:
         return f"RefreshAuth({self.source.store!r}, account={self.source.account!r})"
@@ -77,7 +77,7 @@ class _RetryOn401:
     object sees every hop; ``used`` makes the retry happen once per logical request.
     """
 
-    def __init__(self, source: TokenSource, url: str, authorization: str) -> None:
+    def __init__(self, source: TokenCache, url: str, authorization: str) -> None:
         self.source = source
         self.url = url  # parsed into an origin only if a 401 arrives (hot path)
         self.authorization = authorization

@@ -10,7 +10,7 @@ re-exported here).
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable, Iterable, Literal, Mapping, NamedTuple, Optional, Tuple, Union
+from typing import Any, Iterable, Literal, Mapping, NamedTuple, Optional, Tuple, Union
 
 from ._deprecation import deprecated_attributes
 from ._extra import ExtraFields, Scalar, for_bundle
@@ -252,12 +252,14 @@ class WriteReport(NamedTuple):
 
 
 class Snapshot(Value):
-    """One consistent read of an account's stored state.
+    """One consistent read of an account's stored state: a value, it does no I/O.
 
     ``revision`` increases on every save of the account, so "did someone refresh while I
-    waited for the lock?" can be answered without comparing secrets. Stores that keep the
-    refresh token elsewhere (the keyring) leave ``bundle.refresh_token`` empty and supply
-    ``refresh_token_loader``; call :meth:`load_refresh_token` instead of reading the field.
+    waited for the lock?" can be answered without comparing secrets. Stores that hold
+    secrets inline (memory, file) fill ``bundle.refresh_token``; a store that keeps it
+    elsewhere (the keyring) leaves it ``None`` with ``has_refresh_token`` set, and hands
+    it out through ``store.read_refresh_token(snapshot)`` when a refresh is about to
+    send it.
 
     ``write_report``: on the snapshot a store's ``save`` returns, where that save put the
     secrets (``None`` from stores with one place for them, and on reads). It belongs to
@@ -271,18 +273,15 @@ class Snapshot(Value):
         "revision",
         "is_default",
         "has_refresh_token",
-        "refresh_token_loader",
         "write_report",
     )
-    _hidden_fields = frozenset({"refresh_token_loader"})
-    _uncompared_fields = frozenset({"refresh_token_loader", "write_report"})
+    _uncompared_fields = frozenset({"write_report"})
 
     account: Account
     bundle: TokenBundle
     revision: int
     is_default: bool
     has_refresh_token: bool
-    refresh_token_loader: Optional[Callable[[], Optional[str]]]
     write_report: Optional[WriteReport]
 
     def __init__(
@@ -292,7 +291,6 @@ class Snapshot(Value):
         revision: int = 0,
         is_default: bool = False,
         has_refresh_token: Optional[bool] = None,
-        refresh_token_loader: Optional[Callable[[], Optional[str]]] = None,
         write_report: Optional[WriteReport] = None,
     ) -> None:
         self._set(
@@ -303,7 +301,6 @@ class Snapshot(Value):
             has_refresh_token=(
                 bundle.refresh_token is not None if has_refresh_token is None else has_refresh_token
             ),
-            refresh_token_loader=refresh_token_loader,
             write_report=write_report,
         )
 
@@ -317,19 +314,39 @@ class Snapshot(Value):
         )
 
     def load_refresh_token(self) -> Optional[str]:
-        """The refresh token, read from wherever the store keeps it (may do I/O)."""
-        if self.bundle.refresh_token is not None:
-            return self.bundle.refresh_token
-        if self.has_refresh_token and self.refresh_token_loader is not None:
-            return self.refresh_token_loader()
-        return None
+        """Deprecated: use ``store.read_refresh_token(snapshot)``. The inline refresh
+        token; no I/O (a token held elsewhere raises :class:`StoreReadError`)."""
+        _deprecated_loader("load_refresh_token")
+        return self._inline_refresh()
 
     def full_bundle(self) -> TokenBundle:
-        """The bundle with its refresh token loaded."""
-        if self.bundle.refresh_token is not None or not self.has_refresh_token:
-            return self.bundle
-        token = self.load_refresh_token()
-        return self.bundle if token is None else self.bundle.replace(refresh_token=token)
+        """Deprecated: use ``store.read_refresh_token(snapshot)``. The bundle, when its
+        refresh token is inline; no I/O (one held elsewhere raises ``StoreReadError``)."""
+        _deprecated_loader("full_bundle")
+        self._inline_refresh()
+        return self.bundle
+
+    def _inline_refresh(self) -> Optional[str]:
+        if self.bundle.refresh_token is None and self.has_refresh_token:
+            from .errors import StoreReadError
+
+            raise StoreReadError(
+                f"The refresh token of account {describe_account(self.account)} is not in this "
+                "snapshot (its store keeps it elsewhere): call "
+                "store.read_refresh_token(snapshot) instead."
+            )
+        return self.bundle.refresh_token
+
+
+def _deprecated_loader(name: str) -> None:
+    import warnings
+
+    warnings.warn(
+        f"Snapshot.{name}() is deprecated (a snapshot does no I/O): call "
+        "store.read_refresh_token(snapshot)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 # --------------------------------------------------------------------------- expiry math

@@ -19,21 +19,32 @@ class's ``exit_status`` (:data:`EXIT_CODES` maps each ``code`` to it, for progra
 only see the code); every failure, typed or not, ends as one (no traceback
 unless ``REFRESHAUTH_DEBUG=1``). Human output has terminal control characters shown as
 escapes (``\\x1b``): account labels, server error text and device codes come from the
-server. The verbs live in :mod:`._cli_verbs`, the parser wirings beside it.
+server. The verbs are declared once (:mod:`._cli_table`); the argparse and click
+front-ends are generated from that declaration, and run the methods of :class:`AuthCommands`.
+
+A CLI that is only about signing in (``python -m requests_refreshauth``) puts the verbs at
+its top level instead: ``add_auth_verbs(parser, AuthCommands(store, provider, prog=...))``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Dict
 
-from ._cli_argparse import add_auth_commands
+from ._cli_argparse import add_auth_commands, add_auth_verbs, user_before_verb
 from ._cli_click import click_auth_group
 from ._cli_verbs import AuthCommands
 
 if TYPE_CHECKING:
     from ._cli_verbs import EXIT_CODES as EXIT_CODES
 
-__all__ = ["EXIT_CODES", "AuthCommands", "add_auth_commands", "click_auth_group"]
+__all__ = [
+    "EXIT_CODES",
+    "AuthCommands",
+    "add_auth_commands",
+    "add_auth_verbs",
+    "click_auth_group",
+    "user_before_verb",
+]
 
 
 def __getattr__(name: str) -> Dict[str, int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
 from urllib.parse import urlencode
 
 from ._scrub import basic_credentials, hiding, scrub_error, server_text
@@ -185,27 +185,14 @@ def poll_device_token(
             interval += _MIN_INTERVAL
             continue
         text, status = response.text, response.status_code
-        retry_after = response.headers.get("Retry-After")
+        answer = (status, text, response.headers.get("Retry-After"))
         fields = fields_of(text) or {}
         # GitHub sends the §3.5 errors with HTTP 200 (and slow_down with a new interval);
         # a usable token in a 2xx is a success whatever else the body says.
         token = status == 200 and _usable(fields.get("access_token"))
         error = None if token else oauth_error_of(text)[0]
         if status == 200 and error not in _POLL_ERRORS:
-            try:
-                with hiding(secrets):
-                    return interpret_token_response(
-                        status,
-                        text,
-                        now=clock(),
-                        requested_scope=provider.scopes or None,
-                        retry_after_header=retry_after,
-                        grant="exchange",
-                        secrets=secrets,
-                    )
-            except AuthError as exc:
-                scrub_error(exc, secrets)
-                raise
+            return _granted(answer, secrets, clock(), provider.scopes or None)
         if error == "authorization_pending":
             continue
         if error == "slow_down":
@@ -221,20 +208,34 @@ def poll_device_token(
             log.info("device token poll answered HTTP %s; polling again", status)
             continue
         try:
-            with hiding(secrets):
-                return interpret_token_response(
-                    status,
-                    text,
-                    now=clock(),
-                    retry_after_header=retry_after,
-                    grant="exchange",
-                    secrets=secrets,
-                )
+            return _granted(answer, secrets, clock(), None)
         except RefreshTransientError:
             continue
-        except AuthError as exc:
-            scrub_error(exc, secrets)
-            raise
+
+
+def _granted(
+    answer: Tuple[int, str, Optional[str]],
+    secrets: List[str],
+    now: float,
+    requested_scope: Optional[Sequence[str]],
+) -> TokenBundle:
+    """The token in a poll's ``(status, text, Retry-After)``, else its typed error, with
+    the device code and client secret scrubbed from the message."""
+    status, text, retry_after = answer
+    try:
+        with hiding(secrets):
+            return interpret_token_response(
+                status,
+                text,
+                now=now,
+                requested_scope=requested_scope,
+                retry_after_header=retry_after,
+                grant="exchange",
+                secrets=secrets,
+            )
+    except AuthError as exc:
+        scrub_error(exc, secrets)
+        raise
 
 
 def _number(value: Any) -> Optional[float]:

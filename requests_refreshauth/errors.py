@@ -35,6 +35,7 @@ __all__ = [
     "RefreshTransientError",
     "RefreshUnavailableError",
     "SaveFailedError",
+    "SecretsInKeyringError",
     "SlotCollisionError",
     "StoreReadError",
     "StoreWriteError",
@@ -309,3 +310,9 @@ def exit_statuses() -> Dict[str, int]:
         if cls is not AuthError:
             table.setdefault(cls.code, cls.exit_status)
     return table
+
+
+class SecretsInKeyringError(StoreReadError):
+    """A records file's account keeps its tokens in the OS keyring, and this store cannot
+    reach a keyring (``FileTokenStore``): the message names the store (and keyring
+    service) that can. Nothing was read or changed."""

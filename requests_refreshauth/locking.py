@@ -37,20 +37,19 @@ descriptors (an inherited ``flock`` would outlive a parent that dies holding it)
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import logging
+import math
 import os
-import sys
 import threading
 import time
 from typing import Any, Optional
 
+from ._anchor_lock import DirLock, acquire_dir, dir_lock_for, keep_marker, release_dir
 from ._deprecation import deprecated_attributes
 from ._fs import UnsafeFile, ensure_private_dir, open_regular
 from .errors import StoreWriteError
 
-__all__ = ["DEFAULT_DELAY", "DEFAULT_MAX_DELAY", "AccountLock"]
+__all__ = ["DEFAULT_DELAY", "DEFAULT_MAX_DELAY", "HostLock"]
 
 log = logging.getLogger("requests_refreshauth.lock")
 
@@ -64,66 +63,28 @@ class _LockTimeout(TimeoutError):
     """Deprecated (nothing raises it since the context-manager form is gone)."""
 
 
-# Deprecated in 0.x, removed in the next release: ``acquire`` returns False instead.
-__getattr__ = deprecated_attributes(
-    __name__,
-    {
-        "LockTimeout": (
-            _LockTimeout,
-            "nothing raises it: AccountLock.acquire(timeout) returns False when the lock "
-            "was not taken",
-        )
-    },
-)
-
-
 class _Entry:
-    __slots__ = ("anchor", "dir_lock", "interprocess", "path", "thread_lock")
+    __slots__ = ("anchor", "dir_lock", "interprocess", "path", "thread_lock", "token")
 
     def __init__(self, path: Optional[str], anchor: Optional[str] = None) -> None:
         self.path = path
         self.anchor = anchor
         self.thread_lock = threading.Lock()
         self.interprocess: Any = None  # fasteners.InterProcessLock, created on first use
-        self.dir_lock: Optional[_DirLock] = None  # while held
+        self.dir_lock: Optional[DirLock] = None  # while held
+        #: The current hold's token (``None`` while free): here, not on a lock object,
+        #: so every object on this path (or name) in the process answers ``holds``.
+        self.token: Optional[str] = None
 
 
 _registry: dict[str, _Entry] = {}
 _registry_lock = threading.Lock()
 
 
-class _DirLock:
-    """This process's share of the ``flock`` on one directory: taken by the first of its
-    locks there, dropped with the last."""
-
-    __slots__ = ("count", "fd", "mutex", "path")
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.mutex = threading.Lock()
-        self.count = 0
-        self.fd: Optional[int] = None
-
-
-_dir_locks: dict[str, _DirLock] = {}
-_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-#: flock errors meaning "this filesystem cannot lock directories": fall back to the file.
-_UNSUPPORTED = frozenset(
-    {errno.EBADF, errno.EINVAL, errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EACCES}
-)
-
-
 def _reset_after_fork() -> None:
-    global _registry, _registry_lock, _dir_locks
-    for dir_lock in _dir_locks.values():
-        if dir_lock.fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(dir_lock.fd)  # our copy only: the parent's flock stays
-        dir_lock.fd, dir_lock.count = None, 0  # a release in the child is then a no-op
+    global _registry, _registry_lock
     _registry = {}
     _registry_lock = threading.Lock()
-    _dir_locks = {}
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows
@@ -140,77 +101,10 @@ def _entry_for(key: str, path: Optional[str], anchor: Optional[str] = None) -> _
     return entry
 
 
-def _dir_lock_for(directory: str) -> _DirLock:
-    key = os.path.normcase(directory)
-    with _registry_lock:
-        dir_lock = _dir_locks.get(key)
-        if dir_lock is None:
-            dir_lock = _dir_locks[key] = _DirLock(directory)
-    return dir_lock
-
-
-def _try_flock(dir_lock: _DirLock) -> bool:
-    """One non-blocking attempt (caller holds ``dir_lock.mutex``, count is 0)."""
-    if sys.platform == "win32":
-        return True  # msvcrt locks only: no directory lock on Windows
-    else:
-        import fcntl
-
-        try:
-            fd = os.open(dir_lock.path, os.O_RDONLY | _DIRECTORY)
-        except OSError as exc:
-            log.debug("cannot open %s to lock it (%s)", dir_lock.path, exc.strerror)
-            dir_lock.fd = None
-            return True  # only the lock file protects here
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                return False
-            if exc.errno in _UNSUPPORTED:
-                log.debug("cannot flock %s (%s)", dir_lock.path, exc.strerror)
-                dir_lock.fd = None
-                return True
-            raise
-        dir_lock.fd = fd
-        return True
-
-
-def _acquire_dir(dir_lock: _DirLock, deadline: Optional[float], delay: float, cap: float) -> bool:
-    wait = delay
-    while True:
-        with dir_lock.mutex:
-            if dir_lock.count > 0 or _try_flock(dir_lock):
-                dir_lock.count += 1
-                return True
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            wait = min(wait, left)
-        time.sleep(wait)
-        wait = min(cap, wait + delay)
-
-
-def _release_dir(dir_lock: _DirLock) -> None:
-    with dir_lock.mutex:
-        if dir_lock.count <= 0:
-            return  # held by the parent of this forked child: not ours to drop
-        dir_lock.count -= 1
-        if dir_lock.count == 0 and dir_lock.fd is not None:
-            fd, dir_lock.fd = dir_lock.fd, None
-            try:
-                if sys.platform != "win32":
-                    import fcntl
-
-                    fcntl.flock(fd, fcntl.LOCK_UN)  # explicit: a forked child may share it
-            finally:
-                os.close(fd)
-
-
-class AccountLock:
-    """A bounded-wait lock over threads and (when ``path`` is given) processes.
+class HostLock:
+    """A bounded-wait lock over every thread and (when ``path`` is given) every process
+    of this host: a :class:`~requests_refreshauth.refresh_lock.RefreshLock` held until
+    released.
 
     ``path=None`` gives a thread-only lock, for stores that live in one process.
     ``name`` identifies a thread-only lock; lock objects with the same path (or name)
@@ -227,7 +121,7 @@ class AccountLock:
         max_delay: float = DEFAULT_MAX_DELAY,
     ) -> None:
         if path is None and name is None:
-            raise ValueError("AccountLock needs a path or a name")
+            raise ValueError("HostLock needs a path or a name")
         self.path = os.path.abspath(path) if path is not None else None
         #: The directory whose ``flock`` makes exclusion survive a deleted lock file
         #: (default: the lock file's own directory).
@@ -242,7 +136,7 @@ class AccountLock:
         self._held = threading.local()
 
     def __repr__(self) -> str:
-        return f"AccountLock({self.path or self._key!r})"
+        return f"HostLock({self.path or self._key!r})"
 
     def acquire(self, timeout: Optional[float] = None) -> bool:
         """Take the lock, waiting at most ``timeout`` seconds (``None``: forever).
@@ -250,7 +144,7 @@ class AccountLock:
         Raises :class:`~requests_refreshauth.errors.StoreWriteError` when the lock file
         cannot be created or locked.
         """
-        if getattr(self._held, "entry", None) is not None:
+        if self.held():
             raise RuntimeError(f"{self!r} is not re-entrant and is already held by this thread")
         entry = _entry_for(self._key, self.path, self.anchor)
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
@@ -265,6 +159,7 @@ class AccountLock:
             if not acquired:
                 entry.thread_lock.release()
                 return False
+        entry.token = os.urandom(12).hex()  # unique per hold; not a secret
         self._held.entry = entry
         return True
 
@@ -276,9 +171,9 @@ class AccountLock:
             ensure_private_dir(os.path.dirname(entry.path))
             ensure_private_dir(directory)
             if entry.anchor is not None and entry.anchor != os.path.dirname(entry.path):
-                _keep_marker(entry.anchor)
-            dir_lock = _dir_lock_for(directory)
-            if not _acquire_dir(dir_lock, deadline, self.delay, self.max_delay):
+                keep_marker(entry.anchor)
+            dir_lock = dir_lock_for(directory)
+            if not acquire_dir(dir_lock, deadline, self.delay, self.max_delay):
                 return False
         except OSError as exc:
             raise _lock_error(entry.path, exc) from None
@@ -293,70 +188,79 @@ class AccountLock:
                 blocking=True, delay=self.delay, max_delay=self.max_delay, timeout=remaining
             )
         except (OSError, threading.ThreadError) as exc:
-            _release_dir(dir_lock)
+            release_dir(dir_lock)
             raise _lock_error(entry.path, exc) from None
         except BaseException:
-            _release_dir(dir_lock)
+            release_dir(dir_lock)
             raise
         if not acquired:
-            _release_dir(dir_lock)
+            release_dir(dir_lock)
             return False
         entry.dir_lock = dir_lock
         return True
 
     def release(self) -> None:
+        """Give the lock up; a no-op when the calling thread does not hold it through
+        this object (never acquired, already released, or held by another caller)."""
         entry: Optional[_Entry] = getattr(self._held, "entry", None)
         if entry is None:
-            raise RuntimeError(f"{self!r} is not held by this thread")
+            return
         self._held.entry = None
+        entry.token = None
         try:
             if entry.interprocess is not None and entry.interprocess.acquired:
                 try:
                     entry.interprocess.release()
                 finally:
                     if entry.dir_lock is not None:
-                        _release_dir(entry.dir_lock)
+                        release_dir(entry.dir_lock)
                         entry.dir_lock = None
         finally:
             entry.thread_lock.release()
 
+    def _current(self) -> Optional[_Entry]:
+        """The entry the calling thread holds through this object, if it is this
+        process's (a forked child inherits the thread-local, not the hold)."""
+        entry: Optional[_Entry] = getattr(self._held, "entry", None)
+        return entry if entry is not None and _registry.get(self._key) is entry else None
+
     def held(self) -> bool:
         """Whether the calling thread holds this lock."""
-        return getattr(self._held, "entry", None) is not None
+        return self._current() is not None
+
+    @property
+    def token(self) -> Optional[str]:
+        """The calling thread's current hold's token; ``None`` when it does not hold it."""
+        entry = self._current()
+        return None if entry is None else entry.token
+
+    def remaining(self) -> float:
+        """Held until released: ``math.inf`` while the calling thread holds it, else 0."""
+        return math.inf if self.held() else 0.0
+
+    def holds(self, token: str) -> bool:
+        """Whether ``token`` names the current hold of this lock in this process (a
+        token from another process never does: it cannot hold what this one holds)."""
+        entry = _registry.get(self._key)
+        return entry is not None and entry.token is not None and entry.token == token
 
 
-#: The file that keeps an anchor directory from being empty (see the module docstring).
-MARKER_NAME = "README"
-_MARKER_TEXT = (
-    "This directory is a lock of requests-refreshauth: processes refreshing the tokens\n"
-    "stored beside it lock it, so that only one of them refreshes at a time. It holds no\n"
-    "secrets. Do not delete it or this file while a program using those tokens runs.\n"
+# Deprecated in 0.x, removed in the next release.
+__getattr__ = deprecated_attributes(
+    __name__,
+    {
+        "LockTimeout": (
+            _LockTimeout,
+            "nothing raises it: HostLock.acquire(timeout) returns False when the lock "
+            "was not taken",
+        ),
+        "AccountLock": (
+            HostLock,
+            "renamed HostLock (it excludes every thread and process of this host, and also "
+            "guards the records file): use requests_refreshauth.locking.HostLock",
+        ),
+    },
 )
-
-
-def _keep_marker(anchor: str) -> None:
-    """Make sure ``anchor`` holds its marker: one ``open`` when it is there already.
-
-    A file of ours in it (0600, never written through a link) keeps cleanups of empty
-    files and directories (``find -empty -delete``) from removing the anchor while its
-    ``flock`` is held, which would let a newcomer lock a fresh directory.
-    """
-    path = os.path.join(anchor, MARKER_NAME)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
-    except FileExistsError:
-        return  # whatever it is, the directory is not empty
-    except OSError as exc:  # a safeguard only: the lock works without it
-        log.debug("cannot create %s (%s)", path, exc.strerror)
-        return
-    try:
-        if sys.platform != "win32":
-            os.fchmod(fd, 0o600)  # whatever the umask
-        os.write(fd, _MARKER_TEXT.encode("ascii"))
-    except OSError as exc:
-        log.debug("cannot write %s (%s)", path, exc.strerror)
-    finally:
-        os.close(fd)
 
 
 def _open_lock_file(entry: _Entry) -> None:

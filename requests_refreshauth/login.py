@@ -343,7 +343,9 @@ def logout(
     access_token = bundle.access_token
     if revoke and provider is not None and provider.revocation_endpoint:
         try:
-            refresh_token = snapshot.load_refresh_token()
+            # A store of an earlier protocol has no read_refresh_token: its inline token.
+            read = getattr(store, "read_refresh_token", None)
+            refresh_token = read(snapshot) if read is not None else snapshot.bundle.refresh_token
         except AuthError as exc:
             log.debug("could not read the refresh token to revoke it (%s)", exc.code)
             unreadable = exc

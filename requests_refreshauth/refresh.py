@@ -7,8 +7,10 @@ therefore log the user out. The engine prevents that:
 1. read the snapshot; a fresh token is returned with no lock and no further I/O;
 2. take the account's lock (threads *and* processes), bounded;
 3. re-read under the lock: if a peer refreshed meanwhile, adopt its token, do not POST;
-4. otherwise renew through the provider and save with a compare-and-swap on the
-   revision that was read, so a logout or a new login during the POST wins.
+4. otherwise ask the store for the refresh token (``read_refresh_token``: it refuses if
+   the account changed), renew through the provider (the lock is checked before every
+   attempt it sends), and save fenced by the revision read and the lock's hold, so a
+   logout or a new login during the POST wins and a hold that ended saves nothing.
 
 When the server answers ``invalid_grant`` the session is dead: that is recorded in the
 account's record (the bundle is kept, in case the server was wrong), and every later
@@ -22,7 +24,8 @@ retried within the lock's budget (:mod:`.persist`), then kept in a rescue
 
 :func:`refresh_needed` is the whole decision, pure; the rest is I/O in a fixed order.
 The steps apart from it: the first token of a provider without a user
-(:mod:`._first_token`), the POST and its save (:mod:`._renewal`), the ended session's
+(:mod:`._first_token`), the POST and its save (:mod:`._renewal`), the check of the
+lock before every attempt of the POST (:mod:`._attempt_guard`), the ended session's
 mark (:mod:`._session_end`).
 """
 
@@ -32,7 +35,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Callable, Optional, Tuple, TypeVar
 
-from ._first_token import acquire, own_account
+from ._attempt_guard import lock_token
+from ._first_token import acquire_first_token, own_account
 from ._renewal import renew_locked
 from ._session_end import EndedGate, Retry, client_of, session_ended_error
 from .bundle import Account, Snapshot, TokenState, describe_account, fingerprint
@@ -196,7 +200,7 @@ def refresh_access_token(
                 raise NotAuthenticatedError("No account is logged in. Log in first.")
             account = own
             wait = lock_timeout if lock_timeout is not None else lock_timeout_for(provider)
-            acquired = acquire(store, provider, own, wait)
+            acquired = acquire_first_token(store, provider, own, wait)
             if acquired is not None:
                 return acquired
             status = _status(store, own)  # a peer acquired one while we waited
@@ -290,6 +294,7 @@ def _refresh(
                     now_status,
                     found,
                     release_by,
+                    lock_token(lock),
                     skew,
                     force,
                     rejected_token,
@@ -297,7 +302,9 @@ def _refresh(
                 )
                 if base is None:
                     return current  # rescued, and fresh: nothing to POST
-                saved = renew_locked(store, provider, current, force, rejected_token, clock, base)
+                saved = renew_locked(
+                    store, provider, current, force, rejected_token, clock, base, lock
+                )
                 return saved if saved is not None else _active(store, account)
             except SnapshotChanged:
                 # A new login (or a logout) replaced the account after it was read: nothing
@@ -353,6 +360,7 @@ def _what_to_renew(
     status: AccountStatus,
     found: Optional[Rescue],
     release_by: float,
+    token: Optional[str],
     skew: float,
     force: bool,
     rejected_token: Optional[str],
@@ -362,7 +370,8 @@ def _what_to_renew(
     replaces; ``(snapshot, None)`` when a rescued bundle is fresh and simply used.
 
     A rescue (``found``: a rotated bundle a failed save left behind) supersedes what is
-    stored: POSTing the stored refresh token would be a reuse.
+    stored: POSTing the stored refresh token would be a reuse. ``token``: the lock's
+    hold, which every save here is fenced by.
     """
     from .persist import Base, take_rescue
 
@@ -372,8 +381,8 @@ def _what_to_renew(
         current = snapshot
         if current is None or current.revision != status.revision:
             current = _active(store, account)
-        return current, Base(status.revision, status.access_fingerprint, 0, release_by)
-    taken = take_rescue(store, found, status, release_by)
+        return current, Base(status.revision, status.access_fingerprint, 0, release_by, (), token)
+    taken = take_rescue(store, found, status, release_by, token)
     current = taken.snapshot
     now = clock()
     if not refresh_needed(
@@ -387,8 +396,8 @@ def _what_to_renew(
     chain = found.superseded
     if taken.saved:  # the store holds it now: a plain base
         fp = current.state.access_fingerprint
-        return current, Base(current.revision, fp, 0, release_by, chain)
+        return current, Base(current.revision, fp, 0, release_by, chain, token)
     over = taken.over  # still only rescued: it supersedes what is stored
     return current, Base(
-        over.revision, over.access_fingerprint, found.generation, release_by, chain
+        over.revision, over.access_fingerprint, found.generation, release_by, chain, token
     )

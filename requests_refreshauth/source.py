@@ -1,107 +1,28 @@
-"""The per-client token cache shared by :class:`RefreshAuth` and :class:`RefreshAdapter`.
+"""Deprecated: renamed :mod:`requests_refreshauth.token_cache` (kept for one release).
 
-A warm process holding a fresh token touches no store at all: the cached snapshot's
-expiry is checked in memory. Only when it is within the skew window (or a server
-rejected it) does the engine run, which reads the store and takes locks if needed.
+``TokenSource`` was the per-client token cache; it is now ``TokenCache``. Importing this
+module warns; so does every use of ``TokenSource`` here or in ``token_cache``. The
+package itself never imports this module, so ``import requests_refreshauth`` stays free
+of it.
 """
 
 from __future__ import annotations
 
-import math
-import time
-from typing import Callable, Optional, Tuple
+import warnings
 
-from .bundle import Snapshot, effective_skew
-from .errors import AuthError
-from .providers.base import AuthProvider
-from .refresh import DEFAULT_SKEW, refresh_access_token
-from .stores.base import TokenStore
+from ._deprecation import deprecated_attributes
+from .token_cache import TokenCache
 
-__all__ = ["TokenSource"]
+__all__: list[str] = []
 
-_QUIET = 15.0
+warnings.warn(
+    "requests_refreshauth.source is deprecated: renamed requests_refreshauth.token_cache "
+    "(TokenSource is now TokenCache)",
+    DeprecationWarning,
+    stacklevel=2,
+)
 
-
-class TokenSource:
-    def __init__(
-        self,
-        store: TokenStore,
-        provider: AuthProvider,
-        account: Optional[str] = None,
-        skew: float = DEFAULT_SKEW,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.store = store
-        self.provider = provider
-        self.account = account
-        self.skew = skew
-        self._clock = clock
-        # (snapshot, use it until this epoch second): one comparison per request. Replaced
-        # as a whole, so threads sharing the source never see a torn pair.
-        self._entry: Optional[Tuple[Snapshot, float]] = None
-
-    def __repr__(self) -> str:
-        return f"TokenSource(store={self.store!r}, account={self.account!r}, skew={self.skew})"
-
-    @property
-    def cached(self) -> Optional[Snapshot]:
-        entry = self._entry
-        return entry[0] if entry is not None else None
-
-    def current(self) -> Snapshot:
-        """A usable snapshot: the cached one while fresh, else whatever the engine gives."""
-        entry = self._entry
-        if entry is not None and self._clock() < entry[1]:
-            return entry[0]
-        try:
-            snapshot = refresh_access_token(
-                self.store,
-                self.provider,
-                self.account,
-                skew=self.skew,
-                clock=self._clock,
-                known=entry[0] if entry is not None else None,
-            )
-        except AuthError as exc:
-            self._forget_if_dead(exc)
-            raise
-        return self._keep(snapshot)
-
-    def after_rejection(self, rejected_token: str) -> Snapshot:
-        """A snapshot with a token other than ``rejected_token`` (a server refused it)."""
-        try:
-            snapshot = refresh_access_token(
-                self.store,
-                self.provider,
-                self.account,
-                skew=self.skew,
-                force=True,
-                rejected_token=rejected_token,
-                clock=self._clock,
-                known=self.cached,
-            )
-        except AuthError as exc:
-            self._forget_if_dead(exc)
-            raise
-        return self._keep(snapshot)
-
-    def _forget_if_dead(self, exc: AuthError) -> None:
-        """Only a login can help (the server ended the session): drop the cached token,
-        so the next request asks the engine, which refuses without sending it."""
-        if exc.login_required:
-            self._entry = None
-
-    def _keep(self, snapshot: Snapshot) -> Snapshot:
-        bundle = snapshot.bundle
-        if bundle.expires_at is None:
-            until = math.inf  # no expiry known: used until a server answers 401
-        else:
-            now = self._clock()
-            until = bundle.expires_at - effective_skew(bundle, self.skew)
-            if until <= now:
-                # The engine kept a still-valid token after a transient failure: ask again
-                # later, at most every _QUIET seconds and well before it actually expires.
-                until = now + min(_QUIET, max(0.0, (bundle.expires_at - now) / 2.0))
-        self._entry = (snapshot, until)
-        return snapshot
+__getattr__ = deprecated_attributes(
+    __name__,
+    {"TokenSource": (TokenCache, "renamed TokenCache: use requests_refreshauth.token_cache")},
+)

@@ -85,20 +85,21 @@ def _named(field: str) -> str:
 
 
 def records_path(issuer: str, client_id: str, store: str, records: Optional[Path]) -> Path:
-    """The records file: ``records``, else one per issuer (or token endpoint), client and
-    store kind.
+    """The records file: ``records``, else one per issuer (or token endpoint) and client.
 
-    Each kind has its own default file: the keyring store's records point into the
-    keyring and the file store's hold the tokens, so sharing one file would make each
-    store read the other's records as malformed.
+    Every store kind shares it (one record schema says where each account's tokens
+    are), so ``--store file login`` then a plain ``status`` finds the account. A
+    ``--store file`` records file of an earlier version (``tokens-<key>-file.json``) is
+    still used while it exists and the shared one does not.
     """
     from ._paths import user_dir
 
     if records:
         return Path(records)
     key = hashlib.sha256(f"{issuer}\n{client_id}".encode()).hexdigest()[:16]
-    suffix = "" if store == "keyring" else f"-{store}"
-    return user_dir("config") / f"tokens-{key}{suffix}.json"
+    shared = user_dir("config") / f"tokens-{key}.json"
+    legacy = shared.with_name(f"tokens-{key}-{store}.json")
+    return legacy if store != "keyring" and legacy.exists() and not shared.exists() else shared
 
 
 class StandaloneConfig:

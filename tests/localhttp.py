@@ -293,7 +293,12 @@ class LocalServer:
 
     @property
     def requests(self) -> List[Recorded]:
-        """Every request received so far, in arrival order (a copy)."""
+        """Every request received so far, in arrival order (a copy).
+
+        A request is recorded before its reply is sent (or its connection dropped or
+        cut), so once a client call has returned, every request it made is already here:
+        assert on this at once, no sleep. Only requests made in the background (another
+        thread or process) need :meth:`wait_for`."""
         with self._lock:
             return list(self._requests)
 

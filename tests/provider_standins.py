@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any, Dict, List, Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from localhttp import LocalServer, Recorded, Reply
+from support import b64url, jwt
 
 __all__ = [
     "STANDINS",
@@ -39,14 +39,9 @@ __all__ = [
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def unsigned_jwt(claims: Dict[str, Any]) -> str:
     """A JWT-shaped token (alg ``none``): what an id_token or a JWT access token looks like."""
-    head = _b64url(json.dumps({"alg": "none", "typ": "JWT"}).encode())
-    return f"{head}.{_b64url(json.dumps(claims).encode())}.sig"
+    return jwt(claims, header={"alg": "none", "typ": "JWT"}, signature="sig")
 
 
 @dataclass
@@ -264,7 +259,7 @@ class StandIn:
             return self.answer(request, 400, {"error": "invalid_grant"})
         grant, params = found
         verifier = form.get("code_verifier", "")
-        challenge = _b64url(hashlib.sha256(verifier.encode()).digest())
+        challenge = b64url(hashlib.sha256(verifier.encode()).digest())
         if challenge != params["code_challenge"] or form.get("redirect_uri") != params.get(
             "redirect_uri"
         ):
@@ -727,7 +722,7 @@ class Salesforce(StandIn):
         if refresh is not None:
             fields["refresh_token"] = refresh
         fields.update(
-            signature=_b64url(secrets.token_bytes(32)),
+            signature=b64url(secrets.token_bytes(32)),
             scope=grant.scope,
             instance_url=self.server.url,
             id=self.url("/id/00D5e000000ABCD/0055e000001WXYZ"),

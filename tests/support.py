@@ -6,12 +6,14 @@ top-level module ``conftest``, and they would displace each other.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import secrets
 import select
 import signal
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -135,3 +137,98 @@ def examples(thorough: int) -> int:
     if os.environ.get("HYPOTHESIS_PROFILE") == "thorough":
         return thorough
     return max(10, thorough // 4)
+
+
+# ----------------------------------------------------------------------------- token values
+
+
+class _Generated:
+    """The default of ``make_bundle(refresh_token=...)``: a fresh one (``None`` means none)."""
+
+
+GENERATED = _Generated()
+
+
+def make_bundle(
+    tag: str = "x",
+    *,
+    refresh: bool = True,
+    access: Optional[str] = None,
+    refresh_token: Union[str, _Generated, None] = GENERATED,
+    expires_in: float = 3600.0,
+    now: Optional[float] = None,
+    **fields: Any,
+) -> TokenBundle:
+    """A bundle whose token values are unique (``at-<tag>-<nonce>``), so a leak check can
+    search any text for them. It expires ``expires_in`` seconds after ``now`` (the clock
+    by default) and was issued an hour before that; ``fields`` go to ``TokenBundle``."""
+    nonce = secrets.token_hex(8)
+    start = time.time() if now is None else now
+    if not refresh:
+        refresh_value: Optional[str] = None
+    elif isinstance(refresh_token, _Generated):
+        refresh_value = f"rt-{tag}-{nonce}"
+    else:
+        refresh_value = refresh_token
+    fields.setdefault("expires_at", start + expires_in)
+    fields.setdefault("issued_at", start + expires_in - 3600.0)
+    fields.setdefault("scope", ("openid", "api"))
+    return TokenBundle(access or f"at-{tag}-{nonce}", refresh_token=refresh_value, **fields)
+
+
+def b64url(data: bytes) -> str:
+    """Unpadded base64url, as in a JWT."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+JWT_HEADER = {"alg": "RS256", "typ": "JWT", "kid": "k1"}
+FAKE_SIGNATURE = b64url(b"not-a-real-signature" * 8)
+
+
+def jwt(
+    claims: Any = None,
+    *,
+    raw: Optional[bytes] = None,
+    header: Optional[dict[str, Any]] = None,
+    signature: str = FAKE_SIGNATURE,
+) -> str:
+    """A JWT-shaped token, ``header.payload.signature``, that nobody signed: what a client
+    sees of a JWT access token or an id_token. The payload is ``claims`` as JSON, or the
+    ``raw`` bytes (to build malformed ones)."""
+    head = b64url(json.dumps(JWT_HEADER if header is None else header).encode())
+    body = b64url(raw if raw is not None else json.dumps(claims).encode())
+    return f"{head}.{body}.{signature}"
+
+
+def jwt_shaped(size: int = 4096) -> str:
+    """A JWT-looking token of exactly ``size`` characters (header.payload.signature)."""
+    header = b64url(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "k1"}).encode())
+    signature = b64url(secrets.token_bytes(256))
+    claims = {"sub": "alice", "exp": int(time.time()) + 3600, "pad": ""}
+    payload = b64url(json.dumps(claims).encode())
+    missing = size - len(header) - len(signature) - len(payload) - 2
+    claims["pad"] = secrets.token_hex(max(0, missing))[: int(missing * 0.75)]
+    payload = b64url(json.dumps(claims).encode())
+    token = f"{header}.{payload}.{signature}"
+    while len(token) < size:  # base64 rounding: top up the signature
+        token += "A"
+    return token[:size] if len(token) > size else token
+
+
+# ----------------------------------------------------------------------------- waiting
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 5.0) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds have passed.
+
+    For a condition that another thread or process makes true: the assertion after it then
+    does not depend on how fast that happened (only a hang fails it, after ``timeout``),
+    unlike a fixed ``sleep``. Returns whether the condition held: ``assert wait_until(...)``.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return bool(predicate())
+        time.sleep(0.01)

@@ -6,15 +6,15 @@ to a boolean in a local variable first, so a failure prints ``assert False``, no
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import string
 from typing import Any, Optional
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
+from support import b64url, jwt
 
 from requests_refreshauth import Account, Snapshot, TokenBundle
 from requests_refreshauth.bundle import (
@@ -25,6 +25,7 @@ from requests_refreshauth.bundle import (
     jwt_expiry,
     seconds_left,
 )
+from requests_refreshauth.errors import StoreReadError
 from requests_refreshauth.refresh import refresh_expired
 
 NOW = 1_750_000_000.0
@@ -56,16 +57,6 @@ def bundles(draw: Any, *, access: Any = access_tokens, refresh: Any = None) -> T
         scope=draw(scopes),
         issued_at=draw(opt_times),
     )
-
-
-def b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
-def make_jwt(payload: Any, *, raw: Optional[bytes] = None) -> str:
-    header = b64url(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "k1"}).encode())
-    body = b64url(raw if raw is not None else json.dumps(payload).encode())
-    return f"{header}.{body}.{b64url(b'not-a-real-signature' * 8)}"
 
 
 # ----------------------------------------------------------------------------- construction
@@ -174,7 +165,6 @@ def test_repr_and_str_never_contain_tokens(bundle: TokenBundle, with_loader: boo
         bundle,
         revision=3,
         has_refresh_token=True if with_loader else None,
-        refresh_token_loader=(lambda: loader_token) if with_loader else None,
     )
     texts = [
         repr(bundle),
@@ -186,7 +176,7 @@ def test_repr_and_str_never_contain_tokens(bundle: TokenBundle, with_loader: boo
         repr(snapshot),
         str(snapshot),
         repr(snapshot.state),
-        repr(Snapshot(Account("a"), snapshot.full_bundle())),
+        repr(Snapshot(Account("a"), snapshot.bundle.replace(refresh_token=loader_token))),
     ]
     secrets = [bundle.access_token, loader_token]
     if bundle.refresh_token is not None:
@@ -376,20 +366,40 @@ def test_clamp_only_ever_makes_a_token_fresher(
         assert is_fresh(bundle, now, skew)
 
 
+def _fresh_by_the_rule(
+    expires_at: Optional[float], issued_at: Optional[float], now: float, skew: float
+) -> bool:
+    """The documented rule: no expiry is fresh; otherwise more than the skew must be left,
+    the skew taken as at least 0 and at most half the lifetime (when the issue time is known)."""
+    if expires_at is None:
+        return True
+    margin = max(0.0, skew)
+    if issued_at is not None:
+        margin = min(margin, max(0.0, expires_at - issued_at) / 2.0)
+    return expires_at - now > margin
+
+
 @given(bundles(), times, skews, st.integers(min_value=0, max_value=10**6))
+# A 30 s token 10 s in, skew 60: fresh only because the skew is clamped to 15 s.
+@example(TokenBundle("at-example", expires_at=NOW + 30, issued_at=NOW), NOW + 10, 60.0, 1)
+# 14 s left of a 30 s token: stale, the clamped skew (15 s) is not exceeded.
+@example(TokenBundle("at-example", expires_at=NOW + 30, issued_at=NOW), NOW + 16, 60.0, 1)
 def test_token_state_and_snapshot_agree_with_is_fresh(
     bundle: TokenBundle, now: float, skew: float, revision: int
 ) -> None:
     snapshot = Snapshot(Account("a"), bundle, revision=revision)
     state = snapshot.state
-    assert state.is_fresh(now, skew) == is_fresh(bundle, now, skew)
+    # is_fresh() is TokenState.is_fresh() on the bundle's times: comparing the two would
+    # compare the code with itself. Both are checked against the rule, restated here.
+    expected = _fresh_by_the_rule(bundle.expires_at, bundle.issued_at, now, skew)
+    assert state.is_fresh(now, skew) is expected
+    assert is_fresh(bundle, now, skew) is expected
     assert state.revision == revision
     assert state.expires_at == bundle.expires_at
     assert state.issued_at == bundle.issued_at
     assert state.access_fingerprint == fingerprint(bundle.access_token)
-    assert TokenState(revision, bundle.expires_at, bundle.issued_at, None).is_fresh(
-        now, skew
-    ) == is_fresh(bundle, now, skew)
+    metadata_only = TokenState(revision, bundle.expires_at, bundle.issued_at, None)
+    assert metadata_only.is_fresh(now, skew) is expected
 
 
 @given(opt_times, times)
@@ -426,11 +436,11 @@ def test_refresh_expired_matches_definition(when: Optional[float], now: float) -
     ],
 )
 def test_jwt_expiry_payloads(payload: Any, expected: Optional[float]) -> None:
-    assert jwt_expiry(make_jwt(payload)) == expected
+    assert jwt_expiry(jwt(payload)) == expected
 
 
 def test_jwt_expiry_real_shape_and_padding() -> None:
-    token = make_jwt({"iss": "https://issuer.example", "aud": ["api"], "exp": 1_750_000_123})
+    token = jwt({"iss": "https://issuer.example", "aud": ["api"], "exp": 1_750_000_123})
     assert jwt_expiry(token) == 1_750_000_123.0
     header, payload, signature = token.split(".")
     padded = payload + "=" * (-len(payload) % 4)
@@ -438,7 +448,7 @@ def test_jwt_expiry_real_shape_and_padding() -> None:
     # Unsigned JWTs (alg none) have an empty signature part: still readable.
     assert jwt_expiry(f"{header}.{payload}.") == 1_750_000_123.0
     # 1e400 in JSON is infinity: unusable.
-    assert jwt_expiry(make_jwt(None, raw=b'{"exp": 1e400}')) is None
+    assert jwt_expiry(jwt(raw=b'{"exp": 1e400}')) is None
 
 
 @pytest.mark.parametrize(
@@ -465,11 +475,11 @@ def test_jwt_expiry_garbage(token: str) -> None:
 
 
 def test_jwt_expiry_int_too_large_for_a_float() -> None:
-    assert jwt_expiry(make_jwt(None, raw=b'{"exp": 1' + b"0" * 400 + b"}")) is None
+    assert jwt_expiry(jwt(raw=b'{"exp": 1' + b"0" * 400 + b"}")) is None
 
 
 def test_jwt_expiry_deeply_nested_payload() -> None:
-    assert jwt_expiry(make_jwt(None, raw=b"[" * 100_000)) is None
+    assert jwt_expiry(jwt(raw=b"[" * 100_000)) is None
 
 
 @given(st.text())
@@ -496,7 +506,7 @@ json_values = st.recursive(
 def test_jwt_expiry_never_raises_on_json_payloads(payload: Any, exp: Any) -> None:
     if isinstance(payload, dict) and exp is not None:
         payload = {**payload, "exp": exp}
-    result = jwt_expiry(make_jwt(payload))
+    result = jwt_expiry(jwt(payload))
     assert result is None or math.isfinite(result)
     if isinstance(payload, dict):
         value = payload.get("exp")
@@ -516,72 +526,47 @@ def _as_finite_float(value: Any) -> float | None:
 
 @given(st.binary(max_size=200))
 def test_jwt_expiry_never_raises_on_binary_payloads(raw: bytes) -> None:
-    result = jwt_expiry(make_jwt(None, raw=raw))
+    result = jwt_expiry(jwt(raw=raw))
     assert result is None or math.isfinite(result)
 
 
 # ----------------------------------------------------------------------------- Snapshot
 
 
-def test_snapshot_refresh_token_from_bundle_wins_over_loader() -> None:
-    calls: list[int] = []
-
-    def loader() -> Optional[str]:
-        calls.append(1)
-        return "rt-from-loader"
-
-    snap = Snapshot(Account("a"), TokenBundle("at-1", "rt-inline"), refresh_token_loader=loader)
+def test_snapshot_deprecated_loaders_return_the_inline_token() -> None:
+    """A snapshot is a value (issue 11): the deprecated loaders warn, do no I/O and give
+    the inline refresh token."""
+    snap = Snapshot(Account("a"), TokenBundle("at-1", "rt-inline"))
     assert snap.has_refresh_token is True
-    ok = snap.load_refresh_token() == "rt-inline" and snap.full_bundle() is snap.bundle
-    assert ok
-    assert calls == []
+    with pytest.warns(DeprecationWarning, match="read_refresh_token"):
+        assert snap.load_refresh_token() == "rt-inline"
+    with pytest.warns(DeprecationWarning, match="read_refresh_token"):
+        assert snap.full_bundle() is snap.bundle
 
 
-def test_snapshot_lazy_refresh_token() -> None:
-    calls: list[int] = []
-
-    def loader() -> Optional[str]:
-        calls.append(1)
-        return "rt-from-loader"
-
-    snap = Snapshot(
-        Account("a"), TokenBundle("at-1"), has_refresh_token=True, refresh_token_loader=loader
-    )
-    ok = snap.load_refresh_token() == "rt-from-loader"
-    assert ok
-    full = snap.full_bundle()
-    ok = full.refresh_token == "rt-from-loader" and full.access_token == "at-1"
-    assert ok
-    assert snap.bundle.refresh_token is None  # the snapshot itself is unchanged
-    assert len(calls) == 2
+def test_snapshot_with_its_refresh_token_elsewhere_names_the_store_call() -> None:
+    snap = Snapshot(Account("a"), TokenBundle("at-1"), has_refresh_token=True)
+    for method in (snap.load_refresh_token, snap.full_bundle):
+        warned = pytest.warns(DeprecationWarning, match="read_refresh_token")
+        with warned, pytest.raises(StoreReadError) as info:
+            method()
+        assert "store.read_refresh_token(snapshot)" in str(info.value)
 
 
-def test_snapshot_without_refresh_token_never_calls_loader() -> None:
-    def loader() -> Optional[str]:
-        raise AssertionError("loader must not be called")
-
-    snap = Snapshot(Account("a"), TokenBundle("at-1"), refresh_token_loader=loader)
+def test_snapshot_without_refresh_token() -> None:
+    snap = Snapshot(Account("a"), TokenBundle("at-1"))
     assert snap.has_refresh_token is False
-    assert snap.load_refresh_token() is None
-    assert snap.full_bundle() is snap.bundle
+    with pytest.warns(DeprecationWarning, match="read_refresh_token"):
+        assert snap.load_refresh_token() is None
+    with pytest.warns(DeprecationWarning, match="read_refresh_token"):
+        assert snap.full_bundle() is snap.bundle
 
 
-def test_snapshot_loader_returning_none() -> None:
-    snap = Snapshot(
-        Account("a"), TokenBundle("at-1"), has_refresh_token=True, refresh_token_loader=lambda: None
-    )
-    assert snap.load_refresh_token() is None
-    assert snap.full_bundle() is snap.bundle
-    no_loader = Snapshot(Account("a"), TokenBundle("at-1"), has_refresh_token=True)
-    assert no_loader.load_refresh_token() is None
-
-
-def test_snapshot_equality_ignores_loader() -> None:
+def test_snapshot_has_no_loader_and_equality_ignores_the_write_report() -> None:
     bundle = TokenBundle("at-1")
-    one = Snapshot(Account("a"), bundle, 1, refresh_token_loader=lambda: "rt-x")
-    two = Snapshot(Account("a"), bundle, 1, refresh_token_loader=lambda: "rt-y")
-    assert one == two
-    assert one != Snapshot(Account("a"), bundle, 2)
+    with pytest.raises(TypeError):
+        Snapshot(Account("a"), bundle, 1, refresh_token_loader=lambda: "rt-x")  # type: ignore[call-arg]
+    assert Snapshot(Account("a"), bundle, 1) != Snapshot(Account("a"), bundle, 2)
 
 
 # ----------------------------------------------------------------------------- fingerprint
@@ -605,16 +590,13 @@ def test_a_client_ahead_by_almost_the_lifetime_does_not_refresh_per_request() ->
     as clock skew (a 300 s token seen 298.5 s late), not a token to renew at once."""
     from requests_refreshauth.bundle import access_token_expiry
 
-    def part(value: object) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
-
     now = 1_000_000.0
-    token = f"{part({'alg': 'none'})}.{part({'exp': now + 1.5})}."
+    token = jwt({"exp": now + 1.5}, header={"alg": "none"}, signature="")
     expiry = access_token_expiry(None, token, now)
     assert expiry.clock_suspect
     assert is_fresh(
         TokenBundle(token, expires_at=expiry.expires_at, issued_at=now), now + 1.0, 60.0
     )
     # A token with a believable lifetime left is taken at its word.
-    token = f"{part({'alg': 'none'})}.{part({'exp': now + 600})}."
+    token = jwt({"exp": now + 600}, header={"alg": "none"}, signature="")
     assert access_token_expiry(None, token, now) == (now + 600, False)

@@ -50,7 +50,7 @@ def test_engine_uses_the_shared_rule(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_lock_has_no_context_manager_form() -> None:
-    lock = locking.AccountLock(name="cleanup-test")
+    lock = locking.HostLock(name="cleanup-test")
     assert not hasattr(lock, "__enter__")
     assert not hasattr(lock, "default_timeout")
     assert "LockTimeout" not in locking.__all__

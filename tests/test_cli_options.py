@@ -42,7 +42,7 @@ def test_bad_values_are_usage_errors(kind: str, make_cli: Callable[[str], Cli]) 
         ("--timeout", "soon"),
         ("--timeout", "nan"),
     ]
-    if kind == "module":  # the argparse verbs again (cli._add_verbs): two suffice
+    if kind == "module":  # the argparse verbs again (cli.add_auth_verbs): two suffice
         cases = [cases[0], cases[3]]
     for args in cases:
         result = cli.auth("login", *args)

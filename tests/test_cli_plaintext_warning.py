@@ -46,14 +46,14 @@ def tokens_in(cli: Cli) -> Set[str]:
     return {
         value
         for record in records_of(cli)["accounts"].values()
-        for value in (record.get("tokens") or {}).values()
-        if value
+        for key, value in (record.get("bundle") or {}).items()  # records format 2
+        if key.endswith("_token") and value
     }
 
 
 def expire(cli: Cli, account: str) -> None:
     doc = records_of(cli)
-    doc["accounts"][account]["meta"]["expires_at"] = time.time() - 60
+    doc["accounts"][account]["bundle"]["expires_at"] = time.time() - 60
     cli.records_path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
 
 

@@ -155,7 +155,7 @@ def test_a_malformed_extra_on_disk_costs_only_that_field(
     store = open_store()
     alice = store.active("alice")
     assert alice is not None
-    assert alice.full_bundle().refresh_token == "rt-12345678"
+    assert store.read_refresh_token(alice) == "rt-12345678"
     if isinstance(bad, dict) and "instance_url" in bad:
         assert dict(alice.bundle.extra) == {"instance_url": INSTANCE}
     assert len(store.accounts()) == 2

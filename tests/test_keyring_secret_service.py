@@ -35,7 +35,7 @@ from _secret_service import (
 from keyring.backends import SecretService as SecretServiceBackend
 from keyring_fakes import CountingKeyring
 from race import release_together, run_workers
-from support import oidc_login, plain_session
+from support import make_bundle, oidc_login, plain_session
 
 from requests_refreshauth import (
     Account,
@@ -118,17 +118,6 @@ def records_in(tmp_path: Path) -> Path:
     return tmp_path / "keyring-store" / "records.json"
 
 
-def make_bundle(tag: str, *, expires_in: float = 3600.0) -> TokenBundle:
-    nonce = uuid.uuid4().hex
-    now = time.time()
-    return TokenBundle(
-        access_token=f"at-{tag}-{nonce}",
-        refresh_token=f"rt-{tag}-{nonce}",
-        expires_at=now + expires_in,
-        issued_at=now,
-    )
-
-
 def same(a: Optional[str], b: Optional[str]) -> bool:
     return a is not None and b is not None and a == b
 
@@ -138,7 +127,7 @@ def holds(store: KeyringTokenStore, ref: Optional[str], bundle: TokenBundle) -> 
     if snap is None:
         return False
     return same(snap.bundle.access_token, bundle.access_token) and same(
-        snap.load_refresh_token(), bundle.refresh_token
+        store.read_refresh_token(snap), bundle.refresh_token
     )
 
 
@@ -162,7 +151,8 @@ def expire(store: KeyringTokenStore, account: str = "alice", *, by: float = 10.0
     token: a keyring snapshot's bundle carries none until it is loaded.)"""
     snap = store.active(account)
     assert snap is not None
-    store.save(snap.account, snap.full_bundle().replace(expires_at=time.time() - by))
+    full = snap.bundle.replace(refresh_token=store.read_refresh_token(snap))
+    store.save(snap.account, full.replace(expires_at=time.time() - by))
 
 
 # --------------------------------------------------------------------------- basics
@@ -331,7 +321,7 @@ def test_frozen_daemon_fails_within_the_timeout(own_service: SecretService, tmp_
 
 
 # Multi-process (8 interpreters started): once, in tox -e reliability. Every interpreter still runs
-# the in-process keyring tests above and test_engine.py::test_processes_refresh_once (the lock).
+# the in-process keyring tests above and test_refresh.py::test_processes_refresh_once (the lock).
 @pytest.mark.reliability
 def test_eight_processes_with_an_expired_token_refresh_exactly_once(
     secret_service: SecretService, oidc: OidcServer, provider: PkceProvider, tmp_path: Path
@@ -448,7 +438,7 @@ while not os.path.exists(config["stop"]):
     try:
         snapshot = store.active()
         access = snapshot.bundle.access_token
-        refresh = snapshot.load_refresh_token()
+        refresh = store.read_refresh_token(snapshot)
     except StoreReadError as exc:
         outcomes["changed" if "changed" in str(exc) else "error: " + str(exc)[:200]] += 1
         continue

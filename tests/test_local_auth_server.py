@@ -684,7 +684,7 @@ def test_stop_is_prompt_with_idle_keep_alive_connections_and_repr_hides_secrets(
 
 
 # Multi-process: once, in tox -e reliability. Every interpreter still runs test_demo.py (worker
-# processes refreshing through a LocalAuthServer) and test_engine.py::test_processes_refresh_once.
+# processes refreshing through a LocalAuthServer) and test_refresh.py::test_processes_refresh_once.
 @pytest.mark.reliability
 def test_eight_processes_with_an_expired_token_refresh_once(
     server: LocalAuthServer, tmp_path: Path

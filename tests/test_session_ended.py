@@ -33,8 +33,8 @@ from requests_refreshauth import (
 from requests_refreshauth import persist as persist_mod
 from requests_refreshauth._cli_format import status_data, status_text
 from requests_refreshauth.rescue import forget_process_rescues
-from requests_refreshauth.source import TokenSource
 from requests_refreshauth.stores.base import AccountStatus, SessionEnded
+from requests_refreshauth.token_cache import TokenCache
 from requests_refreshauth.token_response import interpret_token_response
 
 ALICE = Account("alice", "Alice")
@@ -95,7 +95,7 @@ def test_invalid_grant_is_recorded_and_the_bundle_kept(store: Any) -> None:
     assert status.revision == before.revision  # not a save: caches stay valid
     after = store.active("alice")
     assert after.bundle.access_token == before.bundle.access_token
-    assert after.full_bundle().refresh_token == before.full_bundle().refresh_token
+    assert store.read_refresh_token(after) == store.read_refresh_token(before)
 
 
 def test_no_post_on_any_later_path(store: Any, events: List[AuthEvent]) -> None:
@@ -121,7 +121,7 @@ def test_no_post_on_any_later_path(store: Any, events: List[AuthEvent]) -> None:
 def test_a_cold_process_does_not_send_the_stored_token(store: Any) -> None:
     provider = ended_by_server(store)
     with pytest.raises(RefreshExpiredError):
-        TokenSource(store, provider).current()
+        TokenCache(store, provider).current()
     auth = RefreshAuth(store, provider)
     request = requests.Request("GET", "https://api.example.test/").prepare()
     with pytest.raises(RefreshExpiredError):
@@ -218,7 +218,7 @@ def test_an_explicit_retry_posts_once_and_clears_the_mark(store: Any) -> None:
 
 def test_the_reason_carries_no_secret(store: Any) -> None:
     store.save(ALICE, bundle(-10), make_default=True)
-    refresh = store.active("alice").full_bundle().refresh_token
+    refresh = store.read_refresh_token(store.active("alice"))
     provider = FakeProvider()
     provider.fail = RefreshExpiredError(
         "expired", error="invalid_grant", error_description=f"token {refresh} revoked " + "x" * 900
@@ -404,7 +404,7 @@ def test_status_text_escapes_a_hostile_reason() -> None:
 def test_a_warm_source_stops_sending_the_token_once_the_session_ended(store: Any) -> None:
     store.save(ALICE, bundle(300), make_default=True)
     provider = FakeProvider()
-    source = TokenSource(store, provider)
+    source = TokenCache(store, provider)
     token = source.current().bundle.access_token  # cached: no engine call until expiry
     provider.fail = REFUSED
     with pytest.raises(RefreshExpiredError):
@@ -488,7 +488,7 @@ def failing_saves(monkeypatch: pytest.MonkeyPatch, store: Any) -> None:
 
     monkeypatch.setattr(store, "save", full)
     # The engine retries a failing save this long (default 2 s, waited out in
-    # test_trust_engine.py's herd test); what happens after it is the same.
+    # test_persist.py's herd test); what happens after it is the same.
     monkeypatch.setattr(persist_mod, "SAVE_BUDGET", 0.3)
 
 

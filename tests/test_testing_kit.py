@@ -206,7 +206,7 @@ def test_mycli_auth_login(local_auth_server, tmp_path):
     # Signed in as alice, and no token reached the terminal.
     snapshot = FileTokenStore(tmp_path / "tokens.json").active()
     assert snapshot.account.id == "alice"
-    bundle = snapshot.full_bundle()
+    bundle = snapshot.bundle  # a file store's snapshot holds both tokens
     for secret in (bundle.access_token, bundle.refresh_token):
         assert secret not in result.stdout + result.stderr + whoami.stderr
 
@@ -300,7 +300,7 @@ def test_exactly_one_refresh(local_auth_server, tmp_path):
 
     # Make the stored access token look expired: the next command must renew it first.
     snapshot = store.active()
-    store.save(snapshot.account, snapshot.full_bundle().replace(expires_at=time.time() - 1))
+    store.save(snapshot.account, snapshot.bundle.replace(expires_at=time.time() - 1))
     local_auth_server.reset_stats()
 
     # Four commands at once: one refreshes, the others wait for it and use its token.

@@ -6,7 +6,6 @@ to a boolean in a local variable first.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import email.utils
 import json
@@ -20,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from requests.exceptions import RequestException
-from support import examples
+from support import examples, jwt
 
 from requests_refreshauth import (
     AuthError,
@@ -54,15 +53,6 @@ def body(**fields: Any) -> str:
 def interpret(status: int, text: str, **kwargs: Any) -> TokenBundle:
     kwargs.setdefault("now", NOW)
     return interpret_token_response(status, text, **kwargs)
-
-
-def b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
-def make_jwt(claims: dict[str, Any]) -> str:
-    header = b64url(b'{"alg":"RS256","typ":"JWT"}')
-    return f"{header}.{b64url(json.dumps(claims).encode())}.{b64url(b'sig' * 20)}"
 
 
 def secret_free(exc: BaseException, *secrets: str) -> bool:
@@ -206,7 +196,7 @@ def test_garbage_expires_in_still_saves_the_token(expires_in: Any) -> None:
 
 
 def test_garbage_expires_in_falls_back_to_jwt_exp() -> None:
-    token = make_jwt({"sub": "u", "exp": NOW + 300})
+    token = jwt({"sub": "u", "exp": NOW + 300})
     bundle = interpret(200, body(access_token=token, expires_in="soon"))
     assert bundle.expires_at == NOW + 300
 
@@ -229,7 +219,7 @@ def test_huge_integer_expiry_still_saves_the_token(field: str) -> None:
 
 
 def test_jwt_exp_used_when_expires_in_missing() -> None:
-    token = make_jwt({"sub": "u", "exp": NOW + 900})
+    token = jwt({"sub": "u", "exp": NOW + 900})
     assert interpret(200, body(access_token=token)).expires_at == NOW + 900
     # expires_in wins over the JWT claim.
     assert interpret(200, body(access_token=token, expires_in=60)).expires_at == NOW + 60

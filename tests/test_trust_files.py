@@ -33,7 +33,7 @@ from requests_refreshauth import (
     TokenBundle,
 )
 from requests_refreshauth.discovery import _read_cache, _write_cache
-from requests_refreshauth.locking import AccountLock
+from requests_refreshauth.locking import HostLock
 from requests_refreshauth.migrate import import_legacy_token
 
 POSIX = os.name == "posix"
@@ -310,7 +310,7 @@ def test_symlink_at_lock_path_is_refused_and_target_not_created(tmp_path: Path) 
     link = tmp_path / "x.lock"
     link.symlink_to(target)
     with pytest.raises(StoreWriteError) as info:
-        AccountLock(str(link)).acquire(timeout=1)
+        HostLock(str(link)).acquire(timeout=1)
     assert str(link) in str(info.value)
     assert not target.exists()
     store_link = tmp_path / "tokens.json.lock"
@@ -342,7 +342,7 @@ def test_fifo_at_lock_path_is_refused_without_blocking(tmp_path: Path) -> None:
     def unblock() -> None:
         os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
 
-    error = run_bounded(lambda: AccountLock(str(path)).acquire(timeout=1), unblock)
+    error = run_bounded(lambda: HostLock(str(path)).acquire(timeout=1), unblock)
     assert isinstance(error, StoreWriteError), repr(error)
     assert str(path) in str(error)
 
@@ -352,14 +352,14 @@ def test_directory_at_lock_path_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "x.lock"
     path.mkdir()
     with pytest.raises(StoreWriteError):
-        AccountLock(str(path)).acquire(timeout=1)
+        HostLock(str(path)).acquire(timeout=1)
 
 
 _HOLDER = textwrap.dedent(
     """
     import sys
-    from requests_refreshauth.locking import AccountLock
-    lock = AccountLock(sys.argv[1])
+    from requests_refreshauth.locking import HostLock
+    lock = HostLock(sys.argv[1])
     assert lock.acquire(timeout=10)
     print("held", flush=True)
     sys.stdin.readline()
@@ -370,8 +370,8 @@ _HOLDER = textwrap.dedent(
 _TRIER = textwrap.dedent(
     """
     import sys
-    from requests_refreshauth.locking import AccountLock
-    lock = AccountLock(sys.argv[1])
+    from requests_refreshauth.locking import HostLock
+    lock = HostLock(sys.argv[1])
     print("acquired" if lock.acquire(timeout=float(sys.argv[2])) else "timed out", flush=True)
     """
 )
@@ -414,8 +414,8 @@ def test_deleting_a_held_lock_file_does_not_let_a_second_process_in(tmp_path: Pa
 _DIES_HOLDING = textwrap.dedent(
     """
     import os, sys, time
-    from requests_refreshauth.locking import AccountLock
-    assert AccountLock(sys.argv[1]).acquire(timeout=10)
+    from requests_refreshauth.locking import HostLock
+    assert HostLock(sys.argv[1]).acquire(timeout=10)
     child = os.fork()
     if child == 0:
         null = os.open(os.devnull, os.O_WRONLY)
@@ -432,12 +432,12 @@ _DIES_HOLDING = textwrap.dedent(
 @posix_only
 def test_fork_child_neither_shares_nor_drops_the_parents_lock(tmp_path: Path) -> None:
     path = tmp_path / "x.lock"
-    lock = AccountLock(str(path))
+    lock = HostLock(str(path))
     assert lock.acquire(timeout=2)
     try:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child
-            got = AccountLock(str(path)).acquire(timeout=0.3)
+            got = HostLock(str(path)).acquire(timeout=0.3)
             os._exit(10 if got else 20)
         _, status = os.waitpid(pid, 0)
         assert os.WEXITSTATUS(status) == 20, "the child got the lock its parent holds"

@@ -18,7 +18,6 @@ import hashlib
 import json
 import secrets
 import string
-import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional, Set, Tuple
 
@@ -27,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from keyring.errors import PasswordDeleteError
 from keyring_fakes import FaultyKeyring, MemoryKeyring, SizeLimitedKeyring
-from support import examples
+from support import examples, make_bundle
 
 from requests_refreshauth import (
     Account,
@@ -80,16 +79,6 @@ class CStringKeyring(FoldingKeyring):
         return username.split("\x00", 1)[0]
 
 
-def make_bundle(tag: str, *, access: Optional[str] = None) -> TokenBundle:
-    nonce = secrets.token_hex(8)
-    return TokenBundle(
-        access_token=access or f"at-{tag}-{nonce}",
-        refresh_token=f"rt-{tag}-{nonce}",
-        expires_at=time.time() + 3600.0,
-        scope=("openid",),
-    )
-
-
 def long_token(size: int = 4000) -> str:
     return "ey" + secrets.token_urlsafe(size)[: size - 2]
 
@@ -104,7 +93,7 @@ def holds(store: KeyringTokenStore, ref: str, bundle: TokenBundle) -> bool:
         snap = store.active(ref)
         if snap is None or snap.account.id != ref:
             return False
-        refresh = snap.load_refresh_token()
+        refresh = store.read_refresh_token(snap)
     except Exception:  # a read error is the failure we look for
         return False
     return snap.bundle.access_token == bundle.access_token and refresh == bundle.refresh_token

@@ -102,14 +102,14 @@ def test_a_bad_value_read_from_the_keyring_is_a_store_read_error(
 
     path = tmp_path / "r.json"
     doc = json.loads(path.read_text())
-    doc["accounts"]["alice"]["meta"][f"{kind}_fingerprint"] = fingerprint(value)
+    doc["accounts"]["alice"]["bundle"][f"{kind}_fingerprint"] = fingerprint(value)  # v2
     path.write_text(json.dumps(doc))
     fresh = _store(tmp_path, backend)
 
     def read() -> None:
         snapshot = fresh.active()
         assert snapshot is not None
-        snapshot.load_refresh_token()  # the lazy read
+        fresh.read_refresh_token(snapshot)  # the explicit read
 
     with pytest.raises(StoreReadError) as info:
         read()

@@ -8,11 +8,15 @@ own credentials (client credentials) without any refresh token.
 
 from __future__ import annotations
 
-from typing import Optional, Protocol, runtime_checkable
+from typing import Callable, Optional, Protocol, runtime_checkable
 
 from ..bundle import TokenBundle
 
-__all__ = ["AuthProvider"]
+__all__ = ["AuthProvider", "BeforeAttempt"]
+
+#: Called with an attempt's deadline (``time.monotonic()``: when it will have ended)
+#: right before it is sent; raises to stop, and nothing is sent then.
+BeforeAttempt = Callable[[float], None]
 
 
 @runtime_checkable
@@ -37,8 +41,18 @@ class AuthProvider(Protocol):
         """
         ...
 
-    def renew(self, current: Optional[TokenBundle]) -> TokenBundle:
+    def renew(
+        self, current: Optional[TokenBundle], *, before_attempt: Optional[BeforeAttempt] = None
+    ) -> TokenBundle:
         """Obtain a new bundle.
+
+        ``before_attempt(deadline)`` is called before EVERY request the provider sends
+        (retries included), ``deadline`` being the ``time.monotonic()`` value by which
+        that attempt will have ended; when it raises, the provider sends nothing more and
+        lets the error through. The engine passes it to check, before each attempt, that
+        its refresh lock is still held for long enough: retries must not hide inside the
+        provider. (A provider whose ``renew`` lacks the keyword still works: the engine
+        then checks once, before calling it, for the whole ``renew_timeout``.)
 
         ``current`` carries the refresh token when :attr:`uses_refresh_token`; it is
         ``None`` when a provider that needs no user (client credentials, which exposes an

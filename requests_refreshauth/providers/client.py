@@ -9,7 +9,17 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, NamedTuple, Optional, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    NamedTuple,
+    Optional,
+    Tuple,
+    TypedDict,
+)
 from urllib.parse import quote_plus
 
 from .._urls import for_oauthlib, require_secure_url
@@ -21,7 +31,7 @@ if TYPE_CHECKING:
 
     from ..bundle import TokenBundle
 
-__all__ = ["OAuthClient", "Revocation"]
+__all__ = ["ClientOptions", "OAuthClient", "Revocation", "SharedOptions"]
 
 log = logging.getLogger("requests_refreshauth.provider")
 
@@ -37,6 +47,24 @@ class Revocation(NamedTuple):
     server_reached: bool = False
     #: The whole message ("Cannot reach the revocation endpoint https://… (…)").
     message: Optional[str] = None
+
+
+class SharedOptions(TypedDict, total=False):
+    """Keyword options of every client, declared once (see :class:`OAuthClient`): a
+    provider's ``__init__`` takes them as ``**options`` and hands them on unchanged."""
+
+    client_auth: str
+    retry: Optional[RetryPolicy]
+    revocation_endpoint: Optional[str]
+    clock: Callable[[], float]
+
+
+class ClientOptions(SharedOptions, total=False):
+    """:class:`SharedOptions` plus those of a client that signs users in."""
+
+    client_secret: Optional[str]
+    userinfo_endpoint: Optional[str]
+    issuer: Optional[str]
 
 
 def _optional_url(url: Optional[str], what: str) -> Optional[str]:

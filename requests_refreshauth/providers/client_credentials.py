@@ -7,17 +7,19 @@ workers with an expired token asks the server once, not once per worker.
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from ..bundle import Account
 from .client import OAuthClient
-from .token_endpoint import RetryPolicy, Timeout
+from .token_endpoint import Timeout
 
 if TYPE_CHECKING:
     import requests
+    from typing_extensions import Unpack
 
     from ..bundle import TokenBundle
+    from .base import BeforeAttempt
+    from .client import SharedOptions
 
 __all__ = ["ClientCredentialsProvider"]
 
@@ -56,12 +58,11 @@ class ClientCredentialsProvider(OAuthClient):
         scopes: Iterable[str] = (),
         session: Optional[requests.Session] = None,
         timeout: Timeout = 30.0,
-        client_auth: str = "basic",
-        retry: Optional[RetryPolicy] = None,
         account: Optional[str] = None,
-        revocation_endpoint: Optional[str] = None,
-        clock: Callable[[], float] = time.time,
+        **options: Unpack[SharedOptions],
     ) -> None:
+        """``options``: ``client_auth``, ``retry``, ``revocation_endpoint``, ``clock``
+        (see :class:`~.client.OAuthClient`)."""
         if not client_secret:
             raise ValueError("client_secret is required for client credentials")
         super().__init__(
@@ -71,14 +72,15 @@ class ClientCredentialsProvider(OAuthClient):
             session,
             timeout,
             client_secret=client_secret,
-            client_auth=client_auth,
-            retry=retry,
-            revocation_endpoint=revocation_endpoint,
-            clock=clock,
+            **options,
         )
         self.account = Account(account or client_id)
 
-    def renew(self, current: Optional[TokenBundle]) -> TokenBundle:
+    def renew(
+        self, current: Optional[TokenBundle], *, before_attempt: Optional[BeforeAttempt] = None
+    ) -> TokenBundle:
+        """Ask again (``current`` is not needed); ``before_attempt``: see
+        :meth:`.base.AuthProvider.renew`."""
         from oauthlib.oauth2 import BackendApplicationClient
 
         params: Any = self._credentials(client_id=False)
@@ -90,4 +92,5 @@ class ClientCredentialsProvider(OAuthClient):
             grant="client_credentials",  # a refusal: the client's setup, never "log in"
             requested_scope=self.scopes or None,
             secrets=self._secrets(),
+            before_attempt=before_attempt,
         )

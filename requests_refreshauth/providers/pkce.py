@@ -9,20 +9,22 @@ last token) in attributes, which threads sharing one provider must not share.
 from __future__ import annotations
 
 import secrets
-import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, NamedTuple, Optional
 
 from .._urls import for_oauthlib, from_oauthlib
 from ..errors import RefreshTransientError, RefreshUnavailableError, TokenExchangeError
 from .client import OAuthClient, _optional_url
-from .token_endpoint import RetryPolicy, Timeout
+from .token_endpoint import Timeout
 
 if TYPE_CHECKING:
     import os
 
     import requests
+    from typing_extensions import Unpack
 
     from ..bundle import TokenBundle
+    from .base import BeforeAttempt
+    from .client import ClientOptions
 
 __all__ = ["AuthorizationRequest", "PkceProvider"]
 
@@ -63,31 +65,15 @@ class PkceProvider(OAuthClient):
         session: Optional[requests.Session] = None,
         timeout: Timeout = 30.0,
         *,
-        client_secret: Optional[str] = None,
-        client_auth: str = "basic",
-        retry: Optional[RetryPolicy] = None,
-        revocation_endpoint: Optional[str] = None,
-        userinfo_endpoint: Optional[str] = None,
         device_authorization_endpoint: Optional[str] = None,
-        issuer: Optional[str] = None,
         iss_parameter_supported: bool = False,
         authorization_params: Optional[Mapping[str, str]] = None,
-        clock: Callable[[], float] = time.time,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        super().__init__(
-            client_id,
-            token_endpoint,
-            scopes,
-            session,
-            timeout,
-            client_secret=client_secret,
-            client_auth=client_auth,
-            retry=retry,
-            revocation_endpoint=revocation_endpoint,
-            userinfo_endpoint=userinfo_endpoint,
-            issuer=issuer,
-            clock=clock,
-        )
+        """``options``: ``client_secret``, ``client_auth``, ``retry``,
+        ``revocation_endpoint``, ``userinfo_endpoint``, ``issuer``, ``clock`` (see
+        :class:`~.client.OAuthClient`)."""
+        super().__init__(client_id, token_endpoint, scopes, session, timeout, **options)
         self.authorization_endpoint = _optional_url(
             authorization_endpoint, "authorization_endpoint"
         )
@@ -181,9 +167,12 @@ class PkceProvider(OAuthClient):
 
     # ------------------------------------------------------------------ refresh
 
-    def renew(self, current: Optional[TokenBundle]) -> TokenBundle:
+    def renew(
+        self, current: Optional[TokenBundle], *, before_attempt: Optional[BeforeAttempt] = None
+    ) -> TokenBundle:
         """The refresh-token grant (RFC 6749 §6). The old refresh token is kept if none
-        comes back; the scope is not sent, so the server keeps the granted one."""
+        comes back; the scope is not sent, so the server keeps the granted one.
+        ``before_attempt``: see :meth:`.base.AuthProvider.renew`."""
         if current is None or not current.refresh_token:
             raise RefreshUnavailableError(
                 "The access token expired and no refresh token is stored. Log in again."
@@ -196,4 +185,5 @@ class PkceProvider(OAuthClient):
             grant="refresh",
             previous=current,
             secrets=self._secrets(current.refresh_token),
+            before_attempt=before_attempt,
         )

@@ -27,6 +27,7 @@ from ..token_response import interpret_token_response
 
 if TYPE_CHECKING:
     from .._http import Answer
+    from .base import BeforeAttempt
 
 __all__ = ["RetryPolicy", "SessionFactory", "Timeout", "TokenEndpoint"]
 
@@ -168,8 +169,12 @@ class TokenEndpoint:
         previous: Optional[TokenBundle] = None,
         requested_scope: Optional[Sequence[str]] = None,
         secrets: Sequence[Optional[str]] = (),
+        before_attempt: Optional[BeforeAttempt] = None,
     ) -> TokenBundle:
         """Send a token request and interpret the answer (retrying only what is safe).
+
+        ``before_attempt(deadline)`` runs before every attempt (see
+        :meth:`~.base.AuthProvider.renew`); what it raises ends the call, unsent.
 
         ``secrets`` (the refresh token, the code), the previous tokens and the client's
         Basic credentials are scrubbed, in every encoding, from every field of an error,
@@ -181,7 +186,7 @@ class TokenEndpoint:
         hidden = _request_secrets(secrets, previous, getattr(self, "_auth", None))
         try:
             with hiding(hidden):  # errors built from the answer scrub before truncating
-                return self._post(body, grant, previous, requested_scope, hidden)
+                return self._post(body, grant, previous, requested_scope, hidden, before_attempt)
         except AuthError as exc:
             _scrub(exc, hidden)
             raise
@@ -193,11 +198,16 @@ class TokenEndpoint:
         previous: Optional[TokenBundle],
         requested_scope: Optional[Sequence[str]],
         hidden: Sequence[str] = (),
+        before_attempt: Optional[BeforeAttempt] = None,
     ) -> TokenBundle:
+        from .._http import deadline_of
+
         what = request_name(grant)
         policy = self.retry
         for attempt in range(1, policy.attempts + 1):
             last = attempt == policy.attempts
+            if before_attempt is not None:
+                before_attempt(time.monotonic() + deadline_of(self.timeout))
             try:
                 response = self.send(body)
             except requests.RequestException as exc:

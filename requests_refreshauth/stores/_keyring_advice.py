@@ -14,7 +14,6 @@ from typing import Optional
 __all__ = [
     "PREFLIGHT_OUTCOME",
     "compose",
-    "compose_out_of_reach",
     "plaintext_log",
     "plaintext_warning",
     "reach_advice",
@@ -48,8 +47,15 @@ def compose(
     policy: str,
     sign_in: Optional[str],
     file_hint: Optional[str],
+    *,
+    out_of_reach: bool = False,
 ) -> str:
-    """The one message of a :class:`~requests_refreshauth.errors.KeyringUnavailableError`."""
+    """The one message of a :class:`~requests_refreshauth.errors.KeyringUnavailableError`;
+    ``out_of_reach``: no keyring can be reached now, yet the tokens must go to one (they
+    are already in it, or the policy forbids plaintext)."""
+    if out_of_reach:
+        way = f"make the keyring reachable and try again ({reach_advice()})"
+        return _message(problem, outcome, sign_in, file_hint, way)
     note = (
         "(With the default keyring setting, tokens are saved in plaintext only when this "
         "machine has no keyring at all; a locked or failing keyring stops the save "
@@ -93,19 +99,6 @@ def reach_advice(platform: str = sys.platform) -> str:
         "reach the keyring: start one with `dbus-run-session -- $SHELL`, then run "
         "`gnome-keyring-daemon --unlock`, type your login password and press Ctrl-D"
     )
-
-
-def compose_out_of_reach(
-    problem: str,
-    outcome: str,
-    policy: str,
-    sign_in: Optional[str],
-    file_hint: Optional[str],
-) -> str:
-    """The message when no keyring can be reached now, yet the tokens must go to one
-    (they are already in it, or the policy forbids plaintext)."""
-    way = f"make the keyring reachable and try again ({reach_advice()})"
-    return _message(problem, outcome, sign_in, file_hint, way)
 
 
 def rollback_outcome(written: int, unrestored: list[str], new_account: bool) -> str:

@@ -13,7 +13,7 @@ from typing import Any, Dict, Literal, Optional, Tuple
 
 from ..errors import KeyringUnavailableError
 from ._keyring_access import KeyringAccess, KeyringFailure
-from ._keyring_advice import compose_out_of_reach, plaintext_warning
+from ._keyring_advice import compose, plaintext_warning
 
 __all__ = [
     "NOTHING_CHANGED",
@@ -34,8 +34,13 @@ class KeyringOutOfReach(KeyringUnavailableError):
     the policy forbids plaintext): the ways forward are not a locked keyring's."""
 
     def _compose(self) -> str:
-        return compose_out_of_reach(
-            self.problem, self.outcome, self.policy, self.sign_in, self.file_hint
+        return compose(
+            self.problem,
+            self.outcome,
+            self.policy,
+            self.sign_in,
+            self.file_hint,
+            out_of_reach=True,
         )
 
 

@@ -33,6 +33,8 @@ log = logging.getLogger("requests_refreshauth.store")
 
 #: (slot name, value to put back; ``None``: delete it), in write order.
 Undo = List[Tuple[str, Optional[str]]]
+#: (access token, refresh token), either ``None`` when not known.
+Pair = Tuple[Optional[str], Optional[str]]
 
 
 class AbsentDuringWrite(StoreWriteError):
@@ -49,15 +51,10 @@ class KnownSecrets:
         self._known: Dict[str, Tuple[int, Optional[str], Optional[str]]] = {}
         self._lock = threading.Lock()
 
-    def remember(
-        self,
-        account_id: str,
-        revision: int,
-        *,
-        access: Optional[str] = None,
-        refresh: Optional[str] = None,
-    ) -> None:
-        """Record what was seen of ``revision``; what is not given is kept if known."""
+    def remember(self, account_id: str, revision: int, seen: Pair) -> None:
+        """Record the (access, refresh) ``seen`` of ``revision``; a ``None`` in it keeps
+        what is known of that revision."""
+        access, refresh = seen
         with self._lock:
             old = self._known.get(account_id)
             if old is not None and old[0] == revision:
@@ -65,7 +62,7 @@ class KnownSecrets:
                 refresh = refresh if refresh is not None else old[2]
             self._known[account_id] = (revision, access, refresh)
 
-    def at(self, account_id: str, revision: int) -> Optional[Tuple[Optional[str], Optional[str]]]:
+    def at(self, account_id: str, revision: int) -> Optional[Pair]:
         """(access, refresh) known for exactly ``revision``; ``None`` if not that one."""
         with self._lock:
             known = self._known.get(account_id)

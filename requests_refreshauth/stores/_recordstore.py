@@ -1,19 +1,26 @@
-"""Shared logic of stores that keep their accounts as :class:`Records`."""
+"""The one token store: a :class:`RecordStore` composed of where records live, where
+secrets live and which lock guards a refresh (the parts of :mod:`._parts`).
+
+Everything every store does alike is here once: ref resolution, compare-and-swap and
+fenced saves, default pinning, the session-ended mark, and the one revision check of
+:meth:`RecordStore.read_refresh_token`. The public stores only choose parts.
+"""
 
 from __future__ import annotations
 
-import os
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
+from typing import Any, Dict, List, Optional, Tuple
 
-from .._extra import with_readable_extra
-from ..bundle import Account, Snapshot, TokenBundle, fingerprint
-from ..errors import StoreReadError
-from ..locking import AccountLock
-from .base import AccountStatus, RevisionConflict, SessionEnded, resolve_ref
-from .records import MAX_REASON, Records, RecordsFile
+from ..bundle import Account, Snapshot, TokenBundle
+from ..errors import StoreWriteError
+from ..refresh_lock import Fence, RefreshLock
+from ._parts import LockPlace, RecordsPlace, Save, SecretsPlace, Written
+from ._schema import PLAINTEXT, has_refresh_token, inline_bundle, session_ended_of, status_of
+from ._slots import shown
+from .base import AccountStatus, RevisionConflict, SnapshotChanged, StaleFence, resolve_ref
+from .records import MAX_REASON, Records
 
-T = TypeVar("T")
+__all__ = ["RecordStore", "accounts_of", "session_ended_of"]
 
 
 def accounts_of(records: Records) -> List[Account]:
@@ -26,31 +33,6 @@ def pin_default(records: Records, account_id: str, make_default: Optional[bool])
         records.default = account_id
 
 
-def claim(
-    records: Records, account: Account, expected_revision: Optional[int]
-) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
-    """The account's current record and the label a save keeps; raises
-    :class:`RevisionConflict` if a conditional save finds another revision."""
-    old = records.accounts.get(account.id)
-    if expected_revision is not None and (
-        old is None or old.get("revision", 0) != expected_revision
-    ):
-        raise RevisionConflict(account.id)
-    label = account.label if account.label is not None else (old or {}).get("label")
-    return old, label
-
-
-def session_ended_of(record: Dict[str, Any]) -> Optional[SessionEnded]:
-    """The record's ``session_ended`` mark (validated when the records were parsed)."""
-    mark = record.get("session_ended")
-    if not isinstance(mark, dict):
-        return None
-    client_id = mark.get("client_id")
-    return SessionEnded(
-        float(mark["at"]), str(mark["reason"]), client_id if isinstance(client_id, str) else None
-    )
-
-
 def forget(records: Records, account_id: str) -> None:
     """Drop an account; if it was the default, pin the most recently saved remaining one."""
     del records.accounts[account_id]
@@ -60,81 +42,71 @@ def forget(records: Records, account_id: str) -> None:
 
 
 class RecordStore:
-    """Ref resolution, compare-and-swap saves and default pinning over :class:`Records`.
+    """A :class:`~.base.TokenStore` over :class:`Records`, composed of parts."""
 
-    Subclasses say how records are loaded and updated and how a bundle maps to a record.
-    """
+    def __init__(self, records: RecordsPlace, secrets: SecretsPlace, locks: LockPlace) -> None:
+        self._records, self._secrets, self._locks = records, secrets, locks
 
-    _secrets = "file"
+    # ------------------------------------------------------------------ reading
 
-    # --- subclass hooks
-    def _load(self) -> Records:
-        raise NotImplementedError
-
-    def _update(self, mutate: Callable[[Records], T]) -> T:
-        raise NotImplementedError
-
-    def _where(self) -> str:
-        """How errors name this store (a path, or "memory")."""
-        raise NotImplementedError
-
-    def _drop_secrets(self, account: Account, record: dict[str, Any]) -> None:
-        """Remove secrets kept outside the records before ``clear`` drops ``record``;
-        raising keeps the account."""
-
-    # --- bundle <-> record
-    def _bundle_of(self, account_id: str, record: dict[str, Any]) -> TokenBundle:
-        try:
-            # An extra field this version cannot read costs only that field (warned
-            # about by parse_records), never the account.
-            return TokenBundle.from_dict(with_readable_extra(record["bundle"]))
-        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
-            raise StoreReadError(
-                f"The stored record for account {account_id!r} in {self._where()} is "
-                "malformed. It was left unchanged; log in again to replace it."
-            ) from None
-
-    def _snapshot(self, records: Records, account: Account) -> Snapshot:
+    def _checked(self, records: Records, account: Account) -> Dict[str, Any]:
         record = records.accounts[account.id]
-        return Snapshot(
-            account=account,
-            bundle=self._bundle_of(account.id, record),
-            revision=record.get("revision", 0),
-            is_default=records.default == account.id,
-        )
+        self._secrets.check(self._records.where(), account.id, record)
+        return record
 
     def _status(self, records: Records, account: Account) -> AccountStatus:
-        snap = self._snapshot(records, account)
-        bundle = snap.bundle
-        return AccountStatus(
+        record = self._checked(records, account)
+        label = self._secrets.label(record)
+        return status_of(self._records.where(), records, account, label)
+
+    def _snapshot(self, records: Records, account: Account) -> Snapshot:
+        record = self._checked(records, account)
+        return Snapshot(
             account=account,
-            is_default=snap.is_default,
-            revision=snap.revision,
-            expires_at=bundle.expires_at,
-            refresh_expires_at=bundle.refresh_expires_at,
-            issued_at=bundle.issued_at,
-            has_refresh_token=bundle.refresh_token is not None,
-            access_fingerprint=fingerprint(bundle.access_token),
-            scope=bundle.scope,
-            token_type=bundle.token_type,
-            secrets=self._secrets,
-            session_ended=session_ended_of(records.accounts[account.id]),
+            bundle=self._secrets.bundle(self._records.where(), account.id, record),
+            revision=record.get("revision", 0),
+            is_default=records.default == account.id,
+            has_refresh_token=has_refresh_token(record),
         )
 
-    # --- TokenStore
+    def _resolve(self, ref: Optional[str]) -> Tuple[Records, Optional[Account]]:
+        records = self._records.load()
+        return records, resolve_ref(accounts_of(records), records.default, ref)
+
     def active(self, ref: Optional[str] = None) -> Optional[Snapshot]:
-        records = self._load()
-        account = resolve_ref(accounts_of(records), records.default, ref)
-        return None if account is None else self._snapshot(records, account)
+        def read() -> Optional[Snapshot]:
+            records, account = self._resolve(ref)
+            return None if account is None else self._snapshot(records, account)
+
+        return self._secrets.read(read, self._records)
 
     def status(self, ref: Optional[str] = None) -> Optional[AccountStatus]:
-        records = self._load()
-        account = resolve_ref(accounts_of(records), records.default, ref)
+        records, account = self._resolve(ref)
         return None if account is None else self._status(records, account)
 
     def accounts(self) -> List[AccountStatus]:
-        records = self._load()
+        records = self._records.load()
         return [self._status(records, account) for account in accounts_of(records)]
+
+    def read_refresh_token(self, snapshot: Snapshot) -> Optional[str]:
+        """The refresh token of exactly ``snapshot``'s revision, read right before a
+        refresh POST; :class:`SnapshotChanged` once the account was saved or removed
+        since (handing out a newer login's token would let a refresh rotate it away)."""
+        account = snapshot.account
+
+        def current() -> Dict[str, Any]:
+            record = self._records.load().accounts.get(account.id)
+            if record is None or record.get("revision", 0) != snapshot.revision:
+                raise SnapshotChanged(
+                    f"The tokens of account {shown(account.id)} changed (a new login or a "
+                    "logout in another process) since they were read. Try again."
+                )
+            self._secrets.check(self._records.where(), account.id, record)
+            return record
+
+        return self._secrets.refresh_token(account, current, self._records)
+
+    # ------------------------------------------------------------------ writing
 
     def save(
         self,
@@ -143,19 +115,56 @@ class RecordStore:
         make_default: Optional[bool] = False,
         *,
         expected_revision: Optional[int] = None,
+        fence: Optional[Fence] = None,
     ) -> Snapshot:
-        def mutate(records: Records) -> Snapshot:
-            _, label = claim(records, account, expected_revision)
-            records.accounts[account.id] = {
+        """See :meth:`~.base.TokenStore.save`: a stale ``fence`` or ``expected_revision``
+        is refused under the write lock before any secret is written."""
+        self._secrets.before_save(account, bundle)
+        done: List[Written] = []
+        olds: List[Optional[Dict[str, Any]]] = []  # what mutate saw, for the undo
+
+        def mutate(records: Records) -> Save:
+            old = records.accounts.get(account.id)
+            olds.append(old)
+            if old is not None:
+                self._secrets.check(self._records.where(), account.id, old)
+            revision = None if old is None else old.get("revision", 0)
+            if fence is not None and (
+                revision != fence.revision or not self.refresh_lock(account).holds(fence.token)
+            ):
+                raise StaleFence(account.id)
+            if expected_revision is not None and revision != expected_revision:
+                raise RevisionConflict(account.id)
+            label = account.label if account.label is not None else (old or {}).get("label")
+            record: Dict[str, Any] = {
                 "label": label,
                 "revision": records.next_revision(),
                 "updated_at": time.time(),
-                "bundle": bundle.to_dict(),
             }
+            save = Save(Account(account.id, label), bundle, old, records, record)
+            done.append(self._secrets.write(save))
+            records.accounts[account.id] = record
             pin_default(records, account.id, make_default)
-            return self._snapshot(records, Account(account.id, label))
+            return save
 
-        return self._update(mutate)
+        try:
+            save = self._records.update(mutate)
+        except StoreWriteError as exc:
+            if done:
+                self._secrets.undo(done[0], exc, new_account=olds[0] is None)
+            raise
+        report = self._secrets.committed(save, done[0])
+        record = save.record
+        # Inline: the bundle as it will be read back; else the caller's (no secret read).
+        inline = record["secrets"] == PLAINTEXT
+        saved = inline_bundle(self._records.where(), account.id, record) if inline else bundle
+        return Snapshot(
+            account=save.account,
+            bundle=saved,
+            revision=record["revision"],
+            is_default=save.records.default == account.id,
+            write_report=report,
+        )
 
     def mark_session_ended(
         self,
@@ -183,9 +192,8 @@ class RecordStore:
             if record is None or record.get("revision", 0) != expected_revision:
                 return False
             if expected_fingerprint is not None:
-                label = record.get("label")
-                stored = self._status(records, Account(account_id, label)).access_fingerprint
-                if stored != expected_fingerprint:
+                account = Account(account_id, record.get("label"))
+                if self._status(records, account).access_fingerprint != expected_fingerprint:
                     return False
             mark: Dict[str, Any] = {"at": time.time(), "reason": reason[:MAX_REASON]}
             if client_id is not None:
@@ -193,17 +201,23 @@ class RecordStore:
             record["session_ended"] = mark
             return True
 
-        return self._update(mutate)
+        return self._records.update(mutate)
 
     def clear(self, ref: Optional[str] = None) -> Optional[Account]:
+        """Remove the account's secrets, then its record (a failed removal keeps both)."""
+
         def mutate(records: Records) -> Optional[Account]:
             account = resolve_ref(accounts_of(records), records.default, ref)
             if account is not None:
-                self._drop_secrets(account, records.accounts[account.id])
+                record = self._checked(records, account)
+                self._secrets.drop(account, record, records)
                 forget(records, account.id)
             return account
 
-        return self._update(mutate)
+        account = self._records.update(mutate)
+        if account is not None:
+            self._secrets.forget(account.id)
+        return account
 
     def set_default(self, ref: str) -> Account:
         def mutate(records: Records) -> Account:
@@ -212,33 +226,13 @@ class RecordStore:
             records.default = account.id
             return account
 
-        return self._update(mutate)
+        return self._records.update(mutate)
 
-
-class FileRecordStore(RecordStore):
-    """A :class:`RecordStore` whose records live in a :class:`RecordsFile` at ``path``,
-    with the refresh lock files beside it."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.records_file = RecordsFile(path)
-        self.path = self.records_file.path
-
-    def _where(self) -> str:
-        return self.path
-
-    def _load(self) -> Records:
-        return self.records_file.load()
-
-    def _update(self, mutate: Callable[[Records], T]) -> T:
-        return self.records_file.update(mutate)
+    def refresh_lock(self, account: Account) -> RefreshLock:
+        return self._locks.refresh_lock(account)
 
     def preflight(self) -> None:
-        """Raise now the error a save would raise for the records file (see
-        :meth:`RecordsFile.preflight`): called before a sign-in starts."""
-        self.records_file.preflight()
-
-    def refresh_lock(self, account: Account) -> AccountLock:
-        records = self.records_file
-        return AccountLock(
-            records.refresh_lock_path(account.id), anchor=records.refresh_lock_anchor()
-        )
+        """Raise now the error a save would raise, where that can be known without
+        saving: called before a sign-in starts."""
+        self._records.preflight()
+        self._secrets.preflight(self._records)

@@ -6,13 +6,14 @@ from typing import NamedTuple, Optional, Protocol, Sequence, Tuple, runtime_chec
 
 from ..bundle import Account, Snapshot, TokenBundle, TokenState, describe_account
 from ..errors import AccountNotFoundError, NoAccountSelectedError, StoreReadError
-from ..locking import AccountLock
+from ..refresh_lock import Fence, RefreshLock
 
 __all__ = [
     "AccountStatus",
     "RevisionConflict",
     "SessionEnded",
     "SnapshotChanged",
+    "StaleFence",
     "TokenStore",
     "resolve_ref",
 ]
@@ -23,6 +24,14 @@ class RevisionConflict(Exception):
 
     Internal to the engine: it discards its refresh result rather than overwrite a newer
     login or resurrect a logged-out account.
+    """
+
+
+class StaleFence(RevisionConflict):
+    """A fenced save (:class:`~requests_refreshauth.refresh_lock.Fence`) found the
+    account saved since the fence's revision, or the refresh-lock hold named by its token
+    no longer current (a lease that ran out while its holder was paused). Nothing was
+    written: the engine adopts what is stored and logs the overrun.
     """
 
 
@@ -85,6 +94,11 @@ class TokenStore(Protocol):
     Account references (``ref``) follow one rule everywhere (:func:`resolve_ref`).
     ``save(..., expected_revision=n)`` is a compare-and-swap: it raises
     :class:`RevisionConflict` when the account's revision is no longer ``n``.
+
+    Stores that hold secrets inline (memory, file) return the refresh token in
+    ``active().bundle.refresh_token``; a store that keeps it elsewhere (the keyring)
+    leaves that ``None`` and hands it out through :meth:`read_refresh_token`, which every
+    store implements and the engine calls right before a refresh POST.
     """
 
     def active(self, ref: Optional[str] = None) -> Optional[Snapshot]:
@@ -106,8 +120,13 @@ class TokenStore(Protocol):
         make_default: Optional[bool] = False,
         *,
         expected_revision: Optional[int] = None,
+        fence: Optional[Fence] = None,
     ) -> Snapshot:
         """Store ``bundle`` for ``account``.
+
+        ``fence``: under the store's write lock, in one step, raise :class:`StaleFence`
+        (writing nothing, no secret either) when the account's revision is not
+        ``fence.revision`` or ``refresh_lock(account).holds(fence.token)`` is false.
 
         ``make_default``: ``True`` pins the account as default, ``False`` leaves the
         default alone, ``None`` pins it only when no default is pinned yet. A store that
@@ -127,8 +146,13 @@ class TokenStore(Protocol):
         """Pin an existing account as the default."""
         ...
 
-    def refresh_lock(self, account: Account) -> AccountLock:
-        """The lock that serialises refreshes of ``account`` across threads and processes."""
+    def read_refresh_token(self, snapshot: Snapshot) -> Optional[str]:
+        """The refresh token of exactly ``snapshot``'s revision (``None`` if it has none);
+        :class:`SnapshotChanged` when the account is gone or was saved since."""
+        ...
+
+    def refresh_lock(self, account: Account) -> RefreshLock:
+        """The lock that serialises refreshes of ``account`` (a new object per call)."""
         ...
 
 

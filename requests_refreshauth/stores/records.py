@@ -5,7 +5,8 @@ fsync, ``os.replace``), so a reader sees the old file or the new one, never a mi
 Writers read-modify-write under an inter-process lock so concurrent savers of different
 accounts lose nothing. A file that cannot be understood is reported with its path and
 left exactly as it is: resetting it would log the user out of every account. What a
-record may hold is checked in :mod:`._record_checks`.
+record may hold is checked in :mod:`._record_checks`; its shape (one schema for both
+stores, version 2) is :mod:`._schema`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, Callable, Iterator, Optional, TypeVar
 
 from .._fs import UnsafeFile, check_trusted, ensure_private_dir, open_regular, write_atomically
 from ..errors import StoreReadError, StoreWriteError
-from ..locking import AccountLock
+from ..locking import HostLock
 from ._record_checks import (
     MAX_REASON,
     session_ended_problem,
@@ -45,7 +46,9 @@ __all__ = [
 log = logging.getLogger("requests_refreshauth.store")
 
 FORMAT = "requests-refreshauth/records"
-VERSION = 1
+#: 2: one record schema for every store (:mod:`._schema`); version-1 files are upgraded
+#: on read and rewritten as version 2 by the next change.
+VERSION = 2
 
 T = TypeVar("T")
 
@@ -162,6 +165,10 @@ def parse_records(text: str, path: str) -> Records:
     if isinstance(revision, bool) or not isinstance(revision, int) or revision < 0:
         raise bad("has a malformed 'revision'")
     revision = max([revision, *(r.get("revision", 0) for r in accounts.values())])
+    if version == 1:
+        from ._schema import upgrade
+
+        accounts = {account_id: upgrade(record) for account_id, record in accounts.items()}
     extra = {
         k: v
         for k, v in doc.items()
@@ -175,7 +182,7 @@ class RecordsFile:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.path.abspath(os.path.expanduser(os.fspath(path)))
-        self.lock = AccountLock(self.path + ".lock")
+        self.lock = HostLock(self.path + ".lock")
         self._warned_mode = False
 
     def __repr__(self) -> str:

@@ -17,30 +17,37 @@ A CLI's own ``auth login`` signs in through :meth:`LocalAuthServer.approver` (in
 ``open_browser=``) or :meth:`LocalAuthServer.browser_env` (``$BROWSER`` for a subprocess):
 see :mod:`.approver`.
 
-The protocol is oauthlib's (:mod:`.endpoints`, :mod:`.validator`); this module is the
-routing between HTTP paths and those endpoints (the answers of the authorization and
-token endpoints and of the resource: :mod:`.replies`), plus the conveniences around them.
+The protocol is oauthlib's (:mod:`.endpoints`, :mod:`.validator`), routed from HTTP paths
+by :mod:`.routes` (the answers themselves: :mod:`.replies`); this module is the server's
+lifecycle, its addresses and knobs, and the client conveniences around them.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
-from urllib.parse import urlsplit
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+    Tuple,
+    Union,
+    overload,
+)
 
-from oauthlib.oauth2.rfc6749.errors import OAuth2Error
-
+from .clients import Client
 from .endpoints import OAuthServer
 from .faults import FaultQueue
 from .headless_login import authorization_redirect, redeem
 from .http_server import Reply, Server
-from .replies import authorize_reply, json_reply, resource_reply, token_reply
+from .routes import METADATA_PATHS, Router
 from .stats import Counters, ServerStats
-from .validator import Client, MemoryValidator
+from .validator import MemoryValidator
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -53,15 +60,25 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_SCOPES", "LocalAuthServer"]
 
-log = logging.getLogger("requests_refreshauth.testing")
-
 #: What :meth:`LocalAuthServer.provider` asks for unless told otherwise.
 DEFAULT_SCOPES = ("openid", "profile", "email", "offline_access", "api")
 #: Where :meth:`LocalAuthServer.login` pretends the browser goes back to. Nothing needs
 #: to listen there: the redirect is read, not followed.
 DEFAULT_REDIRECT_URI = "http://127.0.0.1/callback"
 
-_METADATA_PATHS = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
+
+class _Address:
+    """A read-only attribute: this server's URL for ``path`` (it needs the server started)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    @overload
+    def __get__(self, server: None, owner: object) -> _Address: ...
+    @overload
+    def __get__(self, server: LocalAuthServer, owner: object) -> str: ...
+    def __get__(self, server: Optional[LocalAuthServer], owner: object) -> Union[str, _Address]:
+        return self if server is None else server.url(self.path)
 
 
 class LocalAuthServer:
@@ -143,6 +160,7 @@ class LocalAuthServer:
         self._httpd: Optional[Server] = None
         self._thread: Optional[threading.Thread] = None
         self._oauth: Optional[OAuthServer] = None
+        self._router: Optional[Router] = None
         self._issuer: Optional[str] = None
         self._stopped = False
         self._sessions: List[requests.Session] = []
@@ -173,6 +191,7 @@ class LocalAuthServer:
                 include_expires_in=self._include_expires_in,
                 clock=self._clock,
             )
+            self._router = Router(self._oauth, self._counters, self._faults, self)
             self._thread = threading.Thread(
                 target=httpd.serve_forever,
                 kwargs={"poll_interval": 0.05},
@@ -223,30 +242,13 @@ class LocalAuthServer:
     def url(self, path: str = "/") -> str:
         return self.issuer + (path if path.startswith("/") else "/" + path)
 
-    @property
-    def authorization_endpoint(self) -> str:
-        return self.url("/authorize")
-
-    @property
-    def token_endpoint(self) -> str:
-        return self.url("/token")
-
-    @property
-    def revocation_endpoint(self) -> str:
-        return self.url("/revoke")
-
-    @property
-    def userinfo_endpoint(self) -> str:
-        return self.url("/userinfo")
-
-    @property
-    def metadata_url(self) -> str:
-        return self.url(_METADATA_PATHS[0])
-
-    @property
-    def resource_url(self) -> str:
-        """A protected resource: ``{"sub", "client_id", "scope"}`` for a valid token."""
-        return self.url("/api/whoami")
+    authorization_endpoint = _Address("/authorize")
+    token_endpoint = _Address("/token")
+    revocation_endpoint = _Address("/revoke")
+    userinfo_endpoint = _Address("/userinfo")
+    metadata_url = _Address(METADATA_PATHS[0])
+    #: A protected resource: ``{"sub", "client_id", "scope"}`` for a valid token.
+    resource_url = _Address("/api/whoami")
 
     # ------------------------------------------------------------------ knobs
 
@@ -291,36 +293,9 @@ class LocalAuthServer:
     def _serve(
         self, method: str, target: str, headers: Dict[str, str], body: bytes
     ) -> Optional[Reply]:
-        oauth = self._oauth
-        assert oauth is not None
-        parts = urlsplit(target)
-        path = parts.path
-        uri = self.issuer + target
-        text = body.decode("utf-8", "replace")
-        try:
-            if path == "/authorize" and method == "GET":
-                return authorize_reply(
-                    oauth, self._counters, uri, parts.query, headers, self.user, self.approve
-                )
-            if path == "/token":
-                return token_reply(oauth, self._faults, self._counters, method, uri, headers, text)
-            if path == "/revoke":
-                out, page, status = oauth.create_revocation_response(uri, method, text, headers)
-                return Reply(status, out, page.encode("utf-8"))
-            if path in _METADATA_PATHS and method == "GET":
-                return json_reply(200, oauth.metadata)
-            if path == "/userinfo" or path == "/api" or path.startswith("/api/"):
-                return resource_reply(
-                    oauth, self._counters, self.latency, method, uri, headers, path
-                )
-            return json_reply(404, {"error": "not_found", "path": path})
-        except OAuth2Error as exc:  # raised outside oauthlib's own handlers (bad method...)
-            return json_reply(exc.status_code, json.loads(exc.json), dict(exc.headers))
-        except ValueError as exc:  # oauthlib refuses undecodable query strings this way
-            return json_reply(400, {"error": "invalid_request", "error_description": str(exc)})
-        except Exception:  # a bug here must not hang the client under test
-            log.exception("LocalAuthServer failed on %s %s", method, path)
-            return json_reply(500, {"error": "server_error"})
+        router = self._router
+        assert router is not None
+        return router(method, target, headers, body)
 
     # ------------------------------------------------------------------ client helpers
 

@@ -18,38 +18,22 @@ access and refresh token of it. Authorization codes get the same treatment.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 import secrets
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, NoReturn, Optional, Tuple
-from urllib.parse import unquote_plus, urlsplit
 
 from oauthlib.oauth2 import RequestValidator
 from oauthlib.oauth2.rfc6749.errors import InvalidGrantError
 
-from .._urls import is_loopback_host
+from .clients import Client, basic_credentials, is_loopback_redirect_uri
 from .stats import Counters
 
 __all__ = ["Client", "MemoryValidator", "is_loopback_redirect_uri"]
 
 #: oauthlib's ``oauthlib.common.Request`` (untyped).
 OAuthRequest = Any
-
-
-@dataclass(frozen=True)
-class Client:
-    """A registered client. ``secret=None``: a public client (PKCE, no authentication)."""
-
-    client_id: str
-    secret: Optional[str]
-    grant_types: FrozenSet[str]
-
-    def __repr__(self) -> str:
-        kind = "public" if self.secret is None else "confidential"
-        return f"Client({self.client_id!r}, {kind}, grant_types={sorted(self.grant_types)})"
 
 
 @dataclass
@@ -87,41 +71,6 @@ class _RefreshToken:
     grant_id: str
     expires_at: Optional[float]
     state: str = "active"  # "active" → "rotated" (used once) or "revoked"
-
-
-def is_loopback_redirect_uri(uri: str) -> bool:
-    """RFC 8252 §7.3: ``http://`` on a loopback host, any port, any path, no fragment."""
-    try:
-        parts = urlsplit(uri)
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        return False
-    return (
-        parts.scheme == "http"
-        and not parts.fragment
-        and parts.username is None
-        and is_loopback_host(parts.hostname)
-    )
-
-
-def _basic_credentials(request: OAuthRequest) -> Optional[Tuple[str, str]]:
-    """(client_id, secret) from ``Authorization: Basic`` (form-decoded, RFC 6749 §2.3.1).
-
-    A malformed Basic header yields empty credentials, so it fails authentication
-    instead of silently falling back to "public client".
-    """
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return "", ""
-    client_id, colon, secret = decoded.partition(":")
-    if not colon:
-        return "", ""
-    return unquote_plus(client_id), unquote_plus(secret)
 
 
 class MemoryValidator(RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
@@ -182,13 +131,13 @@ class MemoryValidator(RequestValidator):  # type: ignore[misc]  # oauthlib is un
     # ------------------------------------------------------------------ clients
 
     def client_authentication_required(self, request: OAuthRequest, *a: Any, **k: Any) -> bool:
-        if _basic_credentials(request) is not None or request.client_secret:
+        if basic_credentials(request) is not None or request.client_secret:
             return True
         client = self.clients.get(request.client_id or "")
         return client is not None and client.secret is not None
 
     def authenticate_client(self, request: OAuthRequest, *a: Any, **k: Any) -> bool:
-        client_id, secret = _basic_credentials(request) or (
+        client_id, secret = basic_credentials(request) or (
             request.client_id,
             request.client_secret,
         )

@@ -52,7 +52,7 @@ from requests_refreshauth import (
     RefreshExpiredError,
     TokenBundle,
 )
-from requests_refreshauth.locking import AccountLock
+from requests_refreshauth.locking import HostLock
 from requests_refreshauth.stores.records import FORMAT, Records, parse_records
 from requests_refreshauth.testing import LocalAuthServer
 
@@ -121,7 +121,7 @@ def _check_file(path: Path) -> Records:
     return records
 
 
-def _probe_locks(locks: list[AccountLock]) -> float:
+def _probe_locks(locks: list[HostLock]) -> float:
     """Acquire and release each lock; the longest wait (s). Fails if one is stuck."""
     longest = 0.0
     for lock in locks:

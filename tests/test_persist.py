@@ -1,22 +1,17 @@
-"""Issue 8, items 6 and 16: a failed save after a rotation, and expiry under clock skew.
+"""Saving a refreshed bundle (persist.py, _save_thread.py) and rescuing it (rescue.py).
 
-Item 6: the server has rotated, so the refreshed bundle holds the only live refresh token;
-when the store cannot save it (full disk, a records lock someone holds), the engine must
-not lose it: bounded retries, then a rescue the next process adopts instead of POSTing the
+The server has rotated, so the refreshed bundle holds the only live refresh token; when
+the store cannot save it (full disk, a records lock someone holds), the engine must not
+lose it: bounded retries, then a rescue the next process adopts instead of POSTing the
 rotated-out refresh token (which a reuse-detecting server answers by revoking the grant).
-
-Item 16: with no ``expires_in``, a JWT's ``exp`` is the server's clock; a client whose
-clock runs ahead must not refresh on every request.
 """
 
 from __future__ import annotations
 
-import base64
 import errno
 import io
 import json
 import logging
-import math
 import os
 import stat
 import subprocess
@@ -26,16 +21,12 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List
 
 import pytest
-import requests
 from fakes import FakeProvider, bundle
-from hypothesis import given
-from hypothesis import strategies as st
 
 from requests_refreshauth import (
     Account,
     FileTokenStore,
     MemoryTokenStore,
-    RefreshAuth,
     RefreshExpiredError,
     StoreWriteError,
     TokenBundle,
@@ -47,17 +38,12 @@ from requests_refreshauth import (
 from requests_refreshauth import persist as persist_mod
 from requests_refreshauth import rescue as rescue_mod
 from requests_refreshauth.bundle import (
-    SKEWED_TOKEN_LIFETIME,
-    access_token_expiry,
     fingerprint,
-    is_fresh,
 )
 from requests_refreshauth.cli import AuthCommands
 from requests_refreshauth.errors import SaveFailedError
-from requests_refreshauth.locking import AccountLock
+from requests_refreshauth.locking import HostLock
 from requests_refreshauth.stores import records as records_mod
-from requests_refreshauth.testing import endpoints as endpoints_mod
-from requests_refreshauth.token_response import bundle_from_token_response
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -68,7 +54,6 @@ if TYPE_CHECKING:
 
 ALICE = Account("alice", "Alice")
 DEFAULT_SAVE_BUDGET = persist_mod.SAVE_BUDGET  # read before the fixture shortens it
-SKEW_AHEAD = 600.0  # the client's clock runs 10 minutes ahead of the server's
 
 
 @pytest.fixture
@@ -93,14 +78,6 @@ def _enospc(*_args: object, **_kwargs: object) -> None:
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
-def _jwt(claims: Dict[str, Any]) -> str:
-    def part(value: Dict[str, Any]) -> str:
-        raw = json.dumps(value).encode()
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-    return f"{part({'alg': 'none'})}.{part(claims)}."
-
-
 def _ours(record: logging.LogRecord) -> bool:
     """Records of this library (not of the test server, nor of urllib3/oauthlib)."""
     name = record.name
@@ -116,153 +93,6 @@ def _secrets_of(*bundles: TokenBundle) -> List[str]:
         if b.refresh_token:
             out.append(b.refresh_token)
     return out
-
-
-# =========================================================================== item 16
-
-
-def test_expiry_with_iat_is_a_lifetime_from_the_local_receive_time() -> None:
-    now = 1_000_000.0
-    token = _jwt({"iat": now - SKEW_AHEAD, "exp": now - SKEW_AHEAD + 300})
-    expiry = access_token_expiry(None, token, now)
-    assert expiry.expires_at == now + 300
-    assert not expiry.clock_suspect
-
-
-def test_expiry_without_iat_that_looks_expired_is_used_for_a_window() -> None:
-    now = 1_000_000.0
-    token = _jwt({"exp": now - SKEW_AHEAD + 300})
-    expiry = access_token_expiry(None, token, now)
-    assert expiry.expires_at == now + SKEWED_TOKEN_LIFETIME
-    assert expiry.clock_suspect
-
-
-def test_expiry_without_iat_in_the_future_trusts_exp() -> None:
-    now = 1_000_000.0
-    far = now + 10 * 365 * 86400.0
-    assert access_token_expiry(None, _jwt({"exp": far}), now).expires_at == far
-    # with iat, the lifetime counts, not how far the server's clock is ahead of ours
-    token = _jwt({"iat": far - 300, "exp": far})
-    assert access_token_expiry(None, token, now).expires_at == now + 300
-
-
-def test_expiry_from_expires_in_and_opaque_tokens() -> None:
-    now = 1_000_000.0
-    assert access_token_expiry(120.0, _jwt({"exp": 1.0}), now).expires_at == now + 120
-    assert access_token_expiry(None, "opaque-token", now).expires_at is None
-    assert access_token_expiry(None, _jwt({"iat": now}), now).expires_at is None
-    # an absurd lifetime is "no expiry known", never a crash
-    assert access_token_expiry(1.7e308, "x", 1.7e308).expires_at is None
-    token = _jwt({"iat": -1.7e308, "exp": 1.7e308})
-    assert access_token_expiry(None, token, now).expires_at is not None  # falls back to exp
-
-
-_numbers = st.one_of(
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.integers(min_value=-(10**20), max_value=10**20),
-    st.booleans(),
-    st.text(max_size=3),
-    st.none(),
-)
-
-
-@given(
-    now=st.floats(min_value=0, max_value=4e9),
-    exp=_numbers,
-    iat=_numbers,
-    with_iat=st.booleans(),
-    skew=st.floats(min_value=0, max_value=1e6),
-)
-def test_expiry_property_a_fresh_jwt_is_never_due_at_once(
-    now: float, exp: Any, iat: Any, with_iat: bool, skew: float
-) -> None:
-    """Whatever the claims and the clocks, a JWT just received is never refreshed at once:
-    its local lifetime is positive and the skew is clamped to half of it."""
-    claims: Dict[str, Any] = {"exp": exp}
-    if with_iat:
-        claims["iat"] = iat
-    expiry = access_token_expiry(None, _jwt(claims), now)
-    assert expiry == access_token_expiry(None, _jwt(claims), now)  # pure
-    if expiry.expires_at is None:
-        return
-    assert math.isfinite(expiry.expires_at)
-    assert expiry.expires_at - now >= 1.0
-    fresh = TokenBundle("a", expires_at=expiry.expires_at, issued_at=now)
-    assert is_fresh(fresh, now, skew)
-
-
-@given(
-    now=st.floats(min_value=1e9, max_value=4e9),
-    offset=st.floats(min_value=-86400 * 30, max_value=86400 * 30),
-    ttl=st.integers(min_value=1, max_value=86400 * 30),
-)
-def test_expiry_property_with_iat_is_independent_of_the_clock_offset(
-    now: float, offset: float, ttl: int
-) -> None:
-    server_now = int(now - offset)
-    token = _jwt({"iat": server_now, "exp": server_now + ttl})
-    assert access_token_expiry(None, token, now).expires_at == pytest.approx(now + ttl)
-
-
-def test_token_response_warns_once_for_a_token_that_looks_expired(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    now = time.time()
-    token = _jwt({"exp": int(now - SKEW_AHEAD + 300)})
-    with caplog.at_level(logging.WARNING, logger="requests_refreshauth"):
-        got = bundle_from_token_response({"access_token": token}, now=now)
-    assert got.expires_at == now + SKEWED_TOKEN_LIFETIME
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "clock" in warnings[0].getMessage()
-    assert token not in caplog.text
-
-
-def _strip_iat(monkeypatch: pytest.MonkeyPatch) -> None:
-    original = endpoints_mod.OAuthServer._access_token
-
-    def without_iat(self: Any, request: Any) -> str:
-        token: str = original(self, request)
-        header, payload, _sig = token.split(".")
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        del claims["iat"]
-        raw = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
-        return f"{header}.{raw}."
-
-    monkeypatch.setattr(endpoints_mod.OAuthServer, "_access_token", without_iat)
-
-
-@pytest.mark.parametrize("with_iat", [True, False], ids=["iat", "no-iat"])
-@pytest.mark.local_auth_server(
-    jwt_access_tokens=True,
-    include_expires_in=False,
-    access_token_ttl=300,
-    clock=lambda: time.time() - SKEW_AHEAD,
-)
-def test_client_clock_ahead_refreshes_once_for_five_requests(
-    local_auth_server: LocalAuthServer,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    with_iat: bool,
-) -> None:
-    server = local_auth_server
-    if not with_iat:
-        _strip_iat(monkeypatch)
-    store = FileTokenStore(tmp_path / "tokens.json")
-    login = server.login("alice")
-    store.save(ALICE, login.replace(expires_at=time.time() - 1), make_default=True)
-    server.reset_stats()
-
-    session = requests.Session()
-    session.trust_env = False
-    session.auth = RefreshAuth(store, server.provider())
-    for _ in range(5):
-        assert session.get(server.resource_url, timeout=10).status_code == 200
-    assert server.stats().refresh_served == 1
-    # A new process (new auth object) reads the stored expiry: still no further grant.
-    session.auth = RefreshAuth(store, server.provider())
-    for _ in range(5):
-        assert session.get(server.resource_url, timeout=10).status_code == 200
-    assert server.stats().refresh_served == 1
 
 
 # =========================================================================== item 6
@@ -437,7 +267,7 @@ def test_save_is_retried_briefly(tmp_path: Path, events: List[AuthEvent]) -> Non
     assert _rescue_files(tmp_path) == []
 
 
-def _hold_in_thread(lock: AccountLock) -> Callable[[], None]:
+def _hold_in_thread(lock: HostLock) -> Callable[[], None]:
     held, done = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -465,7 +295,7 @@ def test_stuck_records_lock_is_bounded_and_a_waiter_adopts_the_rescue(
     server = local_auth_server
     path = tmp_path / "tokens.json"
     store = _logged_in(server, path)
-    release = _hold_in_thread(AccountLock(str(path) + ".lock"))
+    release = _hold_in_thread(HostLock(str(path) + ".lock"))
     results: Dict[str, Any] = {}
     try:
 
@@ -787,7 +617,7 @@ def test_late_abandoned_save_does_not_resurrect_a_rotated_out_token(
     server = local_auth_server
     path = tmp_path / "tokens.json"
     store = _logged_in(server, path)
-    release = _hold_in_thread(AccountLock(str(path) + ".lock"))  # records lock stuck elsewhere
+    release = _hold_in_thread(HostLock(str(path) + ".lock"))  # records lock stuck elsewhere
     try:
         refresh_access_token(store, server.provider(), lock_timeout=3)
         newest = refresh_access_token(store, server.provider(), lock_timeout=3, force=True)
@@ -983,7 +813,7 @@ def test_herd_with_a_stuck_records_lock_all_get_the_rescued_token(
     server = local_auth_server
     path = tmp_path / "tokens.json"
     _logged_in(server, path)
-    release = _hold_in_thread(AccountLock(str(path) + ".lock"))
+    release = _hold_in_thread(HostLock(str(path) + ".lock"))
     results: Dict[int, Any] = {}
 
     def run(n: int) -> None:

@@ -29,6 +29,7 @@ from localhttp import (
     TokenGate,
     client_session,
 )
+from support import wait_until
 
 from requests_refreshauth import (
     AuthorizationRequest,
@@ -632,6 +633,16 @@ def http_workers(before: Any = ()) -> List[threading.Thread]:
     ]
 
 
+def read_up_to_here(port: int, marker: bytes, was_read: Callable[[], bool]) -> bool:
+    """Send ``marker`` on a new connection to a server that handles its connections one
+    at a time, in order, and wait until ``was_read()`` says it was read. Whatever was
+    sent before (by threads that have ended) was then read first: an assertion about it
+    no longer depends on how long it took to arrive."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(marker)
+        return wait_until(was_read, timeout=5.0)
+
+
 def test_no_request_leaves_after_the_caller_was_told_the_deadline_passed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -654,7 +665,8 @@ def test_no_request_leaves_after_the_caller_was_told_the_deadline_passed(
     deadline = time.monotonic() + 5.0
     while http_workers(before) and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.3)  # a body the server would act on would be on its way by now
+    marker = b"MARKER"  # every worker has ended: what they sent is read before this
+    assert read_up_to_here(int(port), marker, lambda: any(data == marker for _, data in seen))
     late = [data for at, data in seen if at > gave_up]
     assert all(b"RT1" not in data for data in late), late  # headers alone may arrive
     assert http_workers(before) == []
@@ -713,11 +725,17 @@ def test_a_refresh_abandoned_before_it_was_sent_is_retried_not_sent_twice(
     )
     store = fresh_store(expires_in=-5)
     first = stored(store).refresh_token
+    before = set(threading.enumerate())
     with contextlib.suppress(RefreshTransientError):  # was: failed, "may have been sent"
         refresh_access_token(store, provider, force=True)  # now: the lost attempt is retried
     refresh_access_token(store, provider, force=True)  # the app's next request
-    time.sleep(2.0)  # the slow look-up has long returned
-    assert tokens.count(first) == 1, f"{len(tokens)} refreshes"  # twice: grant revoked
+    # The abandoned attempt ends once its slow look-up returns (1.5 s); whatever it sent is
+    # then read before a marker refresh sent after it.
+    assert wait_until(lambda: not http_workers(before), timeout=5.0)
+    body = b"grant_type=refresh_token&refresh_token=marker"
+    marker = b"POST /token HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    assert read_up_to_here(listener.getsockname()[1], marker, lambda: "marker" in tokens)
+    assert tokens.count(first) == 1, f"{len(tokens) - 1} refreshes"  # twice: grant revoked
 
 
 def test_an_abandoned_get_does_not_linger_at_the_servers_pace(

@@ -97,7 +97,13 @@ def test_the_issuer_records_and_keyring_service_are_unchanged(tmp_path: Path) ->
             "REFRESHAUTH_STORE": "file",
         }
     )
-    assert file_config.records_file == base / f"tokens-{key}-file.json"
+    # One record schema: --store file shares the default records file (issue 11) ...
+    assert file_config.records_file == base / f"tokens-{key}.json"
+    # ... and a --store file records file of an earlier version keeps its logins.
+    legacy = base / f"tokens-{key}-file.json"
+    legacy.parent.mkdir(parents=True)
+    legacy.write_text("{}", encoding="utf-8")
+    assert file_config.records_file == legacy
 
 
 def test_manual_endpoints_key_on_the_token_endpoint_and_client(tmp_path: Path) -> None:
@@ -137,7 +143,7 @@ def test_two_clients_of_one_token_endpoint_keep_separate_keyring_logins(
     oauth.save(Account("default"), TokenBundle(access_token="gho_oauth", refresh_token="r2"))
     for store, access in ((app, "ghu_app"), (oauth, "gho_oauth")):
         snap = store.active("default")
-        assert snap is not None and snap.full_bundle().access_token == access
+        assert snap is not None and snap.bundle.access_token == access
 
 
 def test_two_clients_of_one_issuer_keep_separate_keyring_logins(memory_keyring: Any) -> None:
@@ -151,7 +157,7 @@ def test_two_clients_of_one_issuer_keep_separate_keyring_logins(memory_keyring: 
     second.save(Account("alice"), TokenBundle(access_token="at-desk", refresh_token="rt-d"))
     for store, access in ((first, "at-cli"), (second, "at-desk")):
         snap = store.active("alice")
-        assert snap is not None and snap.full_bundle().access_token == access
+        assert snap is not None and snap.bundle.access_token == access
 
 
 def test_an_existing_issuer_login_keeps_its_keyring_slot(memory_keyring: Any) -> None:
@@ -165,7 +171,7 @@ def test_an_existing_issuer_login_keeps_its_keyring_slot(memory_keyring: Any) ->
     assert memory_keyring.get_password(config.keyring_service, "alice") == "at-old"
     store = config.store()
     snap = store.active("alice")
-    assert snap is not None and snap.full_bundle().access_token == "at-old"
+    assert snap is not None and snap.bundle.access_token == "at-old"
     store.save(Account("alice"), TokenBundle(access_token="at-new", refresh_token="rt-new"))
     assert memory_keyring.get_password(config.keyring_service, "alice") == "at-new"
 

@@ -54,6 +54,7 @@ CLASSES = {
     "RefreshTransientError": ("AUTH_REFRESH_TRANSIENT", 4),
     "RefreshUnavailableError": ("AUTH_REFRESH_UNAVAILABLE", 3),
     "SaveFailedError": ("AUTH_STORE_WRITE_FAILED", 6),
+    "SecretsInKeyringError": ("AUTH_STORE_READ_FAILED", 6),
     "SlotCollisionError": ("AUTH_STORE_WRITE_FAILED", 6),
     "StoreReadError": ("AUTH_STORE_READ_FAILED", 6),
     "StoreWriteError": ("AUTH_STORE_WRITE_FAILED", 6),

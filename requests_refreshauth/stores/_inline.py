@@ -1,0 +1,82 @@
+"""Secrets kept in the record itself (memory and file stores): the
+:class:`~._parts.SecretsPlace` that never leaves the records."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Optional, TypeVar
+
+from ..bundle import Account, TokenBundle, WriteReport
+from ..errors import SecretsInKeyringError
+from ._parts import RecordsPlace, Save, Written
+from ._schema import KEYRING, PLAINTEXT, bundle_fields, inline_bundle
+from ._slots import shown
+from .records import Records
+
+__all__ = ["InlineSecrets", "in_keyring_error"]
+
+T = TypeVar("T")
+
+
+def in_keyring_error(where: str, account_id: str, record: Dict[str, Any]) -> SecretsInKeyringError:
+    """The error for a keyring account opened through a store without a keyring."""
+    service = record.get("service")
+    named = (
+        f"KeyringTokenStore({service!r}, ...)"
+        if isinstance(service, str)
+        else ("KeyringTokenStore (with the keyring service that saved them)")
+    )
+    return SecretsInKeyringError(
+        f"The tokens of account {shown(account_id)} in {where} are in the OS keyring"
+        + (f" (service {service!r})" if isinstance(service, str) else "")
+        + f", which this store cannot read. Nothing was changed; open the records with {named}"
+        " instead, or keep this store's records in a file of their own."
+    )
+
+
+class InlineSecrets:
+    """Tokens in the record (``"secrets": "plaintext"``); ``label``: what
+    :attr:`AccountStatus.secrets` says ("file", "memory")."""
+
+    def __init__(self, label: str) -> None:
+        self._label = label
+
+    def check(self, where: str, account_id: str, record: Dict[str, Any]) -> None:
+        if record.get("secrets") == KEYRING:
+            raise in_keyring_error(where, account_id, record)
+
+    def label(self, record: Dict[str, Any]) -> str:
+        return self._label
+
+    def read(self, read: Callable[[], T], records: RecordsPlace) -> T:
+        return read()  # records and secrets are one atomic read
+
+    def bundle(self, where: str, account_id: str, record: Dict[str, Any]) -> TokenBundle:
+        return inline_bundle(where, account_id, record)
+
+    def refresh_token(
+        self, account: Account, current: Callable[[], Dict[str, Any]], records: RecordsPlace
+    ) -> Optional[str]:
+        return inline_bundle(records.where(), account.id, current()).refresh_token
+
+    def before_save(self, account: Account, bundle: TokenBundle) -> None:
+        """The records file refuses what it could not read back (see RecordsFile)."""
+
+    def write(self, save: Save) -> Written:
+        save.record["secrets"] = PLAINTEXT
+        save.record["bundle"] = bundle_fields(save.bundle, inline=True)
+        return Written(PLAINTEXT)
+
+    def undo(self, written: Written, exc: Exception, *, new_account: bool) -> None:
+        """Nothing was written outside the records."""
+
+    def committed(self, save: Save, written: Written) -> Optional[WriteReport]:
+        return None  # one place for secrets: nothing to report
+
+    def drop(self, account: Account, record: Dict[str, Any], records: Records) -> None:
+        """The secrets go with the record."""
+
+    def forget(self, account_id: str) -> None:
+        """Nothing is cached."""
+
+    def preflight(self, records: RecordsPlace) -> None:
+        """Nothing beyond the records."""
