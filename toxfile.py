@@ -19,7 +19,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 from tox.plugin import impl
 
@@ -27,14 +27,14 @@ _STRICT = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 # tox.ini: skip_missing_interpreters = {env:_REFRESHAUTH_TOX_SKIP_MISSING:false}
 os.environ["_REFRESHAUTH_TOX_SKIP_MISSING"] = "false" if _STRICT else "true"
 
-_skipped: Dict[str, str] = {}
+_skipped: dict[str, str] = {}
 
 
-def _version_key(path: Path) -> Tuple[int, ...]:
+def _version_key(path: Path) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", path.parent.name))
 
 
-def _pyenv_bins() -> List[str]:
+def _pyenv_bins() -> list[str]:
     root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
     found = [path for path in root.glob("versions/*/bin") if re.match(r"\d", path.parent.name)]
     return [str(path) for path in sorted(found, key=_version_key, reverse=True)]

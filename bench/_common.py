@@ -19,9 +19,10 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Optional
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -107,7 +108,7 @@ class Report:
     name: str
     title: str
     markdown: str = ""
-    summary: List[SummaryRow] = field(default_factory=list)
+    summary: list[SummaryRow] = field(default_factory=list)
     seconds: float = 0.0
 
     def add(self, text: str) -> None:
@@ -174,7 +175,7 @@ def require(*modules: str) -> None:
         )
 
 
-def child_env(**extra: str) -> Dict[str, str]:
+def child_env(**extra: str) -> dict[str, str]:
     """The environment for benchmark subprocesses: ours, minus anything that would make
     them import the source tree instead of the installed package."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from typing import Any, Callable, Dict, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar
 
 from keyring.backend import KeyringBackend, KeyringBackendMeta
 
@@ -50,7 +50,7 @@ class CountingKeyring(KeyringBackend, metaclass=_Unregistered):
                 self.counts[f"{op} {kind}"] += 1
                 self.seconds += elapsed
 
-    def snapshot(self) -> Dict[str, Any]:
+    def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {"counts": dict(self.counts), "seconds": self.seconds}
 

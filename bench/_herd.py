@@ -35,9 +35,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Optional
 
 from _common import Spread, child_env
 
@@ -48,12 +49,12 @@ INSECURE = {"OAUTHLIB_INSECURE_TRANSPORT": "1", "AUTHLIB_INSECURE_TRANSPORT": "1
 # --------------------------------------------------------------------------- worker
 
 
-def _write_token(path: str, token: Dict[str, Any]) -> None:
+def _write_token(path: str, token: dict[str, Any]) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(dict(token), handle)
 
 
-def _client(config: Dict[str, Any]) -> Any:
+def _client(config: dict[str, Any]) -> Any:
     """The mode's session, built as a CLI builds it at start-up."""
     import requests
 
@@ -142,10 +143,10 @@ def _preload(mode: str) -> None:
         import keyring.backends.SecretService  # noqa: F401
 
 
-def worker(config: Dict[str, Any], gate: int) -> None:
+def worker(config: dict[str, Any], gate: int) -> None:
     _preload(config["mode"])
     print("ready", flush=True)
-    events: List[Tuple[str, float]] = []  # (kind, monotonic time): refreshed, adopted...
+    events: list[tuple[str, float]] = []  # (kind, monotonic time): refreshed, adopted...
     if config["mode"].startswith("ours"):
         from requests_refreshauth import add_listener
 
@@ -160,7 +161,7 @@ def worker(config: Dict[str, Any], gate: int) -> None:
     released = time.monotonic()
     cpu = time.process_time()
     imported = set(sys.modules)
-    result: Dict[str, Any] = {}
+    result: dict[str, Any] = {}
     try:
         response = _client(config).get(config["url"], timeout=30)
         result["status"] = response.status_code
@@ -184,7 +185,7 @@ def worker(config: Dict[str, Any], gate: int) -> None:
 class Round:
     mode: str
     count: int
-    results: List[Dict[str, Any]]
+    results: list[dict[str, Any]]
     stats: Any  # ServerStats after the herd, before the stored-token check
     released: float  # the parent's time.monotonic() when it opened the gate
     stored_token_works: Optional[bool]
@@ -195,12 +196,12 @@ class Round:
         done: float = max(r["done"] for r in self.results)
         return done - self.released
 
-    def event_times(self, kind: str) -> List[float]:
+    def event_times(self, kind: str) -> list[float]:
         """Seconds from release to each ``kind`` event (ours only: refreshed, adopted)."""
         return [t - self.released for r in self.results for k, t in r["events"] if k == kind]
 
     @property
-    def cpu(self) -> List[float]:
+    def cpu(self) -> list[float]:
         """CPU seconds each worker used after the release."""
         return [r["cpu"] for r in self.results]
 
@@ -209,7 +210,7 @@ class Round:
         return sum(1 for r in self.results if r.get("status") == 200)
 
     @property
-    def failures(self) -> List[str]:
+    def failures(self) -> list[str]:
         return [
             r.get("error") or f"HTTP {r.get('status')}"
             for r in self.results
@@ -219,7 +220,7 @@ class Round:
 
 @dataclass
 class Prepared:
-    config: Dict[str, Any]
+    config: dict[str, Any]
     stored_refresh_token: Any  # () -> Optional[str]: reads the store after the herd; or None
     cleanup: Any = None
 
@@ -232,7 +233,7 @@ def prepare(mode: str, server: Any, directory: Path) -> Prepared:
     bundle = server.login("alice")
     plain = mode.startswith("plain")
     expired = bundle if plain else bundle.replace(expires_at=time.time() - 10)
-    config: Dict[str, Any] = {
+    config: dict[str, Any] = {
         "mode": mode,
         "client_id": server.client_id,
         "token_endpoint": server.token_endpoint,
@@ -258,7 +259,7 @@ def prepare(mode: str, server: Any, directory: Path) -> Prepared:
         keyring.set_password(service, "alice", bundle.access_token)
         config["service"] = service
         cleanup = functools.partial(keyring.delete_password, service, "alice")
-    token: Dict[str, Any] = {
+    token: dict[str, Any] = {
         "access_token": expired.access_token,
         "refresh_token": expired.refresh_token,
         "token_type": "Bearer",
@@ -276,7 +277,10 @@ def prepare(mode: str, server: Any, directory: Path) -> Prepared:
 
 def _bundle_refresh(store: Any) -> Optional[str]:
     snapshot = store.active()
-    return None if snapshot is None else snapshot.load_refresh_token()
+    if snapshot is None:
+        return None
+    read = getattr(store, "read_refresh_token", None)  # the explicit call (values do no I/O)
+    return read(snapshot) if read is not None else snapshot.load_refresh_token()
 
 
 def _file_refresh(path: Path) -> Optional[str]:
@@ -312,7 +316,7 @@ def run_round(mode: str, count: int, server: Any, directory: Path) -> Round:
     prepared = prepare(mode, server, directory)
     env = child_env(**INSECURE) if mode in ("requests-oauthlib", "authlib") else child_env()
     gate_read, gate_write = os.pipe()
-    procs: List[subprocess.Popen[str]] = []
+    procs: list[subprocess.Popen[str]] = []
     try:
         for _ in range(count):
             procs.append(
@@ -383,7 +387,7 @@ def run_round(mode: str, count: int, server: Any, directory: Path) -> Round:
 class Cell:
     """All rounds of one (mode, N)."""
 
-    rounds: List[Round] = field(default_factory=list)
+    rounds: list[Round] = field(default_factory=list)
 
     def wall_ms(self) -> Spread:
         return Spread.of([r.wall * 1000 for r in self.rounds])
@@ -401,13 +405,13 @@ class Cell:
                 found.append((max(times) if last else min(times)) * 1000)
         return Spread.of(found) if found else None
 
-    def served(self) -> List[int]:
+    def served(self) -> list[int]:
         return [r.stats.refresh_served for r in self.rounds]
 
-    def reuse(self) -> List[int]:
+    def reuse(self) -> list[int]:
         return [r.stats.reuse_detected for r in self.rounds]
 
-    def revoked(self) -> List[int]:
+    def revoked(self) -> list[int]:
         return [r.stats.grants_revoked for r in self.rounds]
 
     def successes(self) -> int:
@@ -417,7 +421,7 @@ class Cell:
         return sum(r.count for r in self.rounds)
 
     def failure_kinds(self) -> str:
-        kinds: Dict[str, int] = {}
+        kinds: dict[str, int] = {}
         for r in self.rounds:
             for failure in r.failures:
                 kinds[failure] = kinds.get(failure, 0) + 1
@@ -449,7 +453,7 @@ def per_round(values: Sequence[int]) -> str:
     return ",".join(str(v) for v in values)
 
 
-def rotated(items: Sequence[Any], shift: int) -> List[Any]:
+def rotated(items: Sequence[Any], shift: int) -> list[Any]:
     shift %= len(items)
     return list(items[shift:]) + list(items[:shift])
 

@@ -18,7 +18,8 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Optional
 
 from _common import (
     Report,
@@ -39,7 +40,7 @@ REALISTIC = (
 )
 WITH_KEYRING = REALISTIC + ", KeyringTokenStore"
 #: (label, code, has a target)
-VARIANTS: Tuple[Tuple[str, str, bool], ...] = (
+VARIANTS: tuple[tuple[str, str, bool], ...] = (
     ("interpreter only", "pass", False),
     (BASELINE, BASELINE, False),
     ("import requests_refreshauth", "import requests_refreshauth", True),
@@ -60,10 +61,10 @@ def run_once(code: str, cwd: str) -> float:
     return time.perf_counter() - started
 
 
-def measure(rounds: int, cwd: str) -> Dict[str, List[float]]:
+def measure(rounds: int, cwd: str) -> dict[str, list[float]]:
     for _, code, _ in VARIANTS:  # warm the page cache and the .pyc files
         run_once(code, cwd)
-    times: Dict[str, List[float]] = {label: [] for label, _, _ in VARIANTS}
+    times: dict[str, list[float]] = {label: [] for label, _, _ in VARIANTS}
     for round_ in range(rounds):
         shift = round_ % len(VARIANTS)
         for label, code, _ in VARIANTS[shift:] + VARIANTS[:shift]:
@@ -71,7 +72,7 @@ def measure(rounds: int, cwd: str) -> Dict[str, List[float]]:
     return times
 
 
-def importtime(code: str, cwd: str) -> Dict[str, Tuple[int, int]]:
+def importtime(code: str, cwd: str) -> dict[str, tuple[int, int]]:
     """module → (self µs, cumulative µs) from one ``-X importtime`` run."""
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", code],
@@ -81,7 +82,7 @@ def importtime(code: str, cwd: str) -> Dict[str, Tuple[int, int]]:
         text=True,
         check=True,
     )
-    found: Dict[str, Tuple[int, int]] = {}
+    found: dict[str, tuple[int, int]] = {}
     for line in done.stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
             continue
@@ -93,7 +94,7 @@ def importtime(code: str, cwd: str) -> Dict[str, Tuple[int, int]]:
 def importtime_tables(cwd: str, runs: int) -> str:
     samples = [importtime(WITH_KEYRING, cwd) for _ in range(runs)]
     base_modules = set(importtime(BASELINE, cwd))
-    modules: Dict[str, Tuple[float, float]] = {}
+    modules: dict[str, tuple[float, float]] = {}
     for name in samples[0]:
         values = [s[name] for s in samples if name in s]
         modules[name] = (
@@ -109,7 +110,7 @@ def importtime_tables(cwd: str, runs: int) -> str:
     rows = [[f"`{n}`", f"{v[0] / 1000:.2f}", f"{v[1] / 1000:.2f}"] for n, v in ours]
     ours_table = markdown_table(["our module", "self ms", "cumulative ms"], rows)
 
-    extra: Dict[str, List[float]] = defaultdict(list)
+    extra: dict[str, list[float]] = defaultdict(list)
     for name, (own, _) in modules.items():
         top = name.split(".")[0]
         if name not in base_modules and top != "requests_refreshauth":

@@ -18,8 +18,9 @@ last worker done) at N = 16 no more than 2.0x that of N = 1 (a single refresh).
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Optional
 
 from _common import (
     Report,
@@ -39,7 +40,7 @@ RATIO_AT = 16
 #: Each herd's floor: the same N processes, one GET each with a fresh token, no library.
 FLOORS = {"ours-file": "plain", "ours-keyring": "plain-keyring"}
 
-Cells = Dict[Tuple[str, int], Cell]
+Cells = dict[tuple[str, int], Cell]
 
 
 def run_store(mode: str, sizes: Sequence[int], reps: int, tmp: Path) -> Cells:
@@ -71,7 +72,7 @@ def _calls(cell: Cell, op: str) -> str:
 def table(mode: str, sizes: Sequence[int], cells: Cells, report: Report) -> str:
     keyring = mode.endswith("keyring")
     single = cells[mode, min(sizes)].wall_ms().median
-    rows: List[List[object]] = []
+    rows: list[list[object]] = []
     for n in sizes:
         cell, floor = cells[mode, n], cells[FLOORS[mode], n]
         wall = cell.wall_ms()
@@ -153,7 +154,7 @@ def table(mode: str, sizes: Sequence[int], cells: Cells, report: Report) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = arguments(__doc__ or "", argv)
-    sizes: Tuple[int, ...] = (1, 4, 16) if args.quick else SIZES
+    sizes: tuple[int, ...] = (1, 4, 16) if args.quick else SIZES
     reps = 2 if args.quick else 5
     report = Report("herd", "Herd: N processes, one expired token")
     keyring_skipped = secret_service_unavailable()

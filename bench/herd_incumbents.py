@@ -19,8 +19,9 @@ they are expected to fail from N = 2 on; this reports what happens.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Optional
 
 from _common import (
     Report,
@@ -42,10 +43,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     require("requests_oauthlib", "authlib")
     from requests_refreshauth.testing import LocalAuthServer
 
-    sizes: Tuple[int, ...] = (1, 4, 16) if args.quick else SIZES
+    sizes: tuple[int, ...] = (1, 4, 16) if args.quick else SIZES
     reps = 1 if args.quick else 3
     report = Report("herd_incumbents", "Herd vs the incumbents (rotation + reuse detection)")
-    cells: Dict[Tuple[str, int], Cell] = {(c, n): Cell() for c in CLIENTS for n in sizes}
+    cells: dict[tuple[str, int], Cell] = {(c, n): Cell() for c in CLIENTS for n in sizes}
     server = LocalAuthServer(access_token_ttl=3600.0)
     with timed(report), tempfile.TemporaryDirectory() as tmp, server:
         for rep in range(reps):
@@ -54,7 +55,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                     directory = Path(tmp) / f"{client}-{rep}-{n}"
                     cells[client, n].rounds.append(run_round(client, n, server, directory))
 
-    rows: List[List[object]] = []
+    rows: list[list[object]] = []
     for n in sizes:
         for client in CLIENTS:
             cell = cells[client, n]

@@ -39,9 +39,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Optional
 
 from _common import (
     Report,
@@ -133,7 +134,7 @@ def serve_minimal_forever() -> None:
 
 
 @contextlib.contextmanager
-def minimal_server_process() -> Iterator[Tuple[int, Callable[[], Tuple[int, int]]]]:
+def minimal_server_process() -> Iterator[tuple[int, Callable[[], tuple[int, int]]]]:
     """The minimal server in a child process; yields (port, stop → (requests, unauth))."""
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), "--serve-minimal"],
@@ -144,9 +145,9 @@ def minimal_server_process() -> Iterator[Tuple[int, Callable[[], Tuple[int, int]
     )
     assert proc.stdin is not None
     assert proc.stdout is not None
-    counts: List[Tuple[int, int]] = []
+    counts: list[tuple[int, int]] = []
 
-    def stop() -> Tuple[int, int]:
+    def stop() -> tuple[int, int]:
         if not counts:
             assert proc.stdin is not None
             assert proc.stdout is not None
@@ -204,12 +205,12 @@ class Credentials:
     store: Any
     provider: Any
     authorization: str
-    token: Dict[str, Any]  # the dict requests-oauthlib and Authlib keep
+    token: dict[str, Any]  # the dict requests-oauthlib and Authlib keep
     client_id: str
     token_endpoint: str
 
 
-def build_sessions(origin: str, creds: Credentials) -> Dict[str, Any]:
+def build_sessions(origin: str, creds: Credentials) -> dict[str, Any]:
     import requests
     from authlib.integrations.requests_client import OAuth2Session as AuthlibSession
     from requests_oauthlib import OAuth2Session
@@ -255,7 +256,7 @@ def build_sessions(origin: str, creds: Credentials) -> Dict[str, Any]:
 # --------------------------------------------------------------------------- measuring
 
 
-def run_block(session: Any, url: str, count: int) -> Tuple[float, float]:
+def run_block(session: Any, url: str, count: int) -> tuple[float, float]:
     """(wall µs, CPU µs) per request over ``count`` sequential GETs."""
     get = session.get
     gc.collect()
@@ -274,24 +275,24 @@ def run_block(session: Any, url: str, count: int) -> Tuple[float, float]:
 class TargetResult:
     label: str
     name: str
-    wall: Dict[str, List[float]]
-    cpu: Dict[str, List[float]]
+    wall: dict[str, list[float]]
+    cpu: dict[str, list[float]]
     block: int
     rounds: int
     note: str = ""
 
-    def ratios(self, variant: str, kind: str = "wall") -> List[float]:
+    def ratios(self, variant: str, kind: str = "wall") -> list[float]:
         data = self.wall if kind == "wall" else self.cpu
         return [v / p for v, p in zip(data[variant], data["plain"])]
 
-    def overheads(self, variant: str) -> List[float]:
+    def overheads(self, variant: str) -> list[float]:
         return [v - p for v, p in zip(self.wall[variant], self.wall["plain"])]
 
 
 def measure(
     label: str,
     name: str,
-    sessions: Dict[str, Any],
+    sessions: dict[str, Any],
     url: str,
     block: int,
     rounds: int,
@@ -300,8 +301,8 @@ def measure(
     names = list(sessions)
     for session in sessions.values():  # connect, read the store, fill caches
         run_block(session, url, 20)
-    wall: Dict[str, List[float]] = {n: [] for n in names}
-    cpu: Dict[str, List[float]] = {n: [] for n in names}
+    wall: dict[str, list[float]] = {n: [] for n in names}
+    cpu: dict[str, list[float]] = {n: [] for n in names}
     for round_ in range(rounds):
         shift = round_ % len(names)
         for variant in names[shift:] + names[:shift]:
@@ -365,7 +366,7 @@ def _ours(filename: str) -> Optional[str]:
     return "/".join(parts[len(parts) - 1 - parts[::-1].index("requests_refreshauth") :])
 
 
-def profile_ours(sessions: Dict[str, Any], url: str, count: int, top: int = 8) -> str:
+def profile_ours(sessions: dict[str, Any], url: str, count: int, top: int = 8) -> str:
     """cProfile of ``count`` requests per variant; our functions, per request."""
     sections = []
     for variant in OURS:
@@ -376,8 +377,8 @@ def profile_ours(sessions: Dict[str, Any], url: str, count: int, top: int = 8) -
         run_block(session, url, count)
         profiler.disable()
         stats = pstats.Stats(profiler)
-        entries: List[Tuple[float, List[object]]] = []
-        raw: Dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+        entries: list[tuple[float, list[object]]] = []
+        raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
         for (filename, line, func), (_cc, calls, tottime, cumtime, _callers) in raw.items():
             where = _ours(filename)
             if where is None:
@@ -434,11 +435,11 @@ def login(server: Any, directory: Path) -> Credentials:
     )
 
 
-def run_targets(block: int, rounds: int) -> Tuple[List[TargetResult], str]:
+def run_targets(block: int, rounds: int) -> tuple[list[TargetResult], str]:
     """Targets 1-4 in turn, each interleaving all variants; then the profile."""
     from requests_refreshauth.testing import LocalAuthServer
 
-    results: List[TargetResult] = []
+    results: list[TargetResult] = []
     server = LocalAuthServer(access_token_ttl=24 * 3600.0)
     with tempfile.TemporaryDirectory() as tmp, server:
         creds = login(server, Path(tmp))

@@ -22,8 +22,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Optional
 
 from _common import (
     Report,
@@ -45,7 +46,7 @@ SHORT_TTL = 8.0  # the warm-refresh scenario: fresh for TTL/2 (the skew is clamp
 # --------------------------------------------------------------------------- worker
 
 
-def worker(config: Dict[str, Any]) -> None:
+def worker(config: dict[str, Any]) -> None:
     """One CLI invocation. Prints one JSON line of counts; never a token."""
     started = time.perf_counter()
     import _counting_keyring
@@ -68,7 +69,7 @@ def worker(config: Dict[str, Any]) -> None:
     )
     http = session()
     http.auth = RefreshAuth(KeyringTokenStore(config["service"], config["records"]), provider)
-    phases: Dict[str, Any] = {"backend": repr(counting)}
+    phases: dict[str, Any] = {"backend": repr(counting)}
 
     def phase(name: str, count: int) -> None:
         before = counting.snapshot()
@@ -101,7 +102,7 @@ def worker(config: Dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- parent
 
 
-def run_worker(config: Dict[str, Any]) -> Dict[str, Any]:
+def run_worker(config: dict[str, Any]) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(config)],
         capture_output=True,
@@ -111,17 +112,17 @@ def run_worker(config: Dict[str, Any]) -> Dict[str, Any]:
     )
     if done.returncode != 0:
         raise RuntimeError(f"worker failed ({done.returncode}): {done.stderr[-2000:]}")
-    result: Dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
-def run_scenario(scenario: str, server: Any, tmp: Path) -> Dict[str, Any]:
+def run_scenario(scenario: str, server: Any, tmp: Path) -> dict[str, Any]:
     from requests_refreshauth import Account, KeyringTokenStore
 
     service = f"refreshauth-bench-{uuid.uuid4().hex[:10]}"
     records = tmp / f"{service}.json"
     seed = KeyringTokenStore(service, records)
-    config: Dict[str, Any] = {
+    config: dict[str, Any] = {
         "scenario": scenario,
         "service": service,
         "records": str(records),
@@ -148,7 +149,7 @@ def run_scenario(scenario: str, server: Any, tmp: Path) -> Dict[str, Any]:
 
 
 #: (label, scenario, phase, per request?, expected counts)
-ROWS: Tuple[Tuple[str, str, str, bool, Dict[str, int]], ...] = (
+ROWS: tuple[tuple[str, str, str, bool, dict[str, int]], ...] = (
     ("cold invocation, fresh token: first GET", "fresh", "first", False, {"read access": 1}),
     ("warm process: per request", "fresh", "warm", True, {}),
     (
@@ -173,7 +174,7 @@ SUMMARISED = {ROWS[i][0] for i in (0, 1, 2, 5)}
 KINDS = ("read access", "read refresh", "write access", "write refresh", "delete")
 
 
-def _fmt_counts(values: List[float]) -> str:
+def _fmt_counts(values: list[float]) -> str:
     spread = Spread.of(values)
     text = f"{spread.median:g}"
     return text if spread.low == spread.high else f"{text} ({spread.low:g}-{spread.high:g})"
@@ -196,7 +197,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     reps = 1 if args.quick else 3
     scenarios = ("fresh", "expired", "warm_refresh")
-    results: Dict[str, List[Dict[str, Any]]] = {s: [] for s in scenarios}
+    results: dict[str, list[dict[str, Any]]] = {s: [] for s in scenarios}
     server = LocalAuthServer(access_token_ttl=3600.0)
     with timed(report), tempfile.TemporaryDirectory() as tmp, private_secret_service(), server:
         for _ in range(reps):

@@ -23,8 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Optional
 
 from _common import mark, markdown_table
 
@@ -70,7 +71,7 @@ def _pip(*args: str) -> None:
         raise SystemExit(f"pip failed: {' '.join(args)}")
 
 
-def _clean_env() -> Dict[str, str]:
+def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
 
 
@@ -102,7 +103,7 @@ def prepare_venv() -> None:
 # --------------------------------------------------------------------------- running
 
 
-def run_benchmark(name: str, quick: bool, out_dir: Path) -> Dict[str, Any]:
+def run_benchmark(name: str, quick: bool, out_dir: Path) -> dict[str, Any]:
     out = out_dir / f"{name}.json"
     command = [str(VENV_PYTHON), str(BENCH / f"{name}.py"), "--json", str(out)]
     if quick:
@@ -134,12 +135,12 @@ def run_benchmark(name: str, quick: bool, out_dir: Path) -> Dict[str, Any]:
             "seconds": seconds,
             "load": load,
         }
-    report: Dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    report: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
     report["load"] = load
     return report
 
 
-def summary_table(reports: Sequence[Dict[str, Any]]) -> str:
+def summary_table(reports: Sequence[dict[str, Any]]) -> str:
     rows = [
         [row["benchmark"], row["metric"], row["value"], row["target"], mark(row["met"])]
         for report in reports

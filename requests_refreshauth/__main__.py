@@ -27,7 +27,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional, Tuple
+from typing import TYPE_CHECKING, Optional
 
 from .cli import AuthCommands, add_auth_verbs, user_before_verb
 from .demo import add_demo_arguments, run_demo
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["main", "records_path"]
 
 
-def build_parser() -> Tuple[argparse.ArgumentParser, _StandaloneCommands]:
+def build_parser() -> tuple[argparse.ArgumentParser, _StandaloneCommands]:
     parser = argparse.ArgumentParser(
         prog="python -m requests_refreshauth",
         description="Sign in to an OAuth 2.0 / OpenID Connect provider and keep the token fresh.",
@@ -210,7 +210,7 @@ def _file_store_hint(args: argparse.Namespace) -> Optional[str]:
     return f"`{_invocation(args, 'file', records)} login`"
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     parser, commands = build_parser()
     args = parser.parse_args(argv)
     commands.args = args

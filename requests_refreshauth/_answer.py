@@ -10,7 +10,8 @@ layered gzip expand to GBs.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Callable, Iterator, List, NamedTuple
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import requests
 
@@ -84,7 +85,7 @@ def read_capped(
     declared = (response.headers.get("Content-Length") or "").strip()
     if declared.isdigit() and int(declared) > limit:
         raise ResponseTooLarge(_too_large(limit))
-    chunks: List[bytes] = []
+    chunks: list[bytes] = []
     size = 0
     for chunk in _raw_chunks(response):
         still_wanted()

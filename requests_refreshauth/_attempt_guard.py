@@ -12,7 +12,7 @@ if not, nothing is sent and the refresh fails as transient.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .bundle import describe_account
 from .errors import RefreshTransientError
@@ -65,7 +65,7 @@ def renew_checked(
     return provider.renew(current)
 
 
-_TAKES_HOOK: Dict[type, bool] = {}
+_TAKES_HOOK: dict[type, bool] = {}
 
 
 def _takes_hook(provider: AuthProvider) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Optional
 
 __all__ = ["BrowserFailed", "env_browser"]
 
@@ -24,7 +24,7 @@ class BrowserFailed(Exception):
     """No ``$BROWSER`` command opened the URL; the message says why (never the URL)."""
 
 
-def _command(choice: str, url: str) -> Tuple[List[str], bool]:
+def _command(choice: str, url: str) -> tuple[list[str], bool]:
     """(argv, in the background) for one ``$BROWSER`` choice, as ``webbrowser`` builds it."""
     if "%s" not in choice:
         return [choice, url], False

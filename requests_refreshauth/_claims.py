@@ -10,7 +10,8 @@ URL: a sign-in that cannot satisfy the policy would only fail again after it.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Optional, Union
+from collections.abc import Mapping
+from typing import Any, Optional, Union
 
 from .errors import ConfigurationError
 

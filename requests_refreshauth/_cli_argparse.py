@@ -5,7 +5,7 @@ CLI that is only about signing in (``python -m requests_refreshauth``)."""
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ._cli_table import AUTH, USER_BEFORE, Option, Verb, VerbGroup, verb_arguments
 from ._cli_verbs import AuthCommands, Factory
@@ -77,7 +77,7 @@ def add_verbs(
 def _add_option(parser: Any, option: Option) -> None:
     import argparse
 
-    more: Dict[str, Any] = {
+    more: dict[str, Any] = {
         "dest": option.name,
         "default": option.default,
         "help": argparse.SUPPRESS if option.hidden else option.help,

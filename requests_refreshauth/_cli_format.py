@@ -4,7 +4,8 @@ controls: ids, labels and scopes come from the server) and for ``--json``."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Optional
 
 from ._scrub import terminal_safe
 
@@ -42,7 +43,7 @@ def _when(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(epoch))
 
 
-def account_json(account: Account) -> Dict[str, Optional[str]]:
+def account_json(account: Account) -> dict[str, Optional[str]]:
     return {"id": account.id, "label": account.label}
 
 
@@ -134,7 +135,7 @@ def _refresh_line(status: AccountStatus, now: float, service: bool = False) -> s
     return "yes" + (f", until {_when(end)}" if end else "")
 
 
-def status_data(status: AccountStatus) -> Dict[str, Any]:
+def status_data(status: AccountStatus) -> dict[str, Any]:
     now = time.time()
     ended = status.session_ended
     return {

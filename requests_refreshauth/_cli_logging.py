@@ -5,8 +5,9 @@ record under ``REFRESHAUTH_DEBUG``."""
 from __future__ import annotations
 
 import logging  # already imported by the package (its logger's NullHandler)
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, Callable, Iterator, Optional
+from typing import IO, Callable, Optional
 
 from ._scrub import terminal_safe
 

@@ -4,7 +4,7 @@ refreshed token that could not be saved, and a locked keyring's way forward."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 from ._cli_format import account_name
 
@@ -24,7 +24,7 @@ __all__ = [
 T = TypeVar("T")
 
 
-def revocation_error(result: LogoutResult, unbuilt: Optional[str]) -> Dict[str, Any]:
+def revocation_error(result: LogoutResult, unbuilt: Optional[str]) -> dict[str, Any]:
     """Why ``logout --json`` could not revoke, and until when the sign-in stays live."""
     if result.revoked is None:
         reason = unbuilt or "the server offers no token revocation"
@@ -71,7 +71,7 @@ def logout_text(result: LogoutResult, unbuilt: Optional[str]) -> str:
     )
 
 
-def where_secrets_went(store: TokenStore, account_id: str) -> Dict[str, Any]:
+def where_secrets_went(store: TokenStore, account_id: str) -> dict[str, Any]:
     """``secrets`` ("keyring", "plaintext", "file" or "memory") and ``records`` (the
     records file, ``None`` for memory) of a saved account, for ``login --json``."""
     from .errors import AuthError

@@ -8,7 +8,7 @@ Help is written once, the argparse way ("sign in"); click shows it as a sentence
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 from ._cli_options import claims_json, port_number, positive_seconds
 
@@ -34,7 +34,7 @@ USER_BEFORE = "refreshauth_user_before_verb"
 class Option(NamedTuple):
     """One option. Its value reaches the verb's method as ``param``."""
 
-    flags: Tuple[str, ...]
+    flags: tuple[str, ...]
     help: str
     #: Where argparse keeps the value (default: from the first long flag, as argparse does).
     dest: Optional[str] = None
@@ -46,7 +46,7 @@ class Option(NamedTuple):
     check: Optional[Callable[[str], Any]] = None
     default: Any = None
     metavar: Optional[str] = None
-    choices: Optional[Tuple[str, ...]] = None
+    choices: Optional[tuple[str, ...]] = None
     #: Accepted but not listed in ``--help``.
     hidden: bool = False
 
@@ -60,7 +60,7 @@ class Option(NamedTuple):
         return self.kwarg or self.name
 
 
-def flag(flags: Tuple[str, ...], help: str, **more: Any) -> Option:
+def flag(flags: tuple[str, ...], help: str, **more: Any) -> Option:
     """An on/off switch, off (``False``) unless given: ``default=None`` tells "not given"."""
     more.setdefault("default", False)
     return Option(flags, help, switch=True, **more)
@@ -79,10 +79,10 @@ class Verb(NamedTuple):
     name: str
     help: str
     method: str
-    options: Tuple[Option, ...] = ()
-    arguments: Tuple[Argument, ...] = ()
+    options: tuple[Option, ...] = ()
+    arguments: tuple[Argument, ...] = ()
     #: Sets of option names (``Option.name``) of which at most one may be given.
-    exclusive: Tuple[Tuple[str, ...], ...] = ()
+    exclusive: tuple[tuple[str, ...], ...] = ()
 
 
 class VerbGroup(NamedTuple):
@@ -90,8 +90,8 @@ class VerbGroup(NamedTuple):
 
     name: str
     help: str
-    verbs: Tuple[Union[Verb, VerbGroup], ...]
-    options: Tuple[Option, ...] = ()
+    verbs: tuple[Union[Verb, VerbGroup], ...]
+    options: tuple[Option, ...] = ()
     metavar: str = "COMMAND"
 
 
@@ -101,8 +101,8 @@ def sentence(help: str) -> str:
 
 
 def verb_arguments(
-    verb: Verb, values: Dict[str, Any], before: Optional[str]
-) -> Optional[Dict[str, Any]]:
+    verb: Verb, values: dict[str, Any], before: Optional[str]
+) -> Optional[dict[str, Any]]:
     """The method's keyword arguments from the parsed ``values`` (by ``param``), with a
     ``--user`` given before the verb (``before``) filled in: the one after the verb wins.
     ``None`` (a usage error) when the verb takes no ``--user`` but one came before it:
@@ -115,7 +115,7 @@ def verb_arguments(
     return values
 
 
-def exclusion(verb: Verb, values: Dict[str, Any]) -> Optional[Tuple[str, str]]:
+def exclusion(verb: Verb, values: dict[str, Any]) -> Optional[tuple[str, str]]:
     """Two options given together that exclude each other (their flags), else ``None``."""
     for names in verb.exclusive:
         given = [

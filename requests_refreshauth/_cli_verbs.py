@@ -8,7 +8,7 @@ import json
 import sys
 import time
 import traceback
-from typing import IO, TYPE_CHECKING, Any, Callable, Dict, Optional, TypeVar, Union
+from typing import IO, TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
 from ._cli_format import (
     account_json,
@@ -45,10 +45,10 @@ if TYPE_CHECKING:
     #: from the error classes' ``exit_status``). 0 is success, 1 an unexpected error
     #: (``AUTH_INTERNAL_ERROR``, or an error of no library class), 2 a usage error
     #: (argparse/click), 130 Ctrl-C (``CANCELLED`` under ``--json``).
-    EXIT_CODES: Dict[str, int]
+    EXIT_CODES: dict[str, int]
 
 
-def __getattr__(name: str) -> Dict[str, int]:
+def __getattr__(name: str) -> dict[str, int]:
     """``EXIT_CODES``, built on first use: the error classes import requests, which
     importing the CLI (``--help``) does not."""
     if name != "EXIT_CODES":
@@ -247,7 +247,7 @@ class AuthCommands:
         if result is None:
             self._emit(as_json, {"account": None}, "Not logged in.")
             return 0
-        data: Dict[str, Any] = {
+        data: dict[str, Any] = {
             "account": account_json(result.account),
             "revoked": result.revoked,  # the grant: the refresh token's result
             "refresh_revoked": result.refresh_revoked,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Tuple
+from collections.abc import Mapping
+from typing import Any, Callable
 
 __all__ = ["deprecated_attributes"]
 
 
 def deprecated_attributes(
-    module: str, aliases: Mapping[str, Tuple[Any, str]]
+    module: str, aliases: Mapping[str, tuple[Any, str]]
 ) -> Callable[[str], Any]:
     """A module ``__getattr__`` serving ``aliases`` (name -> (value, advice)) with a
     ``DeprecationWarning`` that names the replacement."""

@@ -15,8 +15,8 @@ import json
 import logging
 import math
 import re
-from collections.abc import Mapping
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Optional, Union
 
 __all__ = [
     "EMPTY",
@@ -131,7 +131,7 @@ def _cost(name: str, value: Scalar) -> int:
     return len(json.dumps(name)) + len(json.dumps(value)) + 4
 
 
-def _long(values: Iterable[Any]) -> List[str]:
+def _long(values: Iterable[Any]) -> list[str]:
     """The texts among ``values`` long enough to be looked for inside others."""
     return [value for value in values if isinstance(value, str) and len(value) >= _MIN_TOKEN]
 
@@ -148,7 +148,7 @@ class ExtraFields(Mapping[str, Scalar]):
     """
 
     __slots__ = ("_fields",)
-    _fields: Dict[str, Scalar]
+    _fields: dict[str, Scalar]
 
     def __init__(self, fields: Any = None) -> None:
         if fields is None:
@@ -168,7 +168,7 @@ class ExtraFields(Mapping[str, Scalar]):
         object.__setattr__(self, "_fields", dict(fields))
 
     @classmethod
-    def _trusted(cls, fields: Dict[str, Scalar]) -> ExtraFields:
+    def _trusted(cls, fields: dict[str, Scalar]) -> ExtraFields:
         """Wrap fields already checked (by :func:`from_response`, :func:`merged`,
         :func:`readable`)."""
         if not fields:
@@ -195,7 +195,7 @@ class ExtraFields(Mapping[str, Scalar]):
     def __repr__(self) -> str:
         return "{" + ", ".join(f"{name!r}: ..." for name in self._fields) + "}"
 
-    def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return type(self), (dict(self._fields),)
 
 
@@ -225,7 +225,7 @@ def for_bundle(value: Any, tokens: Iterable[Optional[str]]) -> ExtraFields:
     return as_extra(value)
 
 
-def from_response(params: Mapping[str, Any], secrets: Iterable[Any]) -> Dict[str, Scalar]:
+def from_response(params: Mapping[str, Any], secrets: Iterable[Any]) -> dict[str, Scalar]:
     """The fields of a successful token response a bundle keeps, in the server's order.
 
     Drops, never raises: interpreted fields, secret names, what is not a bounded scalar
@@ -240,9 +240,9 @@ def from_response(params: Mapping[str, Any], secrets: Iterable[Any]) -> Dict[str
         for name, value in params.items()
         if isinstance(name, str) and _SECRET_NAME.search(name)
     )
-    kept: Dict[str, Scalar] = {}
+    kept: dict[str, Scalar] = {}
     size, full = 0, False
-    dropped: List[str] = []
+    dropped: list[str] = []
     for name, value in params.items():
         if name in INTERPRETED:
             continue
@@ -274,7 +274,7 @@ def from_response(params: Mapping[str, Any], secrets: Iterable[Any]) -> Dict[str
     return kept
 
 
-def merged(new: Dict[str, Scalar], previous: Optional[ExtraFields]) -> ExtraFields:
+def merged(new: dict[str, Scalar], previous: Optional[ExtraFields]) -> ExtraFields:
     """A refresh's extra fields: what it sent replaces, what it omitted is kept from
     ``previous`` (as an unrotated refresh token is), new fields first within the bounds."""
     if previous:
@@ -293,7 +293,7 @@ def merged(new: Dict[str, Scalar], previous: Optional[ExtraFields]) -> ExtraFiel
 
 def readable(
     value: Any, tokens: Iterable[Optional[str]] = ()
-) -> Tuple[Dict[str, Scalar], List[str]]:
+) -> tuple[dict[str, Scalar], list[str]]:
     """The fields of an ``extra`` section read from disk this version can use (absent or
     ``null``: none), and what is wrong with the rest: each problem names the field (only
     a name of the safe alphabet that carries none of ``tokens``), never its value.
@@ -307,8 +307,8 @@ def readable(
     if not isinstance(value, dict):
         return {}, ["a malformed 'extra' section"]
     secrets = _long(tokens)
-    kept: Dict[str, Scalar] = {}
-    problems: List[str] = []
+    kept: dict[str, Scalar] = {}
+    problems: list[str] = []
     size, full = 0, False
     for name, field in value.items():
         if field_problem(name, field) is not None:

@@ -36,7 +36,8 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
-from typing import Any, Dict, Iterator, Mapping, Optional, Tuple, Union
+from collections.abc import Iterator, Mapping
+from typing import Any, Optional, Union
 from urllib.parse import urlsplit
 
 import requests
@@ -61,7 +62,7 @@ __all__ = [
 ]
 
 
-Timeout = Union[float, Tuple[float, float]]
+Timeout = Union[float, tuple[float, float]]
 
 
 class DeadlineExceeded(requests.exceptions.ReadTimeout):
@@ -98,7 +99,7 @@ class _ExplicitAuth(AuthBase):
 NO_AUTH = _ExplicitAuth(None)
 
 
-def client_auth(basic: Optional[Tuple[str, str]]) -> AuthBase:
+def client_auth(basic: Optional[tuple[str, str]]) -> AuthBase:
     """HTTP Basic for ``(id, secret)`` (already form-encoded), else no Authorization."""
     return HTTPBasicAuth(*basic) if basic else NO_AUTH
 
@@ -138,7 +139,7 @@ def call(
     :class:`ResponseTooLarge`; the caller types them for its context.
     """
     require_secure_url(url, what)  # judged again when used: *.localhost may re-resolve
-    sent_headers: Dict[str, str] = {"Accept-Encoding": "identity", **(headers or {})}
+    sent_headers: dict[str, str] = {"Accept-Encoding": "identity", **(headers or {})}
     attempt = _Attempt(session, method, url, limit)
     body = data.encode("utf-8") if isinstance(data, str) else data
     attempt.options.update(
@@ -170,7 +171,7 @@ def call(
     return attempt.outcome()
 
 
-def direct_proxies(url: str) -> Optional[Dict[str, None]]:
+def direct_proxies(url: str) -> Optional[dict[str, None]]:
     """``proxies`` that turn proxying off for a loopback ``url``, else None (the
     session's and the environment's apply).
 
@@ -249,7 +250,7 @@ class _Attempt:
         self.method = method
         self.url = url
         self.limit = limit
-        self.options: Dict[str, Any] = {}
+        self.options: dict[str, Any] = {}
         self.done = threading.Event()
         self.lock = threading.Lock()
         self.abandoned = False  # set by the caller, under ``lock``

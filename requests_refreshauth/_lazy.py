@@ -8,12 +8,12 @@ or the login flows.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable
 
 
 def lazy_exports(
-    package: str, exports: Dict[str, str]
-) -> Tuple[Callable[[str], Any], Callable[[], List[str]]]:
+    package: str, exports: dict[str, str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """``__getattr__`` and ``__dir__`` for ``package``; ``exports`` maps name → submodule."""
 
     def __getattr__(name: str) -> Any:
@@ -25,7 +25,7 @@ def lazy_exports(
         globals_[name] = value  # later lookups skip __getattr__
         return value
 
-    def __dir__() -> List[str]:
+    def __dir__() -> list[str]:
         return sorted({*exports, *importlib.import_module(package).__dict__})
 
     return __getattr__, __dir__

@@ -21,14 +21,14 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any, Dict, Optional, Protocol, Tuple
+from typing import Any, Optional, Protocol
 
 __all__ = ["BoundedServer", "Listener", "Page"]
 
 log = logging.getLogger("requests_refreshauth.login")
 
 #: (status, title, text) of one answer page.
-Page = Tuple[int, str, str]
+Page = tuple[int, str, str]
 
 
 class Listener(Protocol):
@@ -83,11 +83,11 @@ class BoundedServer(HTTPServer):
 
     listener: Listener
 
-    def __init__(self, address: Tuple[str, int], listener: Listener) -> None:
+    def __init__(self, address: tuple[str, int], listener: Listener) -> None:
         self.listener = listener
         self._lock = threading.Lock()
-        self._open: Dict[socket.socket, None] = {}  # every connection being served
-        self._reading: Dict[socket.socket, float] = {}  # still reading: oldest first
+        self._open: dict[socket.socket, None] = {}  # every connection being served
+        self._reading: dict[socket.socket, float] = {}  # still reading: oldest first
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:

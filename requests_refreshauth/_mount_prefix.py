@@ -11,7 +11,7 @@ never comes here, and the origin is never taken from the request itself.
 from __future__ import annotations
 
 import sys
-from typing import Any, Tuple
+from typing import Any
 
 from requests import Session
 
@@ -22,7 +22,7 @@ _SESSION_SEND = Session.send.__code__
 _MAX_DEPTH = 10
 
 
-def mounted_prefixes(adapter: object) -> Tuple[str, ...]:
+def mounted_prefixes(adapter: object) -> tuple[str, ...]:
     """The prefixes the calling session mounted ``adapter`` on; ``()`` if none is found
     (a direct ``adapter.send``). Frames are matched by code object, so only that one
     frame's locals are materialised."""

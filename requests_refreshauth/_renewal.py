@@ -16,7 +16,7 @@ from ._session_end import client_of, ended_reason, record_ended
 from .bundle import describe_account, fingerprint, seconds_left
 from .errors import RefreshExpiredError, RefreshTransientError, RefreshUnavailableError
 from .events import AuthEvent, emit
-from .stores.base import RevisionConflict, StaleFence
+from .stores.base import RevisionConflict, StaleFence, status_or_none
 
 if TYPE_CHECKING:
     from .bundle import Snapshot, TokenBundle
@@ -78,10 +78,15 @@ def renew_locked(
         if isinstance(exc, StaleFence) and base.lock_token and not lock.holds(base.lock_token):
             log.warning(
                 "the refresh lock of %s was no longer held when its refreshed token was "
-                "to be saved (the refresh overran its hold); nothing was saved, and what "
-                "the store holds now is used",
+                "to be saved (the refresh overran its hold); the store was not written",
                 describe_account(account),
             )
+            latest = status_or_none(store, account.id)
+            if latest is not None and latest.revision == base.revision:
+                # Nobody saved since: the server's answer holds the only live refresh
+                # token. Keep it in a rescue (the next holder adopts it) and use it.
+                reason = "the refresh lock's hold ended before the save"
+                return save_failed(store, account, bundle, renewed, current, base, reason)
         else:
             log.info(
                 "%s changed (logout or new login) during its refresh; the result is discarded",

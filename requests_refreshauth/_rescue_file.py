@@ -14,7 +14,7 @@ import os
 import re
 import stat
 import sys
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, NamedTuple, Optional
 
 from ._extra import readable
 from ._fs import UnsafeFile, check_trusted, write_atomically
@@ -62,7 +62,7 @@ class Rescue(NamedTuple):
     path: Optional[str] = None
     #: Access-token fingerprints of the bundles this one replaced (its base among them):
     #: a late save of any of them can land, and this bundle is still newer.
-    superseded: Tuple[str, ...] = ()
+    superseded: tuple[str, ...] = ()
 
 
 def real(path: str) -> str:
@@ -156,7 +156,7 @@ def _untrusted(path: str, st: os.stat_result) -> Optional[str]:
     return None
 
 
-def load(path: str, records: str, account: Account) -> Tuple[str, Optional[Rescue]]:
+def load(path: str, records: str, account: Account) -> tuple[str, Optional[Rescue]]:
     """What is at ``path``: ``(OURS, rescue)``, or a verdict without one (logged)."""
     try:
         fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _BINARY)
@@ -170,7 +170,7 @@ def load(path: str, records: str, account: Account) -> Tuple[str, Optional[Rescu
         if problem is not None:
             log.warning("ignoring the token rescue file %s: %s", path, problem)
             return IGNORED, None
-        chunks: List[bytes] = []
+        chunks: list[bytes] = []
         size = 0
         while size <= _MAX_BYTES:
             chunk = os.read(fd, 65536)
@@ -196,7 +196,7 @@ def load(path: str, records: str, account: Account) -> Tuple[str, Optional[Rescu
     return (OURS, rescue) if rescue is not None else (MALFORMED, None)
 
 
-def _parse(raw: bytes) -> Optional[Dict[str, Any]]:
+def _parse(raw: bytes) -> Optional[dict[str, Any]]:
     """The document if it is a rescue of any version, else ``None`` (malformed)."""
     try:
         doc = json.loads(raw.decode("ascii"))
@@ -210,7 +210,7 @@ def _parse(raw: bytes) -> Optional[Dict[str, Any]]:
     return doc
 
 
-def _mismatch(doc: Dict[str, Any], records: str, account: Account) -> Optional[str]:
+def _mismatch(doc: dict[str, Any], records: str, account: Account) -> Optional[str]:
     """Why a well-formed rescue is not for this records file and account (it is left
     alone: it may matter to someone else, or to a newer version of the library)."""
     if doc["version"] > _VERSION:
@@ -237,7 +237,7 @@ def _same_file(a: str, b: str) -> bool:
     return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
-def _decode(doc: Dict[str, Any], account: Account, path: str) -> Optional[Rescue]:
+def _decode(doc: dict[str, Any], account: Account, path: str) -> Optional[Rescue]:
     who = doc["account"]
     revision: Any = doc.get("base_revision")
     generation: Any = doc.get("generation")

@@ -7,6 +7,12 @@ few quick retries: after a rotation the new bundle holds the only live refresh t
 runs in a daemon thread; the store's compare-and-swap (and the fence of the refresh lock's
 hold) makes a save that completes later harmless.
 
+A save given up on is fenced by a hold the engine has since released, so when it finally
+runs its fence is stale even if nobody saved since. Refusing it then could throw away
+the only live refresh token (when the rescue file could not be written either), so it
+takes the lock again (waiting a bounded time) and saves under that new hold: the
+revision check still refuses it if anyone saved in between.
+
 It also remembers, per process, which accounts' saves are still running after they were
 given up on or failed moments ago (:func:`store_is_stuck`): adopting a rescue then does
 not try the store again, which would hold the lock for the whole budget.
@@ -18,12 +24,12 @@ import logging
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Optional
 
 from . import rescue
 from .errors import AuthError
 from .refresh_lock import Fence
-from .stores.base import RevisionConflict
+from .stores.base import RevisionConflict, StaleFence
 
 if TYPE_CHECKING:
     from .bundle import Account, Snapshot, TokenBundle
@@ -37,11 +43,13 @@ _FIRST_PAUSE = 0.05
 _MAX_PAUSE = 0.5
 #: After a failed save, adopters skip trying the store for this long.
 _RECENT_FAILURE = 5.0
+#: How long a save given up on waits to take the refresh lock again (see the docstring).
+_RETAKE_WAIT = 10.0
 
 # (store key, account id) -> saves given up on and still running; -> when one last failed.
-_Key = Tuple[str, str]
-_pending: Dict[_Key, int] = {}
-_failed_at: Dict[_Key, float] = {}
+_Key = tuple[str, str]
+_pending: dict[_Key, int] = {}
+_failed_at: dict[_Key, float] = {}
 _registry_lock = threading.Lock()
 
 
@@ -112,11 +120,10 @@ class _Attempt:
         bundle: TokenBundle,
         expected_revision: int,
         deadline: float,
-        lock_token: Optional[str],
+        fence: Optional[Fence],
     ) -> None:
         self.store, self.account, self.bundle = store, account, bundle
-        self.expected_revision, self.deadline = expected_revision, deadline
-        self.fence = None if lock_token is None else Fence(expected_revision, lock_token)
+        self.expected_revision, self.deadline, self.fence = expected_revision, deadline, fence
         self.done = threading.Event()
         self.abandoned = False
         self.key = _key(store, account)
@@ -139,6 +146,11 @@ class _Attempt:
                         fence=self.fence,
                     )
                     self.error = None
+                    return
+                except StaleFence as exc:
+                    self.error = exc
+                    if self.abandoned:
+                        self.result = self._save_under_a_new_hold()
                     return
                 except RevisionConflict as exc:
                     self.error = exc
@@ -167,6 +179,34 @@ class _Attempt:
                 if self.result is not None:
                     log.info("a save of %r that was given up on completed later", self.account.id)
 
+    def _save_under_a_new_hold(self) -> Optional[Snapshot]:
+        """The save, fenced by a hold of our own: ``None`` if the lock stays taken (its
+        holder finds the rescue, if one was written) or the account changed since."""
+        lock = self.store.refresh_lock(self.account)
+        try:
+            if not lock.acquire(timeout=_RETAKE_WAIT):
+                return None
+        except AuthError:
+            return None
+        try:
+            token = lock.token
+            return self.store.save(
+                self.account,
+                self.bundle,
+                make_default=False,
+                expected_revision=self.expected_revision,
+                fence=None if token is None else self.fence_of(token),
+            )
+        except (AuthError, OSError, RevisionConflict):
+            return None
+        finally:
+            lock.release()
+
+    def fence_of(self, token: str) -> Fence:
+        """This save's fence, for another hold of the lock."""
+        fingerprint = None if self.fence is None else self.fence.fingerprint
+        return Fence(self.expected_revision, token, fingerprint)
+
     def abandon(self) -> bool:
         """Stop waiting; ``False`` if it had just finished (use its outcome)."""
         with self._state:
@@ -184,16 +224,16 @@ def save_within(
     bundle: TokenBundle,
     expected_revision: int,
     deadline: float,
-    lock_token: Optional[str] = None,
+    fence: Optional[Fence] = None,
 ) -> Snapshot:
     """``store.save(..., expected_revision=..., fence=...)``, retried until ``deadline``
-    (monotonic); ``lock_token``: the refresh lock's hold the save is fenced by.
+    (monotonic); ``fence``: the refresh lock's hold (and what is stored) it is fenced by.
 
     Raises :class:`RevisionConflict` (the account changed, or the hold ended:
     ``StaleFence``; not retried) or :class:`Unsaved` (every try failed, or the store was
     still busy at the deadline).
     """
-    attempt = _Attempt(store, account, bundle, expected_revision, deadline, lock_token)
+    attempt = _Attempt(store, account, bundle, expected_revision, deadline, fence)
     worker = threading.Thread(target=attempt.run, name="refreshauth-save", daemon=True)
     worker.start()
     if not attempt.done.wait(max(0.0, deadline - time.monotonic())) and attempt.abandon():

@@ -22,7 +22,9 @@ import contextvars
 import json
 import re
 import unicodedata
-from typing import Any, Iterable, Iterator, List, Optional, Pattern, Sequence, Tuple
+from collections.abc import Iterable, Iterator, Sequence
+from re import Pattern
+from typing import Any, Optional
 from urllib.parse import quote, quote_plus
 
 __all__ = [
@@ -47,7 +49,7 @@ _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 
 #: The secrets of the request in flight (see :func:`hiding`).
-_hidden: contextvars.ContextVar[Tuple[str, ...]] = contextvars.ContextVar(
+_hidden: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
     "requests_refreshauth_hidden", default=()
 )
 
@@ -73,7 +75,7 @@ def basic_credentials(user: str, password: str) -> str:
     return base64.b64encode(f"{user}:{password}".encode("latin-1", "replace")).decode("ascii")
 
 
-def _forms(secret: str) -> List[str]:
+def _forms(secret: str) -> list[str]:
     """``secret`` as it may come back: raw, form- and percent-encoded, JSON-escaped."""
     forms = {
         secret,
@@ -90,7 +92,7 @@ def _forms(secret: str) -> List[str]:
 
 def _pattern_of(form: str) -> str:
     """A regex for one form; percent-escapes match in either hex case."""
-    parts: List[str] = []
+    parts: list[str] = []
     position = 0
     for match in _PERCENT.finditer(form):
         parts.append(re.escape(form[position : match.start()]))
@@ -101,7 +103,7 @@ def _pattern_of(form: str) -> str:
 
 
 def _compile(secrets: Sequence[str]) -> Optional[Pattern[str]]:
-    alternatives: List[Tuple[int, str]] = []
+    alternatives: list[tuple[int, str]] = []
     for secret in secrets:
         whole_token = len(secret) < MIN_SUBSTRING
         for form in _forms(secret):
@@ -115,7 +117,7 @@ def _compile(secrets: Sequence[str]) -> Optional[Pattern[str]]:
     return re.compile("|".join(pattern for _, pattern in alternatives))
 
 
-def _all_secrets(secrets: Iterable[Optional[str]]) -> List[str]:
+def _all_secrets(secrets: Iterable[Optional[str]]) -> list[str]:
     seen = dict.fromkeys([*_hidden.get(), *(s for s in secrets if s)])
     return [s for s in seen if isinstance(s, str) and s]
 
@@ -190,7 +192,7 @@ def scrub_error(exc: BaseException, secrets: Iterable[Optional[str]]) -> None:
     def clean(value: Any) -> Any:
         return pattern.sub(MASK, value) if isinstance(value, str) else value
 
-    seen: List[int] = []
+    seen: list[int] = []
     current: Optional[BaseException] = exc
     while current is not None and id(current) not in seen and len(seen) < 8:
         seen.append(id(current))

@@ -12,7 +12,7 @@ import contextlib
 import socket
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
     import requests
@@ -48,10 +48,10 @@ def _socket_in(obj: Any) -> Optional[socket.socket]:
     return None
 
 
-def _sockets_on_stack(ident: Optional[int]) -> List[Optional[socket.socket]]:
+def _sockets_on_stack(ident: Optional[int]) -> list[Optional[socket.socket]]:
     """Sockets referenced by the frames of thread ``ident`` (innermost first)."""
     frame: Any = sys._current_frames().get(ident) if ident is not None else None
-    found: List[Optional[socket.socket]] = []
+    found: list[Optional[socket.socket]] = []
     while frame is not None:
         local = frame.f_locals
         for name in ("self", "conn", "sock"):

@@ -10,6 +10,7 @@ could still change in between, so prefer ``127.0.0.1``, ``[::1]`` or ``localhost
 from __future__ import annotations
 
 import ipaddress
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
@@ -164,19 +165,52 @@ def canonical_origin(url: str) -> tuple[str, str, int | None] | None:
     spelling and a request for either spelling compare equal; the default port is filled
     in. An out-of-range port, an empty label, a character no host name has, or a
     punycode label that does not decode means no origin.
+
+    So does a URL whose authority two parsers could read differently: urllib3 (which
+    connects) reads ``https://evil.example\\@api.example.com/`` as host ``evil.example``
+    where ``urlsplit`` sees ``api.example.com``. A backslash, ``%``, whitespace or a
+    control character in the authority, or userinfo (``@``), means no origin, and the
+    host must be the one urllib3 would connect to.
     """
     parts = urlsplit(url)
+    if _AMBIGUOUS_AUTHORITY.search(_authority(url)):
+        return None
     try:
         port = parts.port
     except ValueError:
         return None
     host = _canonical_host(parts.hostname or "")
-    if host is None:
+    if host is None or _connect_host(url) != host:
         return None
     scheme = parts.scheme.lower()
     if port is None:
         port = {"http": 80, "https": 443}.get(scheme)
     return scheme, host, port
+
+
+#: In an authority: what makes parsers disagree (urllib3 treats ``\\`` as ``/``), or
+#: is never part of a host this library sends a token to.
+_AMBIGUOUS_AUTHORITY = re.compile(r"[\\@%\s\x00-\x1f\x7f]")
+
+
+def _authority(url: str) -> str:
+    """The text between ``scheme://`` and the first ``/``, ``?`` or ``#`` (raw: no
+    parser's normalisation)."""
+    rest = url.split("://", 1)[1] if "://" in url else url
+    return re.split(r"[/?#]", rest, maxsplit=1)[0]
+
+
+def _connect_host(url: str) -> str | None:
+    """The host urllib3 would connect to, in canonical form (``None``: it cannot parse)."""
+    from urllib3.util import parse_url
+
+    try:
+        host = parse_url(url).host
+    except ValueError:
+        return None
+    if host is None:
+        return None
+    return _canonical_host(host[1:-1] if host.startswith("[") else host)
 
 
 def _canonical_host(host: str) -> str | None:

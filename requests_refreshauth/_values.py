@@ -10,7 +10,7 @@ and get equality, hashing, ``repr``, ``replace`` and pickling from here.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, FrozenSet, Tuple, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 __all__ = ["Value"]
 
@@ -20,12 +20,12 @@ V = TypeVar("V", bound="Value")
 class Value:
     """Immutable; fields are ``__slots__`` in ``__init__``'s positional order."""
 
-    __slots__: ClassVar[Tuple[str, ...]] = ()
+    __slots__: ClassVar[tuple[str, ...]] = ()
     #: Fields shown as ``'***'`` in ``repr`` (secrets) or left out of it.
-    _secret_fields: ClassVar[FrozenSet[str]] = frozenset()
-    _hidden_fields: ClassVar[FrozenSet[str]] = frozenset()
+    _secret_fields: ClassVar[frozenset[str]] = frozenset()
+    _hidden_fields: ClassVar[frozenset[str]] = frozenset()
     #: Fields that do not take part in ``==`` and ``hash`` (callables, caches).
-    _uncompared_fields: ClassVar[FrozenSet[str]] = frozenset()
+    _uncompared_fields: ClassVar[frozenset[str]] = frozenset()
 
     def _set(self, **values: Any) -> None:
         for name, value in values.items():
@@ -37,10 +37,10 @@ class Value:
     def __delattr__(self, name: str) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
 
-    def _values(self) -> Tuple[Any, ...]:
+    def _values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)
 
-    def _compared(self) -> Tuple[Any, ...]:
+    def _compared(self) -> tuple[Any, ...]:
         return tuple(
             getattr(self, name) for name in self.__slots__ if name not in self._uncompared_fields
         )
@@ -64,10 +64,10 @@ class Value:
             parts.append(f"{name}={shown}")
         return f"{type(self).__name__}({', '.join(parts)})"
 
-    def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return type(self), self._values()
 
-    def as_dict(self) -> Dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
 
     def replace(self: V, **changes: Any) -> V:

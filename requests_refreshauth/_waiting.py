@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable, List, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar
 
 __all__ = [
     "device_command_for",
@@ -47,13 +47,13 @@ _MAX_REMINDERS = 6
 _STEPS = (60, 120, 300, 600, 900, 1800, 3600)
 
 
-def reminders(timeout: float) -> List[float]:
+def reminders(timeout: float) -> list[float]:
     """Seconds left at which to remind the user, latest last: each whole minute for a
     short wait; for a long one, evenly spaced round marks plus one minute left — at most
     :data:`_MAX_REMINDERS` — and always 30 seconds left."""
     last = timeout - _QUIET_START  # nothing right after the announcement
 
-    def marks_for(step: int) -> List[float]:
+    def marks_for(step: int) -> list[float]:
         marks = [float(step * k) for k in range(int(last // step), 0, -1)]
         if step > 60 and last >= 60:
             marks.append(60.0)

@@ -28,7 +28,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from typing import Any, Callable, FrozenSet, Iterable, Mapping, Optional, Tuple, Union
+from collections.abc import Iterable, Mapping
+from typing import Any, Callable, Optional, Union
 from urllib.parse import urlsplit, urlunsplit
 
 from requests import PreparedRequest, Response, Session
@@ -48,7 +49,7 @@ __all__ = ["RefreshAdapter"]
 
 log = logging.getLogger("requests_refreshauth.adapter")
 
-Origin = Tuple[str, str, Optional[int]]
+Origin = tuple[str, str, Optional[int]]
 
 _NO_ORIGIN = (
     "RefreshAdapter cannot tell which origin it serves (it was not given origin= and no "
@@ -80,10 +81,10 @@ class RefreshAdapter(HTTPAdapter):
     ) -> None:
         #: Learn the origins from the mounting session (the contract one-liner).
         self._from_mount = origin is None
-        self._origins: FrozenSet[Origin] = frozenset()
+        self._origins: frozenset[Origin] = frozenset()
         #: URL starts that can only belong to one of our origins (a fast, sound
         #: subset of the origin check; anything else is parsed).
-        self._starts: Tuple[str, ...] = ()
+        self._starts: tuple[str, ...] = ()
         if origin is not None:
             self._set_origins(_valid_origins(origin))
         super().__init__(**adapter_kwargs)
@@ -91,7 +92,7 @@ class RefreshAdapter(HTTPAdapter):
         #: The header of the last snapshot used: a fresh token is the same snapshot
         #: object request after request, so its header is built once (one tuple,
         #: replaced whole, so threads never see a header of another snapshot).
-        self._header: Tuple[Optional[Snapshot], str] = (None, "")
+        self._header: tuple[Optional[Snapshot], str] = (None, "")
 
     @classmethod
     def mount(
@@ -121,7 +122,7 @@ class RefreshAdapter(HTTPAdapter):
     def __repr__(self) -> str:
         return f"RefreshAdapter({self.source.store!r}, account={self.source.account!r})"
 
-    def _set_origins(self, origins: FrozenSet[Origin]) -> None:
+    def _set_origins(self, origins: frozenset[Origin]) -> None:
         self._starts = tuple(s for o in origins for s in _starts_of(o))
         self._origins = origins
 
@@ -148,9 +149,9 @@ class RefreshAdapter(HTTPAdapter):
         self,
         request: PreparedRequest,
         stream: bool = False,
-        timeout: Union[float, Tuple[float, float], Tuple[float, None], None] = None,
+        timeout: Union[float, tuple[float, float], tuple[float, None], None] = None,
         verify: Union[bool, str] = True,
-        cert: Union[bytes, str, Tuple[Union[bytes, str], Union[bytes, str]], None] = None,
+        cert: Union[bytes, str, tuple[Union[bytes, str], Union[bytes, str]], None] = None,
         proxies: Optional[Mapping[str, str]] = None,
     ) -> Response:
         # Options by keyword, as Session.send passes them (mocks of HTTPAdapter.send
@@ -248,7 +249,7 @@ def _as_sent(prefix: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def _valid_origins(given: Union[str, Iterable[str]]) -> FrozenSet[Origin]:
+def _valid_origins(given: Union[str, Iterable[str]]) -> frozenset[Origin]:
     urls = (given,) if isinstance(given, str) else tuple(given)
     origins = set()
     for url in urls:
@@ -267,7 +268,7 @@ def _valid_origins(given: Union[str, Iterable[str]]) -> FrozenSet[Origin]:
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def _starts_of(origin: Origin) -> Tuple[str, ...]:
+def _starts_of(origin: Origin) -> tuple[str, ...]:
     """How a prepared URL to ``origin`` can begin: ``scheme://host[:port]/``.
 
     Sound, not complete: the authority ends at the first ``/``, so a URL starting so

@@ -10,7 +10,8 @@ re-exported here).
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterable, Literal, Mapping, NamedTuple, Optional, Tuple, Union
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, NamedTuple, Optional, Union
 
 from ._deprecation import deprecated_attributes
 from ._extra import ExtraFields, Scalar, for_bundle
@@ -48,7 +49,7 @@ ScopeLike = Union[str, Iterable[str], None]
 _finite = finite
 
 
-def _normalize_scope(scope: ScopeLike) -> Optional[Tuple[str, ...]]:
+def _normalize_scope(scope: ScopeLike) -> Optional[tuple[str, ...]]:
     if scope is None:
         return None
     if isinstance(scope, str):
@@ -109,7 +110,7 @@ class TokenBundle(Value):
     expires_at: Optional[float]
     refresh_expires_at: Optional[float]
     token_type: str
-    scope: Optional[Tuple[str, ...]]
+    scope: Optional[tuple[str, ...]]
     issued_at: Optional[float]
     extra: ExtraFields
 
@@ -203,13 +204,29 @@ def describe_account(account: Account) -> str:
     when it has a label that says more than the id.
 
     Ids and labels come from the server: the result is one line with terminal controls
-    escaped, so a label cannot fake further lines of a message.
+    escaped, so a label cannot fake further lines of a message. Nor can one account
+    pass for another: an id or label with a parenthesis, a double quote, a backslash or
+    surrounding spaces is shown quoted (an account whose id is ``Alice (alice)`` reads
+    ``"Alice (alice)"``), so different accounts never read the same.
     """
     from ._scrub import terminal_safe  # only on message paths, not at import
 
     label = account.label
-    name = account.id if not label or label == account.id else f"{label} ({account.id})"
-    return terminal_safe(name)
+    shown_id = _unambiguous(account.id)
+    if not label or label == account.id:
+        return terminal_safe(shown_id)
+    return terminal_safe(f"{_unambiguous(label)} ({shown_id})")
+
+
+_AMBIGUOUS_NAME = frozenset('()"\\')
+
+
+def _unambiguous(name: str) -> str:
+    """``name`` as is, or quoted with ``\\`` escapes if it could be misread as (part
+    of) the ``Label (id)`` form."""
+    if name and name == name.strip() and _AMBIGUOUS_NAME.isdisjoint(name):
+        return name
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class TokenState(Value):

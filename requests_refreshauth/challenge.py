@@ -9,17 +9,17 @@ a token problem.
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Optional, Tuple
+from typing import Optional
 
 __all__ = ["parse_challenges", "refresh_may_help"]
 
 _PARAM = re.compile(r"^([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*=\s*(.*)$", re.ASCII | re.DOTALL)
 
 
-def _split_commas(header: str) -> List[str]:
+def _split_commas(header: str) -> list[str]:
     """Comma-separated items, commas inside quoted strings kept."""
-    items: List[str] = []
-    current: List[str] = []
+    items: list[str] = []
+    current: list[str] = []
     quoted = escaped = False
     for char in header:
         if escaped:
@@ -44,13 +44,13 @@ def _unquote(value: str) -> str:
     return value
 
 
-def parse_challenges(header: str) -> List[Tuple[str, Dict[str, str]]]:
+def parse_challenges(header: str) -> list[tuple[str, dict[str, str]]]:
     """``[(scheme_lowercase, {param_lowercase: value}), ...]`` from a header value.
 
     Lenient: what cannot be read is skipped, since the only use is a best-effort
     "does a Bearer challenge say insufficient_scope?".
     """
-    challenges: List[Tuple[str, Dict[str, str]]] = []
+    challenges: list[tuple[str, dict[str, str]]] = []
     for item in _split_commas(header):
         param = _PARAM.match(item)
         if param is not None:
@@ -58,7 +58,7 @@ def parse_challenges(header: str) -> List[Tuple[str, Dict[str, str]]]:
                 challenges[-1][1][param.group(1).lower()] = _unquote(param.group(2))
             continue
         scheme, _, rest = item.partition(" ")
-        params: Dict[str, str] = {}
+        params: dict[str, str] = {}
         first = _PARAM.match(rest.strip())
         if first is not None:
             params[first.group(1).lower()] = _unquote(first.group(2))

@@ -28,7 +28,7 @@ its top level instead: ``add_auth_verbs(parser, AuthCommands(store, provider, pr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict
+from typing import TYPE_CHECKING
 
 from ._cli_argparse import add_auth_commands, add_auth_verbs, user_before_verb
 from ._cli_click import click_auth_group
@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Dict[str, int]:
+def __getattr__(name: str) -> dict[str, int]:
     """``EXIT_CODES`` (:mod:`._cli_verbs` builds it on first use)."""
     if name != "EXIT_CODES":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 import time
-from typing import Any, Dict, List
+from typing import Any
 
 __all__ = ["add_demo_arguments", "run_demo"]
 
@@ -41,7 +41,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _worker(
     index: int,
-    config: Dict[str, Any],
+    config: dict[str, Any],
     start: Any,
     stop: Any,
     results: Any,
@@ -65,8 +65,8 @@ def _worker(
     api = requests.Session()
     api.trust_env = False
     api.auth = RefreshAuth(FileTokenStore(config["records"]), provider)
-    latencies: List[float] = []
-    failures: List[str] = []
+    latencies: list[float] = []
+    failures: list[str] = []
     start.wait()  # a barrier: everyone has imported and is ready
     last_report = time.monotonic()
     while not stop.is_set():
@@ -94,10 +94,10 @@ def _worker(
 
 class _Tally:
     def __init__(self) -> None:
-        self.latencies: List[float] = []
-        self.failures: Dict[str, int] = {}
+        self.latencies: list[float] = []
+        self.failures: dict[str, int] = {}
 
-    def add(self, latencies: List[float], failures: List[str]) -> None:
+    def add(self, latencies: list[float], failures: list[str]) -> None:
         self.latencies.extend(latencies)
         for failure in failures:
             self.failures[failure] = self.failures.get(failure, 0) + 1
@@ -111,7 +111,7 @@ class _Tally:
         return sum(self.failures.values())
 
 
-def _percentile(values: List[float], fraction: float) -> float:
+def _percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     if not ordered:
         return 0.0

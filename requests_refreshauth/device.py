@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 from urllib.parse import urlencode
 
 from ._scrub import basic_credentials, hiding, scrub_error, server_text
@@ -214,8 +215,8 @@ def poll_device_token(
 
 
 def _granted(
-    answer: Tuple[int, str, Optional[str]],
-    secrets: List[str],
+    answer: tuple[int, str, Optional[str]],
+    secrets: list[str],
     now: float,
     requested_scope: Optional[Sequence[str]],
 ) -> TokenBundle:

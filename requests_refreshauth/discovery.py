@@ -16,7 +16,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -39,7 +39,7 @@ def default_cache_dir() -> Path:
     return Path(override) if override else user_dir("cache")
 
 
-def metadata_urls(issuer: str) -> List[str]:
+def metadata_urls(issuer: str) -> list[str]:
     """Where an issuer's metadata may live, in the order RFC 8414 §3.1 and OIDC give."""
     parts = urlsplit(issuer.rstrip("/"))
     path = parts.path
@@ -55,7 +55,7 @@ def discover(
     cache_dir: Optional[os.PathLike[str] | str] = None,
     ttl: float = DEFAULT_TTL,
     timeout: float = 10.0,
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """The issuer's metadata, from the cache when younger than ``ttl`` seconds.
 
     Raises :class:`~requests_refreshauth.errors.OAuthFlowError` when no valid document
@@ -90,13 +90,13 @@ _ENDPOINTS = (
 )
 
 
-def _fetch(http: requests.Session, issuer: str, timeout: float) -> Dict[str, Any]:
+def _fetch(http: requests.Session, issuer: str, timeout: float) -> dict[str, Any]:
     """GET the metadata: no credentials (not even netrc), no redirects (RFC 8414 §3.2
     wants a 200; another origin must not get to define our endpoints), a deadline and
     a size cap per URL; every endpoint it names must pass the https rule."""
     from . import _http
 
-    problems: List[str] = []
+    problems: list[str] = []
     unreachable = 0
     for url in metadata_urls(issuer):
         try:
@@ -154,7 +154,7 @@ def _cache_file(issuer: str, cache_dir: Optional[os.PathLike[str] | str]) -> Pat
     return base / "discovery" / f"{digest}.json"
 
 
-def _read_cache(path: Path, issuer: str, ttl: float) -> Optional[Dict[str, Any]]:
+def _read_cache(path: Path, issuer: str, ttl: float) -> Optional[dict[str, Any]]:
     """The cached metadata, or ``None`` (refetch) when absent, stale, unreadable, or in a
     file or directory another user owns or can write: metadata names the token endpoint,
     so a swapped entry would send the refresh token to another user's server."""
@@ -178,7 +178,7 @@ def _read_cache(path: Path, issuer: str, ttl: float) -> Optional[Dict[str, Any]]
     return dict(metadata)
 
 
-def _write_cache(path: Path, issuer: str, metadata: Dict[str, Any]) -> None:
+def _write_cache(path: Path, issuer: str, metadata: dict[str, Any]) -> None:
     entry = {"issuer": issuer, "fetched_at": time.time(), "metadata": metadata}
     try:
         ensure_private_dir(str(path.parent))  # 0700 whatever the umask, parents included

@@ -13,7 +13,8 @@ derived from it), ``retryable`` (the same call may succeed later, unchanged) and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Dict, Mapping, Optional
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 from requests.exceptions import RequestException
 
@@ -116,7 +117,7 @@ class RefreshExpiredError(AuthError):
         super().__init__(message, **kwargs)
         self.error = error
         self.error_description = error_description
-        self.extra: Dict[str, Any] = dict(extra or {})
+        self.extra: dict[str, Any] = dict(extra or {})
 
 
 class RefreshUnavailableError(AuthError):
@@ -301,10 +302,10 @@ class KeyringUnavailableError(StoreWriteError):
         return self
 
 
-def exit_statuses() -> Dict[str, int]:
+def exit_statuses() -> dict[str, int]:
     """Each library error's ``code`` with its class's ``exit_status`` (a subclass shares
     its parent's code and status), for :data:`~requests_refreshauth.cli.EXIT_CODES`."""
-    table: Dict[str, int] = {}
+    table: dict[str, int] = {}
     for name in __all__:
         cls = globals()[name]
         if cls is not AuthError:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, List, Literal, NamedTuple, Optional
+from typing import Callable, Literal, NamedTuple, Optional
 
 from .bundle import Account
 from .errors import AuthError
@@ -43,7 +43,7 @@ class AuthEvent(NamedTuple):
 
 Listener = Callable[[AuthEvent], None]
 
-_listeners: List[Listener] = []
+_listeners: list[Listener] = []
 _lock = threading.Lock()
 
 

@@ -23,7 +23,7 @@ import hmac
 import logging
 import threading
 import time
-from typing import Dict, Optional
+from typing import Optional
 from urllib.parse import parse_qsl, urlsplit
 
 from ._loopback_http import BoundedServer, Page
@@ -32,7 +32,7 @@ __all__ = ["CallbackResult", "LoopbackServer"]
 
 log = logging.getLogger("requests_refreshauth.login")
 
-CallbackResult = Dict[str, str]
+CallbackResult = dict[str, str]
 
 _NOT_OURS = (
     400,
@@ -52,10 +52,10 @@ def _secret_bytes(value: str) -> bytes:
     return value.encode("utf-8", "surrogatepass")
 
 
-def _single_params(query: str) -> Optional[Dict[str, str]]:
+def _single_params(query: str) -> Optional[dict[str, str]]:
     """The query's parameters, or ``None`` when one is repeated (RFC 6749 §3.1: a
     response carries each parameter at most once; a repeated one is ambiguous)."""
-    params: Dict[str, str] = {}
+    params: dict[str, str] = {}
     for key, value in parse_qsl(query, keep_blank_values=True):
         if key in params:
             return None

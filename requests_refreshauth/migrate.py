@@ -17,7 +17,8 @@ import json
 import logging
 import os
 import time
-from typing import Any, Literal, Mapping, NamedTuple, Optional, Union
+from collections.abc import Mapping
+from typing import Any, Literal, NamedTuple, Optional, Union
 
 from ._fs import UnsafeFile, check_trusted, open_regular, resolve_trusted
 from .bundle import Account, TokenBundle, fingerprint

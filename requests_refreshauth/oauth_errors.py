@@ -11,7 +11,8 @@ in an error body may be a secret).
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Literal, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any, Literal, Optional
 from urllib.parse import parse_qsl
 
 from .bundle import _finite
@@ -107,7 +108,7 @@ def clean(text: Optional[str], limit: int = 300) -> Optional[str]:
     return server_text(text, limit=limit)
 
 
-def oauth_error_of(body: str) -> Tuple[Optional[str], Optional[str]]:
+def oauth_error_of(body: str) -> tuple[Optional[str], Optional[str]]:
     """(error, error_description) from an error body, via oauthlib's parser."""
     from oauthlib.oauth2.rfc6749.errors import OAuth2Error
     from oauthlib.oauth2.rfc6749.parameters import parse_token_response
@@ -123,7 +124,7 @@ def oauth_error_of(body: str) -> Tuple[Optional[str], Optional[str]]:
     return None, None
 
 
-def fields_of(body: str) -> Optional[Dict[str, Any]]:
+def fields_of(body: str) -> Optional[dict[str, Any]]:
     """The body's fields: a JSON object, else a form-encoded body (GitHub without
     ``Accept: application/json``), else ``None``."""
     data = json_object(body)
@@ -154,9 +155,9 @@ def _extra_value(name: str, value: Any) -> Any:
     return None
 
 
-def error_extra(fields: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+def error_extra(fields: Optional[Mapping[str, Any]]) -> dict[str, Any]:
     """The server's diagnostic fields beyond ``error``/``error_description``."""
-    extra: Dict[str, Any] = {}
+    extra: dict[str, Any] = {}
     for name in _EXTRA_FIELDS:
         if fields is not None and name in fields:
             value = _extra_value(name, fields[name])

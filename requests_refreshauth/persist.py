@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import NamedTuple, Optional, Tuple
+from typing import NamedTuple, Optional
 
 from . import rescue
 from ._save_thread import Unsaved, forget_failures, save_within, store_is_stuck
 from .bundle import Account, Snapshot, TokenBundle, describe_account, fingerprint
 from .errors import SaveFailedError
 from .events import AuthEvent, emit
+from .refresh_lock import Fence
 from .stores.base import (
     AccountStatus,
     RevisionConflict,
@@ -71,7 +72,7 @@ class Base(NamedTuple):
     generation: int  # of the rescue ``current`` came from (0: from the store)
     release_by: float  # monotonic: release the lock by then
     #: Access fingerprints of the bundles before ``current`` in its rescue chain.
-    superseded: Tuple[str, ...] = ()
+    superseded: tuple[str, ...] = ()
     #: The refresh lock's hold (its token) that saves are fenced by.
     lock_token: Optional[str] = None
 
@@ -83,6 +84,12 @@ class Taken(NamedTuple):
     snapshot: Snapshot
     saved: bool
     over: AccountStatus
+
+
+def fence_of(revision: int, lock_token: Optional[str], stored: Optional[str]) -> Optional[Fence]:
+    """The fence of a save replacing revision ``revision`` (whose access token has the
+    fingerprint ``stored``) under the hold ``lock_token``; ``None`` for an unfenced lock."""
+    return None if lock_token is None else Fence(revision, lock_token, stored)
 
 
 def take_rescue(
@@ -116,7 +123,7 @@ def take_rescue(
                 found.bundle,
                 status.revision,
                 save_deadline(release_by, time.monotonic()),
-                lock_token,
+                fence_of(status.revision, lock_token, status.access_fingerprint),
             )
         except RevisionConflict:
             # An earlier bundle of the rescue's chain may have landed late: still live.
@@ -148,11 +155,12 @@ def persist(
     store: TokenStore, account: Account, renewed: TokenBundle, current: Snapshot, base: Base
 ) -> Snapshot:
     """Save ``renewed`` over ``base``; raises :class:`Unsaved` or ``RevisionConflict``."""
-    expected = base.revision
+    expected, replaced = base.revision, base.fingerprint
     for _ in range(2):
         try:
             deadline = save_deadline(base.release_by, time.monotonic())
-            saved = save_within(store, account, renewed, expected, deadline, base.lock_token)
+            fence = fence_of(expected, base.lock_token, replaced)
+            saved = save_within(store, account, renewed, expected, deadline, fence)
         except RevisionConflict:
             # A save given up on earlier may have landed since, storing the very bundle
             # ``renewed`` came from under a new revision: that is no conflict.
@@ -165,7 +173,7 @@ def persist(
                 landed is None or landed not in base.superseded
             ):
                 raise
-            expected = latest.revision
+            expected, replaced = latest.revision, landed
             continue
         if base.generation:
             rescue.settle(store, account)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Callable, Optional, Tuple, TypeVar
+from typing import TYPE_CHECKING, Callable, Optional, TypeVar
 
 from ._attempt_guard import lock_token
 from ._first_token import acquire_first_token, own_account
@@ -365,7 +365,7 @@ def _what_to_renew(
     force: bool,
     rejected_token: Optional[str],
     clock: Callable[[], float],
-) -> Tuple[Snapshot, Optional[Base]]:
+) -> tuple[Snapshot, Optional[Base]]:
     """Under the lock, about to POST: the bundle to renew from and the record a save
     replaces; ``(snapshot, None)`` when a rescued bundle is fresh and simply used.
 

@@ -52,7 +52,12 @@ class RefreshLock(Protocol):
 class Fence(NamedTuple):
     """What a save under the refresh lock is conditional on: the account's revision as
     read under the lock, and the token of that hold. A store refuses a save whose fence
-    is stale (:class:`~requests_refreshauth.stores.base.StaleFence`) without writing."""
+    is stale (:class:`~requests_refreshauth.stores.base.StaleFence`) without writing.
+
+    ``fingerprint``: the access token's fingerprint as read under the lock, when known.
+    Revisions restart when a records file is recreated, so with it a newer login that
+    happens to have the same revision is not overwritten either."""
 
     revision: int
     token: str
+    fingerprint: Optional[str] = None

@@ -40,7 +40,7 @@ import hashlib
 import logging
 import os
 import threading
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Optional
 
 from ._fs import UnsafeFile, check_trusted, ensure_private_dir
 from ._rescue_file import (
@@ -95,11 +95,11 @@ def is_live(rescue: Rescue, revision: int, stored_fingerprint: Optional[str]) ->
 
 
 def chain_of(
-    base_fingerprint: Optional[str], *earlier: Tuple[str, ...], current: str
-) -> Tuple[str, ...]:
+    base_fingerprint: Optional[str], *earlier: tuple[str, ...], current: str
+) -> tuple[str, ...]:
     """The ``superseded`` of a new rescue (pure): the earlier chain, the base, and the
     bundle it was renewed from; oldest first, without repeats, bounded."""
-    out: List[str] = []
+    out: list[str] = []
     for group in (*earlier, (base_fingerprint,) if base_fingerprint else (), (current,)):
         for item in group:
             if item not in out:
@@ -107,7 +107,7 @@ def chain_of(
     return tuple(out[-MAX_CHAIN:])
 
 
-def rescue_locations(records_path: str, account_id: str) -> List[str]:
+def rescue_locations(records_path: str, account_id: str) -> list[str]:
     """Where a rescue for the account may be, in the order tried (pure). Callers pass
     the records file's real path, so every path to the same records finds them."""
     from ._paths import user_dir
@@ -126,7 +126,7 @@ def _records_path(store: TokenStore) -> Optional[str]:
     return path if isinstance(path, str) else None
 
 
-def _locations(records: str, account_id: str) -> List[str]:
+def _locations(records: str, account_id: str) -> list[str]:
     return rescue_locations(os.path.realpath(records), account_id)
 
 
@@ -141,7 +141,7 @@ def _why_no_file(store: TokenStore) -> Optional[str]:
 
 # ---------------------------------------------------------------------- process rescues
 
-_process: Dict[Tuple[str, str], Tuple[Rescue, Any]] = {}
+_process: dict[tuple[str, str], tuple[Rescue, Any]] = {}
 _process_lock = threading.Lock()
 
 
@@ -187,8 +187,8 @@ def keep(
     base_revision: int,
     base_fingerprint: Optional[str],
     generation: int,
-    superseded: Tuple[str, ...] = (),
-) -> Tuple[Optional[str], Optional[str]]:
+    superseded: tuple[str, ...] = (),
+) -> tuple[Optional[str], Optional[str]]:
     """Keep ``bundle`` in this process and, where allowed, in a rescue file.
 
     Returns ``(path, None)`` for the file written, or ``(None, why)`` if none was.
@@ -205,7 +205,7 @@ def keep(
         return None, why
     data = encode(rescue, records)
     locations = _locations(records, account.id)
-    failures: List[str] = []
+    failures: list[str] = []
     for index, path in enumerate(locations):
         try:
             if index > 0:
@@ -230,7 +230,7 @@ def find(store: TokenStore, status: AccountStatus) -> Optional[Rescue]:
     """The live rescue for the account as stored now, else ``None``; deletes obsolete
     ones. Call only under the account's refresh lock."""
     account = status.account
-    candidates: List[Rescue] = []
+    candidates: list[Rescue] = []
     with _process_lock:
         entry = _process.get((store_key(store), account.id))
     if entry is not None:

@@ -19,8 +19,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .errors import ConfigurationError
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["ENV", "FLAGS", "StandaloneConfig", "records_path"]
 
 #: The environment variable of each setting (the CLI's flags default to them).
-ENV: Dict[str, str] = {
+ENV: dict[str, str] = {
     "issuer": "REFRESHAUTH_ISSUER",
     "client_id": "REFRESHAUTH_CLIENT_ID",
     "scopes": "REFRESHAUTH_SCOPE",
@@ -46,7 +47,7 @@ ENV: Dict[str, str] = {
 }
 
 #: The standalone CLI's flag of each setting.
-FLAGS: Dict[str, str] = {
+FLAGS: dict[str, str] = {
     "issuer": "--issuer",
     "client_id": "--client-id",
     "scopes": "--scope",
@@ -74,7 +75,7 @@ _LOCATION = (
 _ENDPOINTS = _LOCATION[1:]
 
 #: What an issuer configuration asks for when no scope is given (as before this module).
-ISSUER_SCOPES: Tuple[str, ...] = ("openid", "offline_access")
+ISSUER_SCOPES: tuple[str, ...] = ("openid", "offline_access")
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -88,9 +89,9 @@ def records_path(issuer: str, client_id: str, store: str, records: Optional[Path
     """The records file: ``records``, else one per issuer (or token endpoint) and client.
 
     Every store kind shares it (one record schema says where each account's tokens
-    are), so ``--store file login`` then a plain ``status`` finds the account. A
+    are), so ``--store file login`` then a plain ``status`` finds the account. The
     ``--store file`` records file of an earlier version (``tokens-<key>-file.json``) is
-    still used while it exists and the shared one does not.
+    moved into it, whatever ``store`` is (see :mod:`.stores._legacy_records`).
     """
     from ._paths import user_dir
 
@@ -98,8 +99,12 @@ def records_path(issuer: str, client_id: str, store: str, records: Optional[Path
         return Path(records)
     key = hashlib.sha256(f"{issuer}\n{client_id}".encode()).hexdigest()[:16]
     shared = user_dir("config") / f"tokens-{key}.json"
-    legacy = shared.with_name(f"tokens-{key}-{store}.json")
-    return legacy if store != "keyring" and legacy.exists() and not shared.exists() else shared
+    legacy = shared.with_name(f"tokens-{key}-file.json")
+    if legacy.exists():
+        from .stores._legacy_records import migrate_records
+
+        migrate_records(shared, legacy)
+    return shared
 
 
 class StandaloneConfig:
@@ -119,7 +124,7 @@ class StandaloneConfig:
 
     issuer: Optional[str]
     client_id: str
-    scopes: Tuple[str, ...]
+    scopes: tuple[str, ...]
     authorization_endpoint: Optional[str]
     token_endpoint: Optional[str]
     device_authorization_endpoint: Optional[str]
@@ -144,7 +149,7 @@ class StandaloneConfig:
         store_kind: str = "keyring",
         records: Optional[os.PathLike[str] | str] = None,
     ) -> None:
-        values: Dict[str, Any] = dict(
+        values: dict[str, Any] = dict(
             issuer=issuer,
             client_id=client_id,
             scopes=None if scopes is None else tuple(scopes),
@@ -165,7 +170,7 @@ class StandaloneConfig:
         for name, value in values.items():
             object.__setattr__(self, name, value)
 
-    def _values(self) -> Tuple[Any, ...]:
+    def _values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -207,7 +212,7 @@ class StandaloneConfig:
         chosen = {field: value for field, value in given.items() if value is not None}
         if any(field in chosen for field in _LOCATION):
             return cls(**chosen)
-        found: Dict[str, Any] = {}
+        found: dict[str, Any] = {}
         for field, variable in ENV.items():
             value = env.get(variable, "").strip()
             if value:

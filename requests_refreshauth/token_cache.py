@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional
 
 from ._deprecation import deprecated_attributes
 from .bundle import Snapshot, effective_skew
@@ -39,7 +39,7 @@ class TokenCache:
         self._clock = clock
         # (snapshot, use it until this epoch second): one comparison per request. Replaced
         # as a whole, so threads sharing the cache never see a torn pair.
-        self._entry: Optional[Tuple[Snapshot, float]] = None
+        self._entry: Optional[tuple[Snapshot, float]] = None
 
     def __repr__(self) -> str:
         return f"TokenCache(store={self.store!r}, account={self.account!r}, skew={self.skew})"

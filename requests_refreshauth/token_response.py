@@ -13,7 +13,8 @@ import json
 import logging
 import math
 import re
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Optional
 from urllib.parse import urlencode
 
 from . import _extra

@@ -29,18 +29,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 from urllib.parse import urljoin, urlsplit
 
 import fasteners
 import pytest
 import requests
 
-try:  # tests/ is not a package: pytest puts tests/ itself on sys.path
-    from _oidc_server import HTTP_TIMEOUT, _drive_forms, _page_text, oidc_cache_root
-except ImportError:  # pragma: no cover - imported from the repository root
-    from tests._oidc_server import HTTP_TIMEOUT, _drive_forms, _page_text, oidc_cache_root
+# tests/ is not a package: pytest puts tests/ itself on sys.path
+from _oidc_server import HTTP_TIMEOUT, _drive_forms, _page_text, oidc_cache_root
 
 if TYPE_CHECKING:
     from types import TracebackType

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -22,11 +23,15 @@ from requests_refreshauth import (
     RefreshAuth,
 )
 
+if TYPE_CHECKING:
+    from requests_refreshauth.stores import TokenStore
+
 
 def main() -> None:
     config = json.loads(sys.argv[1])
+    store: TokenStore
     if config.get("store") == "keyring":
-        from requests_refreshauth import KeyringTokenStore  # type: ignore[attr-defined]
+        from requests_refreshauth import KeyringTokenStore
 
         store = KeyringTokenStore(config["service"], config["records"])
     else:
@@ -47,6 +52,7 @@ def main() -> None:
         http.auth = RefreshAuth(store, provider)
     print("ready", flush=True)
     sys.stdin.readline()
+    result: dict[str, Any]
     try:
         response = http.get(config["url"], timeout=15)
         result = {"status": response.status_code}

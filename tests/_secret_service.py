@@ -25,8 +25,9 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Dict, Iterator, List, Optional
+from typing import IO, Optional, cast
 
 __all__ = ["SecretService", "start_secret_service", "unavailable_reason"]
 
@@ -78,9 +79,9 @@ class SecretService:
         self.root = root
         self.password = password
         self.address = ""
-        self.env: Dict[str, str] = {}
-        self._procs: List[subprocess.Popen[bytes]] = []
-        self._logs: List[IO[bytes]] = []
+        self.env: dict[str, str] = {}
+        self._procs: list[subprocess.Popen[bytes]] = []
+        self._logs: list[IO[bytes]] = []
 
     def __repr__(self) -> str:
         return f"SecretService({self.address or 'not started'})"
@@ -94,7 +95,7 @@ class SecretService:
 
     # ------------------------------------------------------------------ start
 
-    def _dirs(self) -> Dict[str, Path]:
+    def _dirs(self) -> dict[str, Path]:
         dirs = {
             "HOME": self.root / "home",
             "XDG_DATA_HOME": self.root / "data",
@@ -187,7 +188,8 @@ class SecretService:
                 if proc.poll() is not None:
                     self.stop()
                     raise SecretServiceError(
-                        f"{proc.args[0]} exited with {proc.returncode}; {self.log_tail()}"
+                        f"{cast('list[str]', proc.args)[0]} exited with {proc.returncode}; "
+                        f"{self.log_tail()}"
                     )
             try:
                 with contextlib.closing(open_dbus_connection(self.address)) as connection:

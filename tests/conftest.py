@@ -6,20 +6,17 @@ import os
 from typing import TYPE_CHECKING
 
 import pytest
+
+# the second real server, django-oauth-toolkit: fixtures `dot_server`, `dot`
+from _dot_server import dot, dot_server  # noqa: F401
+
+# tests/ is not a package: pytest puts tests/ itself on sys.path
+from _oidc_server import OidcServer, start_oidc_server
 from hypothesis import settings
 from localhttp import ServerFactory
 from support import make_provider, oidc_login, require_node
 
 from requests_refreshauth import Account, FileTokenStore, PkceProvider
-
-try:  # tests/ is not a package: pytest puts tests/ itself on sys.path
-    from _oidc_server import OidcServer, start_oidc_server
-except ImportError:  # pragma: no cover - imported from the repository root
-    from tests._oidc_server import OidcServer, start_oidc_server
-try:  # the second real server, django-oauth-toolkit: fixtures `dot_server`, `dot`
-    from _dot_server import dot, dot_server
-except ImportError:  # pragma: no cover - imported from the repository root
-    from tests._dot_server import dot, dot_server  # noqa: F401
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

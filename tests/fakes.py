@@ -8,6 +8,7 @@ import time
 from typing import Any, Callable, Optional
 
 from requests_refreshauth import Account, MemoryTokenStore, RefreshExpiredError, TokenBundle
+from requests_refreshauth.providers.base import BeforeAttempt
 
 _counter = itertools.count(1)
 
@@ -49,7 +50,7 @@ def stored(store: Any) -> TokenBundle:
     """The bundle of the store's default account (which must exist)."""
     snap = store.active()
     assert snap is not None
-    return snap.bundle  # type: ignore[no-any-return]
+    return snap.bundle
 
 
 class FakeProvider:
@@ -70,19 +71,24 @@ class FakeProvider:
         self.calls = 0
         self.reuse_detected = 0
         self.fail: Optional[BaseException] = None
-        self.on_renew: Optional[Callable[[TokenBundle], None]] = None
+        self.on_renew: Optional[Callable[[TokenBundle], object]] = None
         self._used: set[str] = set()
         self._lock = threading.Lock()
 
-    def renew(self, current: TokenBundle) -> TokenBundle:
+    def renew(
+        self, current: Optional[TokenBundle], *, before_attempt: Optional[BeforeAttempt] = None
+    ) -> TokenBundle:
+        if before_attempt is not None:  # one attempt, as long as renew_timeout at most
+            before_attempt(time.monotonic() + self.renew_timeout)
         with self._lock:
             self.calls += 1
             if self.on_renew is not None:
+                assert current is not None
                 self.on_renew(current)
             if self.fail is not None:
                 raise self.fail
             if self.uses_refresh_token:
-                assert current.refresh_token is not None
+                assert current is not None and current.refresh_token is not None
                 if current.refresh_token in self._used:
                     self.reuse_detected += 1
                     raise RefreshExpiredError("refresh token reused: grant revoked")

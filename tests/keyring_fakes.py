@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple
+from typing import Any, Callable, ClassVar, Optional
 
 from keyring.backend import KeyringBackend, KeyringBackendMeta
 from keyring.backends.chainer import ChainerBackend
@@ -64,12 +64,12 @@ def utf16_bytes(text: str) -> int:
 class MemoryKeyring(KeyringBackend, metaclass=_Unregistered):
     """A working keyring in memory: ``data[(service, slot)] = secret``."""
 
-    priority = 5  # type: ignore[assignment]
+    priority = 5
 
-    def __init__(self, data: Optional[Dict[Tuple[str, str], str]] = None) -> None:
+    def __init__(self, data: Optional[dict[tuple[str, str], str]] = None) -> None:
         super().__init__()
-        self.data: Dict[Tuple[str, str], str] = {} if data is None else data
-        self.calls: List[Tuple[str, str]] = []
+        self.data: dict[tuple[str, str], str] = {} if data is None else data
+        self.calls: list[tuple[str, str]] = []
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -106,7 +106,7 @@ class MemoryKeyring(KeyringBackend, metaclass=_Unregistered):
             del self.data[(service, username)]
 
     # --- inspection
-    def slots(self, service: str) -> List[str]:
+    def slots(self, service: str) -> list[str]:
         with self._lock:
             return sorted(slot for (svc, slot) in self.data if svc == service)
 
@@ -120,7 +120,7 @@ class MemoryKeyring(KeyringBackend, metaclass=_Unregistered):
         with self._lock:
             self.data[(service, slot)] = value
 
-    def ops(self, op: Optional[str] = None) -> List[Tuple[str, str]]:
+    def ops(self, op: Optional[str] = None) -> list[tuple[str, str]]:
         with self._lock:
             return [call for call in self.calls if op is None or call[0] == op]
 
@@ -136,9 +136,9 @@ class LowPriorityKeyring(MemoryKeyring):
     """
 
     priority = 0.5  # type: ignore[assignment]
-    instances: ClassVar[List[LowPriorityKeyring]] = []
+    instances: ClassVar[list[LowPriorityKeyring]] = []
 
-    def __init__(self, data: Optional[Dict[Tuple[str, str], str]] = None) -> None:
+    def __init__(self, data: Optional[dict[tuple[str, str], str]] = None) -> None:
         super().__init__(data)
         LowPriorityKeyring.instances.append(self)
 
@@ -146,7 +146,7 @@ class LowPriorityKeyring(MemoryKeyring):
 class NoKeyringBackend(MemoryKeyring):
     """Claims priority 1 but raises ``NoKeyringError`` on every operation."""
 
-    priority = 1  # type: ignore[assignment]
+    priority = 1
 
     def _before(self, op: str, service: str, slot: str, value: Optional[str]) -> None:
         raise NoKeyringError("no keyring is available (fake)")
@@ -163,7 +163,7 @@ class FaultyKeyring(MemoryKeyring):
         self,
         fail_when: Optional[Callable[[str, str, int], bool]] = None,
         error: Callable[[], BaseException] = lambda: KeyringError("backend exploded (fake)"),
-        data: Optional[Dict[Tuple[str, str], str]] = None,
+        data: Optional[dict[tuple[str, str], str]] = None,
         limit: Optional[int] = None,
     ) -> None:
         super().__init__(data)
@@ -202,7 +202,7 @@ class HangingKeyring(MemoryKeyring):
         self,
         hang_when: Callable[[str], bool] = lambda _op: True,
         max_hang: float = 5.0,
-        data: Optional[Dict[Tuple[str, str], str]] = None,
+        data: Optional[dict[tuple[str, str], str]] = None,
     ) -> None:
         super().__init__(data)
         self.hang_when = hang_when
@@ -288,12 +288,12 @@ class CountingKeyring(KeyringBackend, metaclass=_Unregistered):
     ``counts[(op, slot)]``; the wrapper's own priority is 5 whatever the inner one says.
     """
 
-    priority = 5  # type: ignore[assignment]
+    priority = 5
 
     def __init__(self, inner: Any) -> None:
         super().__init__()
         self.inner = inner
-        self.counts: Counter[Tuple[str, str]] = Counter()
+        self.counts: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -320,9 +320,9 @@ class CountingKeyring(KeyringBackend, metaclass=_Unregistered):
         with self._lock:
             return sum(n for (o, _slot), n in self.counts.items() if op is None or o == op)
 
-    def by_op(self) -> Dict[str, int]:
+    def by_op(self) -> dict[str, int]:
         with self._lock:
-            out: Dict[str, int] = {}
+            out: dict[str, int] = {}
             for (op, _slot), n in self.counts.items():
                 out[op] = out.get(op, 0) + n
             return out
@@ -336,12 +336,12 @@ class StaticChainer(ChainerBackend, metaclass=_Unregistered):
     """keyring's ChainerBackend over a fixed list of members (keyring builds one when
     several recommended backends are viable, e.g. WinVault plus keyrings.alt)."""
 
-    priority = 10  # type: ignore[assignment]
+    priority = 10
 
-    def __init__(self, members: List[KeyringBackend]) -> None:
+    def __init__(self, members: list[KeyringBackend]) -> None:
         super().__init__()
         self._members = list(members)
 
     @property
-    def backends(self) -> List[KeyringBackend]:  # type: ignore[override]
+    def backends(self) -> list[KeyringBackend]:
         return self._members

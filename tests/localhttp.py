@@ -37,9 +37,10 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Union
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
@@ -69,7 +70,7 @@ class Recorded:
 
     method: str
     path: str  # with the query string, as sent on the request line
-    headers: CaseInsensitiveDict  # type: ignore[type-arg]
+    headers: CaseInsensitiveDict
     body: bytes
     at: float  # time.monotonic() when the request was fully read
 
@@ -87,7 +88,7 @@ class Recorded:
         return token if scheme.lower() == "bearer" else None
 
     @property
-    def form(self) -> Dict[str, str]:
+    def form(self) -> dict[str, str]:
         """The body as a form (``application/x-www-form-urlencoded``)."""
         return dict(parse_qsl(self.body.decode("utf-8"), keep_blank_values=True))
 
@@ -138,7 +139,7 @@ Route = Union[Reply, Sequence[Reply], Handler]
 
 
 def _sequence(replies: Sequence[Reply]) -> Handler:
-    pending: Deque[Reply] = collections.deque(replies)
+    pending: collections.deque[Reply] = collections.deque(replies)
     lock = threading.Lock()
 
     def handler(_request: Recorded) -> Reply:
@@ -172,7 +173,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size_line = self.rfile.readline(65537)
                 size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
@@ -228,12 +229,12 @@ class LocalServer:
     """One origin: ``http://127.0.0.1:<port>``."""
 
     def __init__(self) -> None:
-        self._routes: Dict[str, Handler] = {}
-        self._requests: List[Recorded] = []
+        self._routes: dict[str, Handler] = {}
+        self._requests: list[Recorded] = []
         self._lock = threading.Lock()
-        self._sockets: List[socket.socket] = []
+        self._sockets: list[socket.socket] = []
         self._stopping = threading.Event()
-        self.errors: List[BaseException] = []
+        self.errors: list[BaseException] = []
         self._httpd = _Server(("127.0.0.1", 0), _RequestHandler)
         self._httpd.owner = self
         self.port: int = self._httpd.server_address[1]
@@ -292,7 +293,7 @@ class LocalServer:
     # ------------------------------------------------------------------ observation
 
     @property
-    def requests(self) -> List[Recorded]:
+    def requests(self) -> list[Recorded]:
         """Every request received so far, in arrival order (a copy).
 
         A request is recorded before its reply is sent (or its connection dropped or
@@ -302,11 +303,11 @@ class LocalServer:
         with self._lock:
             return list(self._requests)
 
-    def received(self, path: Optional[str] = None) -> List[Recorded]:
+    def received(self, path: Optional[str] = None) -> list[Recorded]:
         """Requests received, optionally only those for ``path`` (query ignored)."""
         return [r for r in self.requests if path is None or urlsplit(r.path).path == path]
 
-    def wait_for(self, count: int, timeout: float = 5.0) -> List[Recorded]:
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[Recorded]:
         """Wait until at least ``count`` requests were received; return them all."""
         deadline = time.monotonic() + timeout
         while len(self.requests) < count and time.monotonic() < deadline:
@@ -349,8 +350,8 @@ class ServerFactory:
     """Makes :class:`LocalServer` instances (and client sessions); closes them all on exit."""
 
     def __init__(self) -> None:
-        self._servers: List[LocalServer] = []
-        self._sessions: List[requests.Session] = []
+        self._servers: list[LocalServer] = []
+        self._sessions: list[requests.Session] = []
 
     def __call__(self) -> LocalServer:
         server = LocalServer()
@@ -378,7 +379,7 @@ class ServerFactory:
             server.close()
 
 
-_client_sessions: List[requests.Session] = []
+_client_sessions: list[requests.Session] = []
 
 
 def client_session() -> requests.Session:
@@ -455,8 +456,8 @@ class TokenEndpointScript:
         self.expires_in = expires_in
         self.rotate = rotate
         self.extra = dict(extra or {})
-        self.issued: List[Dict[str, Any]] = []
-        self._script: Deque[Reply] = collections.deque()
+        self.issued: list[dict[str, Any]] = []
+        self._script: collections.deque[Reply] = collections.deque()
         self._lock = threading.Lock()
 
     def then(self, *replies: Reply) -> TokenEndpointScript:
@@ -465,10 +466,10 @@ class TokenEndpointScript:
             self._script.extend(replies)
         return self
 
-    def token_response(self, **overrides: Any) -> Dict[str, Any]:
+    def token_response(self, **overrides: Any) -> dict[str, Any]:
         """A new token response body (recorded in ``issued``); ``None`` values are dropped."""
         n = next(_serial)
-        data: Dict[str, Any] = {
+        data: dict[str, Any] = {
             "access_token": f"srv-at-{n}-{time.monotonic_ns()}",
             "token_type": "Bearer",
         }

@@ -16,7 +16,7 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from localhttp import LocalServer, Recorded, Reply
@@ -39,7 +39,7 @@ __all__ = [
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def unsigned_jwt(claims: Dict[str, Any]) -> str:
+def unsigned_jwt(claims: dict[str, Any]) -> str:
     """A JWT-shaped token (alg ``none``): what an id_token or a JWT access token looks like."""
     return jwt(claims, header={"alg": "none", "typ": "JWT"}, signature="sig")
 
@@ -50,7 +50,7 @@ class Grant:
 
     user: str
     scope: str
-    params: Dict[str, str]
+    params: dict[str, str]
     alive: bool = True
     #: Google: this login was the user's first consent to the client.
     first_consent: bool = False
@@ -78,7 +78,7 @@ class Device:
 
     scope: str
     polls: int = 0
-    answers: List[str] = field(default_factory=list)
+    answers: list[str] = field(default_factory=list)
 
 
 class StandIn:
@@ -103,7 +103,7 @@ class StandIn:
     detect_reuse = False  # a used refresh token presented later revokes the grant
     client_secret: Optional[str] = None  # required at the token endpoint when set
     #: The device flow's answers to the polls before the approval (RFC 8628 §3.5).
-    device_answers = ("authorization_pending", "slow_down")
+    device_answers: tuple[str, ...] = ("authorization_pending", "slow_down")
     access_prefix = "at-"
     refresh_prefix = "rt-"
 
@@ -112,16 +112,16 @@ class StandIn:
         self.client_id = client_id
         self.user = "user-1"
         self.offset = 0.0  # seconds the stand-in's clock runs ahead
-        self.grants: List[Grant] = []
-        self.codes: Dict[str, tuple[Grant, Dict[str, str]]] = {}
-        self.refresh_tokens: Dict[str, RefreshToken] = {}
-        self.access_tokens: Dict[str, AccessToken] = {}
-        self.devices: Dict[str, Device] = {}
-        self.authorizations: List[Dict[str, str]] = []  # each /authorize query
-        self.statuses: List[int] = []  # each token-endpoint answer's HTTP status
+        self.grants: list[Grant] = []
+        self.codes: dict[str, tuple[Grant, dict[str, str]]] = {}
+        self.refresh_tokens: dict[str, RefreshToken] = {}
+        self.access_tokens: dict[str, AccessToken] = {}
+        self.devices: dict[str, Device] = {}
+        self.authorizations: list[dict[str, str]] = []  # each /authorize query
+        self.statuses: list[int] = []  # each token-endpoint answer's HTTP status
         #: How each token-endpoint request authenticated the client: "basic" (the secret
         #: in an HTTP Basic header), "post" (in the body) or "none" (no secret).
-        self.client_auths: List[str] = []
+        self.client_auths: list[str] = []
         routes = {
             self.authorize_path: self._authorize,
             self.token_path: self._answered,
@@ -163,7 +163,7 @@ class StandIn:
 
     # ------------------------------------------------------------------ provider hooks
 
-    def answer(self, request: Recorded, status: int, fields: Dict[str, Any]) -> Reply:
+    def answer(self, request: Recorded, status: int, fields: dict[str, Any]) -> Reply:
         """A token-endpoint answer (JSON, RFC 6749 §5.1)."""
         return Reply.json(fields, status=status, headers=_NO_STORE)
 
@@ -179,8 +179,8 @@ class StandIn:
 
     def token_fields(
         self, grant: Grant, access: str, refresh: Optional[str], grant_type: str
-    ) -> Dict[str, Any]:
-        fields: Dict[str, Any] = {"access_token": access, "token_type": "Bearer"}
+    ) -> dict[str, Any]:
+        fields: dict[str, Any] = {"access_token": access, "token_type": "Bearer"}
         if self.access_ttl is not None:
             fields["expires_in"] = self.access_ttl
         if refresh is not None:
@@ -253,7 +253,7 @@ class StandIn:
             return self._device_poll(request, form.get("device_code", ""))
         return self.answer(request, 400, {"error": "unsupported_grant_type"})
 
-    def _exchange(self, request: Recorded, form: Dict[str, str]) -> Reply:
+    def _exchange(self, request: Recorded, form: dict[str, str]) -> Reply:
         found = self.codes.pop(form.get("code", ""), None)
         if found is None:
             return self.answer(request, 400, {"error": "invalid_grant"})
@@ -399,7 +399,7 @@ class GitHubApp(StandIn):
     refresh_prefix = "ghr_"
     slow_down_interval = 10  # the 5 s interval plus GitHub's 5
 
-    def answer(self, request: Recorded, status: int, fields: Dict[str, Any]) -> Reply:
+    def answer(self, request: Recorded, status: int, fields: dict[str, Any]) -> Reply:
         if "application/json" in (request.headers.get("Accept") or ""):
             return Reply.json(fields, status=status)
         form = {key: str(value) for key, value in fields.items()}
@@ -428,15 +428,15 @@ class GitHubApp(StandIn):
         )
 
     def device_error(self, request: Recorded, error: str) -> Reply:
-        fields: Dict[str, Any] = {"error": error}
+        fields: dict[str, Any] = {"error": error}
         if error == "slow_down":
             fields["interval"] = self.slow_down_interval  # GitHub says the new minimum
         return self.answer(request, 200, fields)
 
     def token_fields(
         self, grant: Grant, access: str, refresh: Optional[str], grant_type: str
-    ) -> Dict[str, Any]:
-        fields: Dict[str, Any] = {"access_token": access, "expires_in": self.access_ttl}
+    ) -> dict[str, Any]:
+        fields: dict[str, Any] = {"access_token": access, "expires_in": self.access_ttl}
         if refresh is not None:
             fields["refresh_token"] = refresh
             fields["refresh_token_expires_in"] = self.refresh_ttl
@@ -464,7 +464,7 @@ class GitHubOAuthApp(GitHubApp):
 
     def token_fields(
         self, grant: Grant, access: str, refresh: Optional[str], grant_type: str
-    ) -> Dict[str, Any]:
+    ) -> dict[str, Any]:
         return {"access_token": access, "scope": grant.scope, "token_type": "bearer"}
 
 
@@ -541,7 +541,7 @@ class Entra(StandIn):
         for grant in self.grants:
             grant.needs_claims = ENTRA_CLAIMS
 
-    def _aadsts(self, error: str, code: int, text: str, **more: Any) -> Dict[str, Any]:
+    def _aadsts(self, error: str, code: int, text: str, **more: Any) -> dict[str, Any]:
         return {
             "error": error,
             "error_description": f"AADSTS{code}: {text}\r\nTrace ID: 0d1c-trace\r\n"
@@ -577,7 +577,7 @@ class Entra(StandIn):
 
     def token_fields(
         self, grant: Grant, access: str, refresh: Optional[str], grant_type: str
-    ) -> Dict[str, Any]:
+    ) -> dict[str, Any]:
         fields = super().token_fields(grant, access, refresh, grant_type)
         fields["ext_expires_in"] = self.access_ttl
         return fields
@@ -674,7 +674,7 @@ class Keycloak(StandIn):
 
     def token_fields(
         self, grant: Grant, access: str, refresh: Optional[str], grant_type: str
-    ) -> Dict[str, Any]:
+    ) -> dict[str, Any]:
         fields = super().token_fields(grant, access, refresh, grant_type)
         fields["refresh_expires_in"] = 0 if self._offline(grant) else self.refresh_ttl
         fields["not-before-policy"] = 0
@@ -717,8 +717,8 @@ class Salesforce(StandIn):
 
     def token_fields(
         self, grant: Grant, access: str, refresh: Optional[str], grant_type: str
-    ) -> Dict[str, Any]:
-        fields: Dict[str, Any] = {"access_token": access}
+    ) -> dict[str, Any]:
+        fields: dict[str, Any] = {"access_token": access}
         if refresh is not None:
             fields["refresh_token"] = refresh
         fields.update(
@@ -777,7 +777,7 @@ class Slack(StandIn):
     def access_prefix(self) -> str:  # type: ignore[override]
         return "xoxe.xoxb-1-" if self.kind == "bot" else "xoxe.xoxp-1-"
 
-    def answer(self, request: Recorded, status: int, fields: Dict[str, Any]) -> Reply:
+    def answer(self, request: Recorded, status: int, fields: dict[str, Any]) -> Reply:
         if "error" in fields:
             fields = {"ok": False, "error": fields["error"]}
         return Reply.json(fields, status=200)
@@ -787,8 +787,8 @@ class Slack(StandIn):
 
     def token_fields(
         self, grant: Grant, access: str, refresh: Optional[str], grant_type: str
-    ) -> Dict[str, Any]:
-        fields: Dict[str, Any] = {
+    ) -> dict[str, Any]:
+        fields: dict[str, Any] = {
             "ok": True,
             "app_id": "A0KRD7HC3",
             "access_token": access,

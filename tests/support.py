@@ -19,12 +19,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from requests_refreshauth import FileTokenStore, PkceProvider, TokenBundle
+# tests/ is not a package: pytest puts tests/ itself on sys.path
+from _oidc_server import node_available
 
-try:  # tests/ is not a package: pytest puts tests/ itself on sys.path
-    from _oidc_server import node_available
-except ImportError:  # pragma: no cover - imported from the repository root
-    from tests._oidc_server import node_available
+from requests_refreshauth import FileTokenStore, PkceProvider, Snapshot, TokenBundle, TokenStore
 
 if TYPE_CHECKING:
     from _oidc_server import OidcServer
@@ -75,7 +73,13 @@ def expire(store: FileTokenStore, account: str = "alice", *, by: float = 10.0) -
     """Make the stored access token look expired (the server would still accept it)."""
     snap = store.active(account)
     assert snap is not None
-    store.save(snap.account, snap.full_bundle().replace(expires_at=time.time() - by))
+    store.save(snap.account, full_bundle(store, snap).replace(expires_at=time.time() - by))
+
+
+def full_bundle(store: TokenStore, snapshot: Snapshot) -> TokenBundle:
+    """``snapshot``'s bundle with its refresh token, wherever the store keeps it (the
+    deprecated ``Snapshot.full_bundle()``, through the store's explicit read)."""
+    return snapshot.bundle.replace(refresh_token=store.read_refresh_token(snapshot))
 
 
 def fork_child(work: Callable[[], dict[str, Any]]) -> tuple[int, int]:
@@ -127,7 +131,7 @@ def child_report(pid: int, read_fd: int, timeout: float) -> dict[str, Any]:
             pytest.fail("the forked child did not finish in time (deadlock?)")
         time.sleep(0.01)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-    return json.loads(data or b"{}")  # type: ignore[no-any-return]
+    return json.loads(data or b"{}")
 
 
 def examples(thorough: int) -> int:

@@ -12,7 +12,8 @@ import logging
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Union
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 import pytest
 import requests
@@ -44,8 +45,8 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture
-def events() -> Iterator[List[AuthEvent]]:
-    seen: List[AuthEvent] = []
+def events() -> Iterator[list[AuthEvent]]:
+    seen: list[AuthEvent] = []
     remove = add_listener(seen.append)
     try:
         yield seen
@@ -313,10 +314,10 @@ def test_401_after_a_peer_refreshed_resends_with_the_stored_token(
 # --------------------------------------------------------------------------- concurrency
 
 
-def _run_threads(count: int, work: Callable[[], int]) -> tuple[List[int], List[BaseException]]:
+def _run_threads(count: int, work: Callable[[], int]) -> tuple[list[int], list[BaseException]]:
     barrier = threading.Barrier(count)
-    statuses: List[int] = []
-    errors: List[BaseException] = []
+    statuses: list[int] = []
+    errors: list[BaseException] = []
     lock = threading.Lock()
 
     def worker() -> None:
@@ -378,7 +379,7 @@ def test_sixteen_threads_rejected_at_once_refresh_once(servers: ServerFactory) -
 
 
 def test_refresh_error_in_the_401_path_raises_the_typed_error(
-    servers: ServerFactory, events: List[AuthEvent]
+    servers: ServerFactory, events: list[AuthEvent]
 ) -> None:
     store = logged_in()
     server, gate = protected(servers, store)
@@ -413,7 +414,7 @@ def test_refresh_errors_before_sending_are_request_exceptions(servers: ServerFac
 
 
 def test_events_report_refreshed_and_login_required(
-    servers: ServerFactory, events: List[AuthEvent]
+    servers: ServerFactory, events: list[AuthEvent]
 ) -> None:
     store = logged_in(-10)
     server, _ = protected(servers, store)
@@ -438,7 +439,7 @@ def test_a_raising_listener_does_not_break_the_request(
     store = logged_in(-10)
     server, _ = protected(servers, store)
     provider = FakeProvider()
-    calls: List[str] = []
+    calls: list[str] = []
 
     def broken(event: AuthEvent) -> None:
         calls.append(event.kind)
@@ -470,7 +471,7 @@ def test_forked_child_refreshes_once_the_parent_releases_the_lock(
     store.save(ACCOUNT, bundle(300), make_default=True)
     server, _ = protected(servers, store)
     provider = FakeProvider(lifetime=3600, renew_timeout=1.0)  # lock wait bound: 11 s
-    renewed_at: List[float] = []
+    renewed_at: list[float] = []
     provider.on_renew = lambda _bundle: renewed_at.append(time.time())
     clock = Clock()
     auth = RefreshAuth(store, provider, clock=clock)
@@ -480,7 +481,7 @@ def test_forked_child_refreshes_once_the_parent_releases_the_lock(
     clock.offset = 280  # the cached token is inside the skew window: the next use renews
 
     held, release = threading.Event(), threading.Event()
-    released_at: List[float] = []
+    released_at: list[float] = []
 
     def holder() -> None:  # a parent thread holds the refresh lock across the fork
         lock = store.refresh_lock(ACCOUNT)

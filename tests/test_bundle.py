@@ -129,9 +129,9 @@ def test_account_label_optional() -> None:
 def test_frozen() -> None:
     bundle = TokenBundle("at-abc")
     with pytest.raises(AttributeError):
-        bundle.access_token = "at-other"  # type: ignore[misc]
+        bundle.access_token = "at-other"
     with pytest.raises(AttributeError):
-        Account("a").id = "b"  # type: ignore[misc]
+        Account("a").id = "b"
 
 
 def test_replace_validates_and_copies() -> None:

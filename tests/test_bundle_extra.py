@@ -22,8 +22,9 @@ import secrets
 import string
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -69,9 +70,9 @@ INTERPRETED = (
 )
 
 
-def salesforce_login(**changes: Any) -> Dict[str, Any]:
+def salesforce_login(**changes: Any) -> dict[str, Any]:
     """Salesforce's documented web-server-flow token response (no ``expires_in``)."""
-    body: Dict[str, Any] = {
+    body: dict[str, Any] = {
         "access_token": "00Dx0000000BV7z!AR8AQAxo9UfVkh8AlV0Gomt9Czx9LjHnSSpwBMmb",
         "refresh_token": "5Aep861TSESvWeug_xvFHRBTTbf_YrTWgEyjBJ",
         "signature": "0CmxinZir53Yex7nE0TD+zMpvIWYGb/bdJh6XfOH6EQ=",
@@ -114,7 +115,7 @@ def test_extra_is_an_empty_read_only_mapping_by_default() -> None:
 
 
 def test_extra_is_read_only_and_detached_from_the_callers_dict() -> None:
-    given_fields: Dict[str, Any] = {"instance_url": INSTANCE}
+    given_fields: dict[str, Any] = {"instance_url": INSTANCE}
     bundle = TokenBundle("at-1", extra=given_fields)
     given_fields["instance_url"] = "https://evil.example"
     assert bundle.extra["instance_url"] == INSTANCE
@@ -508,7 +509,7 @@ def test_records_without_extra_load_with_an_empty_mapping(reopen: Reopen) -> Non
     assert snap is not None and dict(snap.bundle.extra) == {}
 
 
-BAD_EXTRA: List[Any] = [
+BAD_EXTRA: list[Any] = [
     ["instance_url"],
     "https://na1.my.salesforce.com",
     {"instance_url": None},
@@ -581,7 +582,7 @@ FAST = RetryPolicy(attempts=1, max_wait=1.0, backoff=0.01)
 
 
 @pytest.fixture
-def idp(servers: ServerFactory) -> Tuple[LocalServer, TokenEndpointScript]:
+def idp(servers: ServerFactory) -> tuple[LocalServer, TokenEndpointScript]:
     server = servers()
     script = TokenEndpointScript(rotate=False, extra={"signature": "c2lnbmF0dXJl"})
     server.route("/token", script)
@@ -599,7 +600,7 @@ def provider_for(server: LocalServer) -> PkceProvider:
 
 
 def test_a_refresh_through_the_engine_keeps_instance_url_in_the_store(
-    reopen: Reopen, idp: Tuple[LocalServer, TokenEndpointScript], monkeypatch: pytest.MonkeyPatch
+    reopen: Reopen, idp: tuple[LocalServer, TokenEndpointScript], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
@@ -691,10 +692,10 @@ _values = st.one_of(
 )
 
 
-def secret_planted_response(fields: Dict[str, Any], marker: int) -> Tuple[str, List[str]]:
+def secret_planted_response(fields: dict[str, Any], marker: int) -> tuple[str, list[str]]:
     """A token response of ``fields``; every secret-named one carries a findable value."""
     body = {key: value for key, value in fields.items() if key not in INTERPRETED}
-    planted: List[str] = []
+    planted: list[str] = []
     for key in list(body):
         if SECRET_NAME.search(key):
             body[key] = f"planted-secret-{marker}-{len(planted)}"
@@ -703,7 +704,7 @@ def secret_planted_response(fields: Dict[str, Any], marker: int) -> Tuple[str, L
     return json.dumps(body), planted
 
 
-def check_records_text(text: str, planted: List[str]) -> None:
+def check_records_text(text: str, planted: list[str]) -> None:
     doc = json.loads(text)
     for record in doc["accounts"].values():
         stored = (record.get("bundle") or record.get("meta") or {}).get("extra", {})
@@ -718,7 +719,7 @@ _responses = st.dictionaries(field_names(), _values, max_size=12)
 @settings(max_examples=examples(200), deadline=None)
 @given(fields=_responses, marker=st.integers(0, 10**9))
 def test_no_secret_named_field_ever_reaches_extra_or_a_record(
-    fields: Dict[str, Any], marker: int
+    fields: dict[str, Any], marker: int
 ) -> None:
     text, planted = secret_planted_response(fields, marker)
     bundle = interpret(text)
@@ -749,7 +750,7 @@ def test_no_secret_named_field_ever_reaches_extra_or_a_record(
 )
 @given(fields=_responses, marker=st.integers(0, 10**9))
 def test_no_secret_named_field_ever_reaches_a_records_file(
-    tmp_path: Path, fields: Dict[str, Any], marker: int
+    tmp_path: Path, fields: dict[str, Any], marker: int
 ) -> None:
     text, planted = secret_planted_response(fields, marker)
     bundle = interpret(text)

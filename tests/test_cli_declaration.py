@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import ast
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Optional
 
 import click
 import pytest
@@ -17,7 +17,7 @@ from click.testing import CliRunner
 import requests_refreshauth
 from requests_refreshauth.cli import AuthCommands, add_auth_commands, click_auth_group
 
-Tree = Dict[str, Any]
+Tree = dict[str, Any]
 
 
 def never() -> Any:
@@ -79,18 +79,18 @@ def click_tree(command: Any) -> Tree:
     return tree
 
 
-def argparse_auth(**kwargs: Any) -> Tuple[argparse.ArgumentParser, Tree]:
+def argparse_auth(**kwargs: Any) -> tuple[argparse.ArgumentParser, Tree]:
     parser = argparse.ArgumentParser(prog="mycli")
     add_auth_commands(parser.add_subparsers(required=True), store=never, provider=never, **kwargs)
     return parser, argparse_tree(parser)["verbs"]["auth"]
 
 
-def click_auth() -> Tuple[Any, Tree]:
+def click_auth() -> tuple[Any, Tree]:
     group = click_auth_group(store=never, provider=never)
     return group, click_tree(group)
 
 
-def leaves(tree: Tree, path: Tuple[str, ...] = ()) -> List[Tuple[str, ...]]:
+def leaves(tree: Tree, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found = [path] if not tree["verbs"] else []
     for name, sub in tree["verbs"].items():
         found += leaves(sub, (*path, name))
@@ -136,8 +136,8 @@ def test_both_front_ends_are_the_table() -> None:
     assert module["options"][-1] == expected["options"][-1]  # --user before the verb
 
 
-def _recorders(monkeypatch: pytest.MonkeyPatch) -> List[Tuple[str, Dict[str, Any]]]:
-    seen: List[Tuple[str, Dict[str, Any]]] = []
+def _recorders(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
+    seen: list[tuple[str, dict[str, Any]]] = []
 
     def recorder(name: str) -> Any:
         def verb(self: AuthCommands, **kwargs: Any) -> int:

@@ -9,7 +9,7 @@ import re
 import socket
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 import test_cli
@@ -178,7 +178,7 @@ def test_the_wait_is_reminded_of_each_minute_and_in_the_last_30_seconds() -> Non
 
 
 def test_device_sign_in_is_only_suggested_where_the_provider_offers_it() -> None:
-    def run(**endpoints: str) -> str:
+    def run(**endpoints: Any) -> str:
         provider = PkceProvider(
             "cli",
             authorization_endpoint="http://127.0.0.1:9/auth",
@@ -213,9 +213,10 @@ def test_transport_reasons_are_words() -> None:
 
     def wrapped(cause: BaseException) -> requests.exceptions.ConnectionError:
         try:
-            raise NewConnectionError(None, "Failed to establish a new connection: x") from cause
+            # Deliberately no real connection or pool (None): only the text and cause matter.
+            raise NewConnectionError(None, "Failed to establish a new connection: x") from cause  # type: ignore[arg-type]
         except NewConnectionError as new:
-            return requests.exceptions.ConnectionError(MaxRetryError(None, "/token?x=1", new))
+            return requests.exceptions.ConnectionError(MaxRetryError(None, "/token?x=1", new))  # type: ignore[arg-type]
 
     refused = ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
     assert transport_reason(wrapped(refused)) == "connection refused"

@@ -8,7 +8,7 @@ The verbs are replaced by recorders: nothing here builds a store or a provider.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Optional
 
 import pytest
 
@@ -16,7 +16,7 @@ from requests_refreshauth import MemoryTokenStore
 from requests_refreshauth._cli_verbs import AuthCommands
 from requests_refreshauth.cli import add_auth_commands, click_auth_group
 
-Calls = List[Tuple[str, Dict[str, Any]]]
+Calls = list[tuple[str, dict[str, Any]]]
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def never() -> Any:
     raise AssertionError("parsing must not build the store or the provider")
 
 
-def run_argparse(argv: List[str]) -> int:
+def run_argparse(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="mycli")
     add_auth_commands(parser.add_subparsers(required=True), store=never, provider=never)
     args = parser.parse_args(argv)
@@ -47,7 +47,7 @@ def run_argparse(argv: List[str]) -> int:
     return status
 
 
-def run_click(argv: List[str]) -> Tuple[int, str]:
+def run_click(argv: list[str]) -> tuple[int, str]:
     import click
     from click.testing import CliRunner
 
@@ -60,7 +60,7 @@ def run_click(argv: List[str]) -> Tuple[int, str]:
     return result.exit_code, result.output
 
 
-def only(calls: Calls) -> Tuple[str, Dict[str, Any]]:
+def only(calls: Calls) -> tuple[str, dict[str, Any]]:
     assert len(calls) == 1, calls
     return calls[0]
 
@@ -76,7 +76,7 @@ def only(calls: Calls) -> Tuple[str, Dict[str, Any]]:
         (["auth", "--user", "bob", "logout"], "bob"),
     ],
 )
-def test_user_before_or_after_the_verb(argv: List[str], user: Optional[str], calls: Calls) -> None:
+def test_user_before_or_after_the_verb(argv: list[str], user: Optional[str], calls: Calls) -> None:
     assert run_argparse(argv) == 0
     assert only(calls)[1]["user"] == user
     calls.clear()
@@ -87,7 +87,7 @@ def test_user_before_or_after_the_verb(argv: List[str], user: Optional[str], cal
 
 @pytest.mark.parametrize("verb", [["login"], ["accounts", "list"]])
 def test_user_before_a_verb_that_takes_none_is_a_usage_error(
-    verb: List[str], calls: Calls, capsys: pytest.CaptureFixture[str]
+    verb: list[str], calls: Calls, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exited:
         run_argparse(["auth", "--user", "bob", *verb])
@@ -127,7 +127,7 @@ def test_login_port_and_timeout(calls: Calls) -> None:
     ],
 )
 def test_bad_login_values_are_usage_errors(
-    option: List[str], calls: Calls, capsys: pytest.CaptureFixture[str]
+    option: list[str], calls: Calls, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exited:
         run_argparse(["auth", "login", *option])

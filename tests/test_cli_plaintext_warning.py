@@ -13,7 +13,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Set
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from test_cli import EXAMPLES, Cli, base_env
@@ -37,12 +37,12 @@ def plaintext_cli(tmp_path: Path, oidc: OidcServer) -> Cli:
     return Cli([sys.executable, str(EXAMPLES / "argparse_cli.py")], ["auth"], env, records)
 
 
-def records_of(cli: Cli) -> Dict[str, Any]:
-    doc: Dict[str, Any] = json.loads(cli.records_path.read_text(encoding="utf-8"))
+def records_of(cli: Cli) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(cli.records_path.read_text(encoding="utf-8"))
     return doc
 
 
-def tokens_in(cli: Cli) -> Set[str]:
+def tokens_in(cli: Cli) -> set[str]:
     return {
         value
         for record in records_of(cli)["accounts"].values()
@@ -135,11 +135,11 @@ def test_library_logs_the_plaintext_fallback_once_per_store(
     with caplog.at_level(logging.DEBUG, logger="requests_refreshauth"):
         store.save(Account("alice"), bundle(1))  # the login: WARNING
         store.save(Account("alice"), bundle(2))  # a refresh: DEBUG
-        store.save(Account("bob"), bundle(3))  # once per store
+        bob = store.save(Account("bob"), bundle(3))  # once per store
         again = KeyringTokenStore("app", tmp_path / "t.json", backend=NoKeyringBackend())
         again.save(Account("alice"), bundle(4))  # a refresh in a new process: DEBUG
     levels = [r.levelno for r in caplog.records if "plaintext" in r.getMessage()]
     assert levels == [logging.WARNING, logging.DEBUG, logging.DEBUG, logging.DEBUG]
-    assert store.last_write is not None and store.last_write.warning  # the user is told
+    assert bob.write_report is not None and bob.write_report.warning  # the user is told
     package = logging.getLogger("requests_refreshauth")
     assert any(isinstance(h, logging.NullHandler) for h in package.handlers)

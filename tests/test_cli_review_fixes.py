@@ -12,8 +12,9 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, List
+from typing import Any
 
 import pytest
 from keyring_fakes import MemoryKeyring
@@ -52,7 +53,7 @@ def test_a_browser_that_keeps_running_does_not_hold_up_the_login(
         "time.sleep(20)\n"
     )
     monkeypatch.setenv("BROWSER", python_browser(code))
-    said: List[str] = []
+    said: list[str] = []
     started = time.monotonic()
     snapshot = login(
         FileTokenStore(tmp_path / "t.json"), server.provider(), timeout=5, say=said.append
@@ -67,7 +68,7 @@ def test_a_browser_that_never_answers_does_not_defeat_the_timeout(
     server: LocalAuthServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("BROWSER", python_browser("import time; time.sleep(20)"))
-    said: List[str] = []
+    said: list[str] = []
     started = time.monotonic()
     with pytest.raises(CallbackTimeoutError):
         login(FileTokenStore(tmp_path / "t.json"), server.provider(), timeout=2, say=said.append)
@@ -87,7 +88,7 @@ def test_the_store_file_hint_keeps_the_keyring_stores_records(
     monkeypatch.setattr(sys, "platform", "linux")  # user_dir's XDG branch
     base = ["--issuer", server.issuer, "--client-id", "mycli"]
 
-    def store_for(argv: List[str]) -> Any:
+    def store_for(argv: list[str]) -> Any:
         parser, commands = module.build_parser()
         commands.args = parser.parse_args(argv)
         return commands, commands._records(commands.args)
@@ -102,7 +103,7 @@ def test_the_store_file_hint_keeps_the_keyring_stores_records(
 
     # The hint a locked keyring's message prints, run as printed.
     monkeypatch.setattr(module.AuthCommands, "run", lambda self, verb, **kw: 0)
-    hint_holder: List[str] = []
+    hint_holder: list[str] = []
     real_build = module.build_parser
 
     def spy() -> Any:
@@ -121,12 +122,14 @@ def test_the_store_file_hint_keeps_the_keyring_stores_records(
     file_store = FileTokenStore(file_records)
     login(file_store, server.provider(), open_browser=server.approver("alice"), say=lambda _: None)
 
-    assert file_store.active("alice").bundle.access_token
+    alice = file_store.active("alice")
+    assert alice is not None and alice.bundle.access_token
     again = KeyringTokenStore(
         f"requests-refreshauth:{server.issuer}", keyring_records, backend=backend
     )
     for user in ("alice", "bob"):
-        assert again.active(user).bundle.access_token
+        snapshot = again.active(user)
+        assert snapshot is not None and snapshot.bundle.access_token
 
     # --records still names either store's file, and the hint then keeps them apart too.
     mine = tmp_path / "mine.json"
@@ -165,7 +168,7 @@ def nothing(*_: Any) -> Any:
 
 @pytest.mark.parametrize("verb", NO_USER_VERBS)
 def test_user_before_a_verb_without_user_is_a_usage_error_argparse(
-    verb: List[str], capsys: pytest.CaptureFixture[str]
+    verb: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     parser = argparse_cli(nothing, nothing)
     args = parser.parse_args(["auth", "--user", "bob", *verb])
@@ -176,7 +179,7 @@ def test_user_before_a_verb_without_user_is_a_usage_error_argparse(
 
 
 @pytest.mark.parametrize("verb", NO_USER_VERBS)
-def test_user_before_a_verb_without_user_is_a_usage_error_click(verb: List[str]) -> None:
+def test_user_before_a_verb_without_user_is_a_usage_error_click(verb: list[str]) -> None:
     from click.testing import CliRunner
 
     from requests_refreshauth.cli import click_auth_group
@@ -189,7 +192,7 @@ def test_user_before_a_verb_without_user_is_a_usage_error_click(verb: List[str])
 
 @pytest.mark.parametrize("verb", [*NO_USER_VERBS, ["demo"]])
 def test_user_before_a_verb_without_user_is_a_usage_error_module(
-    verb: List[str], capsys: pytest.CaptureFixture[str]
+    verb: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     from requests_refreshauth.__main__ import main
 
@@ -317,7 +320,7 @@ def test_a_long_wait_is_reminded_of_a_few_times(timeout: float) -> None:
     from requests_refreshauth._waiting import wait_for
 
     now = [0.0]
-    said: List[str] = []
+    said: list[str] = []
 
     def wait(seconds: float) -> None:  # nothing arrives; time passes
         now[0] += seconds

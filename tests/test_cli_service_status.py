@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import time
-from typing import Any, List
+from typing import Any
 
 from requests_refreshauth import MemoryTokenStore
 from requests_refreshauth.bundle import Account, TokenBundle
@@ -32,7 +32,7 @@ def _status(store: MemoryTokenStore, provider: Any) -> str:
 
 
 def test_status_of_a_service_given_as_a_factory_does_not_say_log_in() -> None:
-    built: List[ClientCredentialsProvider] = []
+    built: list[ClientCredentialsProvider] = []
 
     def factory() -> ClientCredentialsProvider:
         built.append(ClientCredentialsProvider("svc", TOKEN_URL, client_secret="s3cret-Qx"))

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from types import SimpleNamespace
-from typing import Any, Iterator, List, Tuple
+from typing import Any
 
 import pytest
 from localhttp import Reply, ServerFactory, client_session
@@ -23,7 +24,7 @@ TOKEN = "gho_abcdefgh1234"
 
 
 class _Endpoint:
-    def __init__(self, replies: List[Tuple[int, Any]]) -> None:
+    def __init__(self, replies: list[tuple[int, Any]]) -> None:
         self.replies = list(replies)
 
     def send(self, body: str) -> Any:
@@ -32,7 +33,7 @@ class _Endpoint:
         return SimpleNamespace(text=text, status_code=status, headers={})
 
 
-def _provider(replies: List[Tuple[int, Any]]) -> Any:
+def _provider(replies: list[tuple[int, Any]]) -> Any:
     return SimpleNamespace(
         client_id="cid",
         scopes=None,
@@ -48,7 +49,7 @@ def _authorization() -> DeviceAuthorization:
 
 @pytest.mark.parametrize("interval", ["1" + "0" * 400, "1e400", "NaN", "-Infinity", '"x"'])
 def test_slow_down_with_an_absurd_interval_is_not_a_crash(interval: str) -> None:
-    waits: List[float] = []
+    waits: list[float] = []
     body = '{"error": "slow_down", "interval": ' + interval + "}"
     provider = _provider([(200, body), (200, {"access_token": TOKEN, "token_type": "bearer"})])
     bundle = poll_device_token(provider, _authorization(), sleep=waits.append, clock=lambda: 0.0)

@@ -5,7 +5,8 @@ service to log in (it cannot: it authenticates as itself)."""
 from __future__ import annotations
 
 import io
-from typing import Any, Dict, Iterator, List, Optional
+from collections.abc import Iterator
+from typing import Any, Optional
 
 import pytest
 from localhttp import LocalServer, Reply, ServerFactory, client_session
@@ -17,6 +18,7 @@ from requests_refreshauth.errors import AuthError, RefreshRejectedError
 from requests_refreshauth.events import AuthEvent, add_listener
 from requests_refreshauth.providers.client_credentials import ClientCredentialsProvider
 from requests_refreshauth.refresh import refresh_access_token
+from requests_refreshauth.refresh_lock import Fence
 from requests_refreshauth.testing import LocalAuthServer
 
 #: The documented contract (README "errors and exit codes", ``__main__``), as it was
@@ -125,8 +127,8 @@ def servers() -> Iterator[ServerFactory]:
 
 
 @pytest.fixture
-def events() -> Iterator[List[AuthEvent]]:
-    seen: List[AuthEvent] = []
+def events() -> Iterator[list[AuthEvent]]:
+    seen: list[AuthEvent] = []
     remove = add_listener(seen.append)
     yield seen
     remove()
@@ -144,7 +146,7 @@ def _service(token_endpoint: str, secret: str = "s3rvice-secret", **kw: Any) -> 
     )
 
 
-def _refusing(servers: ServerFactory, body: Dict[str, Any], status: int = 400) -> LocalServer:
+def _refusing(servers: ServerFactory, body: dict[str, Any], status: int = 400) -> LocalServer:
     server = servers()
     server.route("/token", Reply.json(body, status=status))
     return server
@@ -168,7 +170,7 @@ def _expired(store: MemoryTokenStore) -> None:
     "error", ["invalid_grant", "interaction_required", "consent_required", "login_required"]
 )
 def test_client_credentials_refusal_is_a_configuration_problem(
-    servers: ServerFactory, events: List[AuthEvent], first: bool, error: str
+    servers: ServerFactory, events: list[AuthEvent], first: bool, error: str
 ) -> None:
     server = _refusing(servers, {"error": error, "error_description": "nope"})
     store = MemoryTokenStore()
@@ -182,7 +184,7 @@ def test_client_credentials_refusal_is_a_configuration_problem(
 
 
 def test_client_credentials_wrong_secret_against_the_local_auth_server(
-    events: List[AuthEvent],
+    events: list[AuthEvent],
 ) -> None:
     with LocalAuthServer() as server:
         provider = ClientCredentialsProvider(
@@ -262,6 +264,7 @@ class _FullStore(MemoryTokenStore):
         make_default: Optional[bool] = None,
         *,
         expected_revision: Optional[int] = None,
+        fence: Optional[Fence] = None,
     ) -> Snapshot:
         if expected_revision is not None:
             raise errors.StoreWriteError("No space left on device.")
@@ -269,7 +272,7 @@ class _FullStore(MemoryTokenStore):
 
 
 def test_a_service_whose_save_fails_is_not_told_about_refresh_tokens(
-    events: List[AuthEvent],
+    events: list[AuthEvent],
 ) -> None:
     with LocalAuthServer() as server:
         store = _FullStore()

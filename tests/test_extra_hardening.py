@@ -11,8 +11,9 @@ import json
 import logging
 import time
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Dict, Iterator
+from typing import Any
 
 import pytest
 from keyring_fakes import MemoryKeyring
@@ -30,6 +31,7 @@ from requests_refreshauth import (
 )
 from requests_refreshauth import _rescue_file as rescue_file
 from requests_refreshauth.stores._keyring_records import meta_of
+from requests_refreshauth.stores.keyring import CredentialStorePolicy
 from requests_refreshauth.token_response import interpret_token_response
 
 NOW = 1_750_000_000.0
@@ -47,7 +49,7 @@ def servers() -> Iterator[ServerFactory]:
         yield factory
 
 
-def interpret(body: Dict[str, Any], **kwargs: Any) -> TokenBundle:
+def interpret(body: dict[str, Any], **kwargs: Any) -> TokenBundle:
     kwargs.setdefault("now", NOW)
     return interpret_token_response(200, json.dumps(body), **kwargs)
 
@@ -140,7 +142,7 @@ def test_a_malformed_extra_on_disk_costs_only_that_field(
     def open_store() -> Any:
         if kind == "file":
             return FileTokenStore(path)
-        policy = "system" if kind == "keyring" else "plaintext"
+        policy: CredentialStorePolicy = "system" if kind == "keyring" else "plaintext"
         return KeyringTokenStore("svc", path, backend=backend, credential_store=policy)
 
     open_store().save(Account("alice"), TokenBundle("at-12345678", "rt-12345678"), True)
@@ -296,7 +298,7 @@ def test_a_bundle_never_carries_its_own_tokens_in_extra() -> None:
 
 
 def test_extra_is_capped_in_total_size_keeping_the_first_fields() -> None:
-    body: Dict[str, Any] = {"access_token": "at-12345678", "refresh_token": "rt-rotated-1234"}
+    body: dict[str, Any] = {"access_token": "at-12345678", "refresh_token": "rt-rotated-1234"}
     body.update({f"f{i:02d}": "\u00e9" * 2048 for i in range(32)})
     bundle = interpret(body)
     size = len(json.dumps(dict(bundle.extra), ensure_ascii=True))
@@ -307,7 +309,7 @@ def test_extra_is_capped_in_total_size_keeping_the_first_fields() -> None:
 
 
 def test_a_rescue_of_a_bundle_with_legal_extra_fields_reads_back(tmp_path: Path) -> None:
-    body: Dict[str, Any] = {"access_token": "at-12345678", "refresh_token": "rt-rotated-1234"}
+    body: dict[str, Any] = {"access_token": "at-12345678", "refresh_token": "rt-rotated-1234"}
     body.update({f"f{i}": "\u00e9" * 2048 for i in range(32)})  # 131 KB: under MAX_BODY
     bundle = interpret_token_response(200, json.dumps(body, ensure_ascii=False), now=time.time())
     records, path = str(tmp_path / "tokens.json"), str(tmp_path / "rescue.json")

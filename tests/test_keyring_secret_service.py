@@ -19,8 +19,9 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import keyring
 import keyring.backend
@@ -75,7 +76,8 @@ def _forget_detected_backends() -> None:
         elif hasattr(detect, "cache_clear"):
             detect.cache_clear()
         else:  # keyring 23's util.once keeps it on the wrapped function
-            del detect.__wrapped__.always_returns
+            old_style: Any = detect  # the attribute exists only in keyring 23
+            del old_style.__wrapped__.always_returns
 
 
 @pytest.fixture(scope="session")
@@ -131,7 +133,7 @@ def holds(store: KeyringTokenStore, ref: Optional[str], bundle: TokenBundle) -> 
     )
 
 
-def items_of(service: str) -> Dict[str, bytes]:
+def items_of(service: str) -> dict[str, bytes]:
     """Every Secret Service item keyring made for ``service``: username → secret."""
     import secretstorage
 
@@ -172,8 +174,8 @@ def test_round_trip(secret_service: SecretService, tmp_path: Path) -> None:
     service, records = unique_service(), records_in(tmp_path)
     store = KeyringTokenStore(service, records, credential_store="system")
     bundle = make_bundle("alice")
-    store.save(Account("alice", "Alice"), bundle, make_default=True)
-    assert store.last_write == WriteReport(Account("alice", "Alice"), "keyring", None)
+    snap = store.save(Account("alice", "Alice"), bundle, make_default=True)
+    assert snap.write_report == WriteReport(Account("alice", "Alice"), "keyring", None)
 
     assert same(keyring.get_password(service, "alice"), bundle.access_token)
     assert same(keyring.get_password(service, "alice/refresh"), bundle.refresh_token)
@@ -370,15 +372,15 @@ print("ready", flush=True)
 sys.stdin.readline()
 bundle = TokenBundle(config["access"], config["refresh"], expires_at=config["expires_at"])
 try:
-    store.save(Account(config["account"]), bundle)
-    result = {"location": store.last_write.location}
+    snap = store.save(Account(config["account"]), bundle)
+    result = {"location": snap.write_report.location}
 except Exception as exc:
     result = {"error": type(exc).__name__, "code": getattr(exc, "code", None)}
 print(json.dumps(result), flush=True)
 """
 
 
-def _run_savers(configs: List[Dict[str, Any]], timeout: float = 60.0) -> List[Dict[str, Any]]:
+def _run_savers(configs: list[dict[str, Any]], timeout: float = 60.0) -> list[dict[str, Any]]:
     """One process per config, all released at once."""
     commands = [[sys.executable, "-c", _SAVER, json.dumps(config)] for config in configs]
     return release_together(commands, timeout=timeout)

@@ -14,7 +14,7 @@ import json
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Dict
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -100,7 +100,7 @@ def authorize_url(server: LocalAuthServer, **params: str) -> str:
     return server.authorization_endpoint + "?" + urlencode(query)
 
 
-def redirect_params(response: requests.Response) -> Dict[str, str]:
+def redirect_params(response: requests.Response) -> dict[str, str]:
     assert response.status_code == 302
     location = response.headers["Location"]
     assert location.startswith(REDIRECT)
@@ -234,7 +234,7 @@ def test_the_librarys_discovery_and_loopback_login_work_against_it(
     ids=["missing", "plain", "implicit-plain"],
 )
 def test_pkce_s256_is_required(
-    server: LocalAuthServer, http: requests.Session, pkce: Dict[str, str]
+    server: LocalAuthServer, http: requests.Session, pkce: dict[str, str]
 ) -> None:
     response = http.get(authorize_url(server, state="s1", **pkce), allow_redirects=False)
     params = redirect_params(response)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -19,11 +19,11 @@ from requests_refreshauth.testing import LocalAuthServer
 CHALLENGE = '{"access_token":{"acrs":{"essential":true,"value":"c1"}}}'
 
 
-def query_of(url: str) -> Dict[str, List[str]]:
+def query_of(url: str) -> dict[str, list[str]]:
     return parse_qs(urlsplit(url).query)
 
 
-def spying(server: LocalAuthServer, seen: List[str]) -> Callable[[str], bool]:
+def spying(server: LocalAuthServer, seen: list[str]) -> Callable[[str], bool]:
     """The headless approver, remembering each URL it was asked to open."""
     approver = server.approver("alice")
 
@@ -45,7 +45,7 @@ def test_the_claims_challenge_of_a_refresh_error_goes_back_as_sent(
         None,
         {"suberror": "basic_action", "claims": CHALLENGE},
     )
-    seen: List[str] = []
+    seen: list[str] = []
     store = MemoryTokenStore()
     snapshot = login(
         store,
@@ -59,7 +59,7 @@ def test_the_claims_challenge_of_a_refresh_error_goes_back_as_sent(
 
 
 def test_a_mapping_is_sent_as_compact_json(local_auth_server: LocalAuthServer) -> None:
-    seen: List[str] = []
+    seen: list[str] = []
     claims = {"id_token": {"auth_time": {"essential": True}}}
     login(
         MemoryTokenStore(),
@@ -72,7 +72,7 @@ def test_a_mapping_is_sent_as_compact_json(local_auth_server: LocalAuthServer) -
 
 
 def test_no_claims_no_parameter(local_auth_server: LocalAuthServer) -> None:
-    seen: List[str] = []
+    seen: list[str] = []
     login(
         MemoryTokenStore(),
         local_auth_server.provider(),
@@ -86,14 +86,19 @@ def test_no_claims_no_parameter(local_auth_server: LocalAuthServer) -> None:
 def test_claims_that_are_not_a_json_object_fail_before_anything_is_shown(
     local_auth_server: LocalAuthServer, claims: Any
 ) -> None:
-    said: List[str] = []
-    opened: List[str] = []
+    said: list[str] = []
+    opened: list[str] = []
     store = MemoryTokenStore()
+
+    def open_browser(url: str) -> bool:
+        opened.append(url)
+        return False
+
     with pytest.raises(ConfigurationError) as caught:
         login(
             store,
             local_auth_server.provider(),
-            open_browser=lambda url: bool(opened.append(url)),
+            open_browser=open_browser,
             claims=claims,
             say=said.append,
         )
@@ -106,7 +111,7 @@ def test_claims_that_are_not_a_json_object_fail_before_anything_is_shown(
 # ------------------------------------------------------------------ the CLI option
 
 
-def browser_log_claims(log: Path) -> List[List[str]]:
+def browser_log_claims(log: Path) -> list[list[str]]:
     lines = log.read_text(encoding="utf-8").splitlines()
     return [query_of(line).get("claims", []) for line in lines]
 

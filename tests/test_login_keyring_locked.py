@@ -19,8 +19,9 @@ import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from _secret_service import SecretService, require_secret_service
@@ -67,7 +68,7 @@ def lock(service: SecretService) -> None:
 
 def cli_env(
     tmp_path: Path, oidc: OidcServer, records: Path, service: SecretService
-) -> Dict[str, str]:
+) -> dict[str, str]:
     env = base_env(tmp_path, oidc, records)
     env.pop("PYTHON_KEYRING_BACKEND", None)  # keyring detects the private Secret Service
     env.pop("DISPLAY", None)  # over SSH: no prompt can unlock the collection
@@ -77,7 +78,7 @@ def cli_env(
 
 
 def run_login(
-    oidc: OidcServer, records: Path, env: Dict[str, str], *args: str
+    oidc: OidcServer, records: Path, env: dict[str, str], *args: str
 ) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "requests_refreshauth", "--issuer", oidc.issuer]
     argv += ["--client-id", oidc.client_id, "--records", str(records)]

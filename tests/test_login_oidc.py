@@ -42,7 +42,7 @@ def discovered(oidc: OidcServer, tmp_path: Path) -> PkceProvider:
     )
 
 
-def browser_for(oidc: OidcServer, login_name: str = "alice"):  # type: ignore[no-untyped-def]
+def browser_for(oidc: OidcServer, login_name: str = "alice"):
     """A "browser": signs in on the provider's pages, then follows the redirect home."""
     visited: list[str] = []
 
@@ -119,7 +119,7 @@ def test_device_login_end_to_end(oidc: OidcServer, tmp_path: Path) -> None:
     messages: list[str] = []
     approver: list[threading.Thread] = []
 
-    def approve(authorization) -> None:  # type: ignore[no-untyped-def]
+    def approve(authorization) -> None:
         thread = threading.Thread(target=oidc.approve_device, args=(authorization.user_code,))
         thread.start()
         approver.append(thread)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable
 
 import pytest
 from keyring.backends import fail
@@ -40,8 +40,8 @@ def server() -> Any:
         yield running
 
 
-def browser_for(server: LocalAuthServer) -> Tuple[Callable[[str], bool], List[str]]:
-    opened: List[str] = []
+def browser_for(server: LocalAuthServer) -> tuple[Callable[[str], bool], list[str]]:
+    opened: list[str] = []
 
     def browser(url: str) -> bool:
         opened.append(url)
@@ -50,8 +50,8 @@ def browser_for(server: LocalAuthServer) -> Tuple[Callable[[str], bool], List[st
     return browser, opened
 
 
-def capture_issued(provider: PkceProvider, monkeypatch: pytest.MonkeyPatch) -> List[TokenBundle]:
-    issued: List[TokenBundle] = []
+def capture_issued(provider: PkceProvider, monkeypatch: pytest.MonkeyPatch) -> list[TokenBundle]:
+    issued: list[TokenBundle] = []
     exchange = provider.exchange_code
 
     def recording(code: str, request: Any) -> TokenBundle:
@@ -73,7 +73,7 @@ def test_locked_keyring_fails_before_the_browser_opens(
     backend = FaultyKeyring(fail_when=lambda _op, _slot, _n: True, error=locked)
     store = KeyringTokenStore("app", tmp_path / "tokens.json", backend=backend, timeout=2.0)
     browser, opened = browser_for(server)
-    said: List[str] = []
+    said: list[str] = []
     with pytest.raises(StoreWriteError) as failure:
         login(store, server.provider(), open_browser=browser, timeout=10, say=said.append)
     assert opened == [] and said == []  # no URL shown, no browser opened
@@ -89,7 +89,7 @@ def test_device_login_preflight_runs_before_the_code_is_shown(
 ) -> None:
     backend = FaultyKeyring(fail_when=lambda _op, _slot, _n: True, error=locked)
     store = KeyringTokenStore("app", tmp_path / "tokens.json", backend=backend, timeout=2.0)
-    said: List[str] = []
+    said: list[str] = []
     with pytest.raises(StoreWriteError):
         device_login(store, server.provider(), say=said.append, sleep=lambda _s: None)
     assert said == []
@@ -166,7 +166,7 @@ def test_failed_rollback_is_part_of_the_one_error(
 ) -> None:
     # The access slot is written, the refresh slot fails, and undoing the access slot
     # fails too: the error says so instead of "rolled back".
-    calls: List[str] = []
+    calls: list[str] = []
 
     def fail(op: str, slot: str, _n: int) -> bool:
         calls.append(op)

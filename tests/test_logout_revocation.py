@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, List, Tuple
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urlsplit
 
 import pytest
@@ -51,6 +51,7 @@ def browser_with_cookies() -> Callable[[str], bool]:
             {"login": "alice", "password": "test"},
             lambda u: urlsplit(u)[:2] != origin,
         )
+        assert isinstance(target, str)  # the redirect that ended the sign-in
         session.get(target, timeout=10)
         return True
 
@@ -77,14 +78,14 @@ def test_a_failed_relogin_does_not_end_the_stored_login(oidc: OidcServer, tmp_pa
     with pytest.raises(StoreWriteError) as failed:
         login(FullDisk(tmp_path / "t.json"), provider, open_browser=browser, say=quiet)
     message = str(failed.value)
-    assert provider.renew(stored.full_bundle()).access_token  # the stored login still works
+    assert provider.renew(stored.bundle).access_token  # the stored login still works
     assert "no live sign-in was left behind" not in message
     assert "stays valid at the server until it expires" in message
     assert "could end the login already stored here" in message
 
 
-def recording(provider: Any) -> List[Tuple[str, str]]:
-    calls: List[Tuple[str, str]] = []
+def recording(provider: Any) -> list[tuple[str, str]]:
+    calls: list[tuple[str, str]] = []
 
     def revocation(token: str, hint: str = "refresh_token") -> Revocation:
         calls.append((token, hint))
@@ -140,7 +141,7 @@ def test_logout_with_only_the_access_token_unrevoked_reports_the_grant_ended(
         assert data["refresh_revoked"] is True and data["access_revoked"] is False
         assert data["revocation_error"]["valid_until"] == saved.bundle.expires_at
         with pytest.raises(RefreshExpiredError):  # the grant is indeed gone
-            provider.renew(saved.full_bundle())
+            provider.renew(saved.bundle)
 
         login(store, provider, open_browser=server.approver("alice"), say=lambda _m: None)
         out = io.StringIO()

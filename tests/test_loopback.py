@@ -112,14 +112,14 @@ class FakeLoginProvider:
     def __init__(self, respond: str | None) -> None:
         self.respond = respond
 
-    def authorization_request(self, redirect_uri: str, *, state: str):  # type: ignore[no-untyped-def]
+    def authorization_request(self, redirect_uri: str, *, state: str):
         from requests_refreshauth import AuthorizationRequest
 
         return AuthorizationRequest(
             f"https://as.example/auth?state={state}", state, "v", redirect_uri
         )
 
-    def exchange_code(self, code, request):  # type: ignore[no-untyped-def]
+    def exchange_code(self, code, request):
         return bundle(300)
 
 
@@ -149,7 +149,7 @@ def test_login_error_callback_is_oauth_failed() -> None:
     provider = FakeLoginProvider(None)
     original = provider.authorization_request
 
-    def remember(redirect_uri: str, *, state: str):  # type: ignore[no-untyped-def]
+    def remember(redirect_uri: str, *, state: str):
         seen.append(redirect_uri)
         return original(redirect_uri, state=state)
 

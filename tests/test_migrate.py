@@ -60,7 +60,7 @@ def test_dict_import(store: TokenStore) -> None:
     assert snap is not None
     assert snap.is_default  # the first account is pinned
     assert snap.bundle.access_token == token["access_token"]
-    assert snap.load_refresh_token() == token["refresh_token"]
+    assert store.read_refresh_token(snap) == token["refresh_token"]
     assert snap.bundle.expires_at == pytest.approx(token["expires_at"])
     assert snap.bundle.scope == ("openid", "api")
     assert snap.bundle.issued_at == pytest.approx(token["expires_at"] - 3600)

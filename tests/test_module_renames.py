@@ -29,9 +29,9 @@ def test_the_old_source_module_warns_and_serves_the_token_cache(
 
 def test_the_old_class_name_warns_from_the_new_module_too() -> None:
     with pytest.warns(DeprecationWarning, match="renamed TokenCache"):
-        assert token_cache.TokenSource is token_cache.TokenCache  # type: ignore[attr-defined]
+        assert token_cache.TokenSource is token_cache.TokenCache
     with pytest.raises(AttributeError):
-        token_cache.NoSuchName  # type: ignore[attr-defined]  # noqa: B018
+        token_cache.NoSuchName  # noqa: B018
 
 
 def test_the_old_replay_module_warns_and_serves_resend(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,24 +15,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from oauthlib.oauth2 import BackendApplicationClient, WebApplicationClient
 
-try:  # tests/ is not a package: pytest puts tests/ itself on sys.path
-    from _oidc_server import (
-        OidcHarnessError,
-        OidcServer,
-        headless_authorize,
-        node_available,
-        start_oidc_server,
-    )
-except ImportError:  # tests/ is a package (or imported from the repository root)
-    from tests._oidc_server import (
-        OidcHarnessError,
-        OidcServer,
-        headless_authorize,
-        node_available,
-        start_oidc_server,
-    )
+# tests/ is not a package: pytest puts tests/ itself on sys.path
+from _oidc_server import (
+    OidcHarnessError,
+    OidcServer,
+    headless_authorize,
+    node_available,
+    start_oidc_server,
+)
+from oauthlib.oauth2 import BackendApplicationClient, WebApplicationClient
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -18,10 +18,11 @@ import subprocess
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List
+from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 from fakes import FakeProvider, bundle
+from support import wait_until
 
 from requests_refreshauth import (
     Account,
@@ -32,6 +33,7 @@ from requests_refreshauth import (
     TokenBundle,
     _fs,
     _rescue_file,
+    _save_thread,
     add_listener,
     refresh_access_token,
 )
@@ -57,8 +59,8 @@ DEFAULT_SAVE_BUDGET = persist_mod.SAVE_BUDGET  # read before the fixture shorten
 
 
 @pytest.fixture
-def events() -> Iterator[List[AuthEvent]]:
-    seen: List[AuthEvent] = []
+def events() -> Iterator[list[AuthEvent]]:
+    seen: list[AuthEvent] = []
     remove = add_listener(seen.append)
     yield seen
     remove()
@@ -86,8 +88,8 @@ def _ours(record: logging.LogRecord) -> bool:
     )
 
 
-def _secrets_of(*bundles: TokenBundle) -> List[str]:
-    out: List[str] = []
+def _secrets_of(*bundles: TokenBundle) -> list[str]:
+    out: list[str] = []
     for b in bundles:
         out.append(b.access_token)
         if b.refresh_token:
@@ -106,7 +108,7 @@ def _logged_in(server: LocalAuthServer, path: Path) -> FileTokenStore:
     return store
 
 
-def _rescue_files(tmp_path: Path) -> List[Path]:
+def _rescue_files(tmp_path: Path) -> list[Path]:
     return sorted(p for p in tmp_path.rglob("*rescue*") if p.is_file())
 
 
@@ -114,7 +116,7 @@ def test_full_disk_after_rotation_is_rescued_and_the_next_process_adopts_it(
     local_auth_server: LocalAuthServer,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    events: List[AuthEvent],
+    events: list[AuthEvent],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     server = local_auth_server
@@ -163,7 +165,7 @@ def test_rescue_falls_back_to_the_user_cache_dir(
     local_auth_server: LocalAuthServer,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    events: List[AuthEvent],
+    events: list[AuthEvent],
 ) -> None:
     server = local_auth_server
     path = tmp_path / "store" / "tokens.json"
@@ -197,7 +199,7 @@ def test_rescue_failing_too_keeps_the_token_in_this_process(
     local_auth_server: LocalAuthServer,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    events: List[AuthEvent],
+    events: list[AuthEvent],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     server = local_auth_server
@@ -223,7 +225,7 @@ def test_rescue_failing_too_keeps_the_token_in_this_process(
     assert rescue_mod.process_rescue_count() == 0
 
 
-def test_memory_store_failed_save_uses_the_process_rescue(events: List[AuthEvent]) -> None:
+def test_memory_store_failed_save_uses_the_process_rescue(events: list[AuthEvent]) -> None:
     store = MemoryTokenStore()
     store.save(ALICE, bundle(-10))
     provider = FakeProvider()
@@ -247,7 +249,7 @@ def test_memory_store_failed_save_uses_the_process_rescue(events: List[AuthEvent
     assert store.active().bundle.access_token != first.bundle.access_token  # type: ignore[union-attr]
 
 
-def test_save_is_retried_briefly(tmp_path: Path, events: List[AuthEvent]) -> None:
+def test_save_is_retried_briefly(tmp_path: Path, events: list[AuthEvent]) -> None:
     store = FileTokenStore(tmp_path / "tokens.json")
     store.save(ALICE, bundle(-10))
     provider = FakeProvider()
@@ -288,7 +290,7 @@ def _hold_in_thread(lock: HostLock) -> Callable[[], None]:
 
 
 def test_stuck_records_lock_is_bounded_and_a_waiter_adopts_the_rescue(
-    local_auth_server: LocalAuthServer, tmp_path: Path, events: List[AuthEvent]
+    local_auth_server: LocalAuthServer, tmp_path: Path, events: list[AuthEvent]
 ) -> None:
     """A records lock held elsewhere: the holder of the refresh lock gives up on saving
     in time for the waiters, who adopt the rescued bundle instead of POSTing."""
@@ -296,7 +298,7 @@ def test_stuck_records_lock_is_bounded_and_a_waiter_adopts_the_rescue(
     path = tmp_path / "tokens.json"
     store = _logged_in(server, path)
     release = _hold_in_thread(HostLock(str(path) + ".lock"))
-    results: Dict[str, Any] = {}
+    results: dict[str, Any] = {}
     try:
 
         def run(name: str) -> None:
@@ -321,7 +323,7 @@ def test_stuck_records_lock_is_bounded_and_a_waiter_adopts_the_rescue(
 
 
 def test_stuck_records_lock_held_by_another_process(
-    local_auth_server: LocalAuthServer, tmp_path: Path, events: List[AuthEvent]
+    local_auth_server: LocalAuthServer, tmp_path: Path, events: list[AuthEvent]
 ) -> None:
     server = local_auth_server
     path = tmp_path / "tokens.json"
@@ -406,7 +408,7 @@ def test_rescue_file_planted_writable_by_others_is_ignored(
 
 
 def test_keyring_system_policy_writes_no_plaintext_rescue(
-    tmp_path: Path, events: List[AuthEvent]
+    tmp_path: Path, events: list[AuthEvent]
 ) -> None:
     from keyring_fakes import MemoryKeyring
 
@@ -417,7 +419,7 @@ def test_keyring_system_policy_writes_no_plaintext_rescue(
     store.save(ALICE, bundle(-10))
     provider = FakeProvider()
     real_write = records_mod.write_atomically
-    records_mod.write_atomically = _enospc  # type: ignore[assignment]
+    records_mod.write_atomically = _enospc
     try:
         refresh_access_token(store, provider)
         (failed,) = [e for e in events if e.kind == "save_failed"]
@@ -427,11 +429,11 @@ def test_keyring_system_policy_writes_no_plaintext_rescue(
         refresh_access_token(store, provider, force=True)  # the process rescue serves
         assert provider.reuse_detected == 0
     finally:
-        records_mod.write_atomically = real_write  # type: ignore[assignment]
+        records_mod.write_atomically = real_write
 
 
 def test_keyring_fallback_policy_rescues_to_a_private_file(
-    tmp_path: Path, events: List[AuthEvent], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, events: list[AuthEvent], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from keyring_fakes import MemoryKeyring
 
@@ -523,7 +525,7 @@ class _GatedStore(MemoryTokenStore):
                 self.late.release()
 
 
-def test_a_late_save_of_the_rescued_bundle_is_no_conflict(events: List[AuthEvent]) -> None:
+def test_a_late_save_of_the_rescued_bundle_is_no_conflict(events: list[AuthEvent]) -> None:
     """Saves given up on land later, storing the rescued bundle under a new revision
     while it is being renewed: the renewed bundle is still saved, not discarded."""
     store = _GatedStore()
@@ -603,9 +605,9 @@ def test_logout_forgets_the_rescue_too(tmp_path: Path, monkeypatch: pytest.Monke
 # ================================================= item 6, second review (F1-F3, F5, F9)
 
 
-def _rescue_doc(path: str) -> Dict[str, Any]:
+def _rescue_doc(path: str) -> dict[str, Any]:
     with open(path, encoding="ascii") as f:
-        doc: Dict[str, Any] = json.load(f)
+        doc: dict[str, Any] = json.load(f)
     return doc
 
 
@@ -643,7 +645,7 @@ class _HeldStore(MemoryTokenStore):
     def __init__(self) -> None:
         super().__init__()
         self.holding = False
-        self.held: List[Any] = []  # (release, landed) per held save, oldest first
+        self.held: list[Any] = []  # (release, landed) per held save, oldest first
         self._guard = threading.Lock()
 
     def save(self, *args: Any, **kwargs: Any) -> Any:
@@ -658,10 +660,15 @@ class _HeldStore(MemoryTokenStore):
         finally:
             landed.set()
 
-    def release(self, index: int) -> None:
+    def release(self, index: int, *, settled: bool = True) -> None:
+        """Let held save ``index`` run; ``settled``: also wait until its helper thread is
+        done (a save whose fence went stale takes the lock again and saves once more)."""
+        running = sum(_save_thread._pending.values())
         go, landed = self.held[index]
         go.set()
         assert landed.wait(10)
+        if settled:
+            assert wait_until(lambda: sum(_save_thread._pending.values()) < running, 10)
 
 
 @pytest.mark.parametrize("rotations", [2, 3])
@@ -697,7 +704,7 @@ def test_late_saves_in_any_order_end_with_the_newest_bundle(
         def land_the_oldest(current: TokenBundle) -> None:
             assert current.access_token == newest.bundle.access_token
             provider.on_renew = None
-            store.release(held.pop(0))
+            store.release(held.pop(0), settled=False)  # its new hold waits for ours
 
         provider.on_renew = land_the_oldest
     else:
@@ -733,7 +740,7 @@ def test_rescue_is_adopted_through_another_path_to_the_same_records(
     local_auth_server: LocalAuthServer,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    events: List[AuthEvent],
+    events: list[AuthEvent],
     where: str,
 ) -> None:
     """F2: ~/.config symlinked into a dotfiles dir: the same records, another path."""
@@ -814,7 +821,7 @@ def test_herd_with_a_stuck_records_lock_all_get_the_rescued_token(
     path = tmp_path / "tokens.json"
     _logged_in(server, path)
     release = _hold_in_thread(HostLock(str(path) + ".lock"))
-    results: Dict[int, Any] = {}
+    results: dict[int, Any] = {}
 
     def run(n: int) -> None:
         try:
@@ -841,7 +848,7 @@ def test_rescue_never_goes_where_the_next_process_will_refuse_it(
     local_auth_server: LocalAuthServer,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    events: List[AuthEvent],
+    events: list[AuthEvent],
 ) -> None:
     """F5: another user created the cache's rescue dir first: no refresh token goes
     there (the reader would refuse it); this process keeps it and says so."""
@@ -883,7 +890,7 @@ def test_records_cleanup_spares_an_in_flight_rescue_temp_file(
     store = FileTokenStore(path)
     store.save(ALICE, bundle(-10))
     real_mkstemp = tempfile.mkstemp
-    seen: List[str] = []
+    seen: list[str] = []
 
     def mkstemp_then_a_concurrent_save(*args: Any, **kwargs: Any) -> Any:
         fd, name = real_mkstemp(*args, **kwargs)
@@ -945,7 +952,7 @@ def test_logout_revokes_the_live_rescued_tokens_not_only_the_stored_ones(
         revocation_endpoint = "https://auth.example/revoke"
 
         def __init__(self) -> None:
-            self.revoked: List[str] = []
+            self.revoked: list[str] = []
 
         def revoke(self, token: str, hint: str) -> bool:
             self.revoked.append(token)

@@ -4,7 +4,6 @@ the POST, with its deadline, so the engine can check its lock before anything is
 from __future__ import annotations
 
 import time
-from typing import List
 
 import pytest
 
@@ -23,7 +22,7 @@ def _bundle(server: LocalAuthServer) -> TokenBundle:
 
 class Recorder:
     def __init__(self, stop_at: int = 0) -> None:
-        self.calls: List[tuple[float, float]] = []  # (deadline, monotonic at the call)
+        self.calls: list[tuple[float, float]] = []  # (deadline, monotonic at the call)
         self.stop_at = stop_at
 
     def __call__(self, deadline: float) -> None:

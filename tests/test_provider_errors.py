@@ -11,7 +11,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
-from typing import Any, ClassVar, Dict, List, Optional
+from typing import Any, ClassVar, Optional
 from urllib.parse import urlencode
 
 import pytest
@@ -51,7 +51,7 @@ def form(**fields: str) -> str:
 
 
 # (id, status, body, error, description, extra)
-EXPIRED: List[Any] = [
+EXPIRED: list[Any] = [
     (
         "github-200-json",
         200,
@@ -147,7 +147,7 @@ EXPIRED: List[Any] = [
     ids=[case[0] for case in EXPIRED],
 )
 def test_dead_session_means_log_in_again(
-    status: int, text: str, error: str, description: Optional[str], extra: Dict[str, Any]
+    status: int, text: str, error: str, description: Optional[str], extra: dict[str, Any]
 ) -> None:
     with pytest.raises(RefreshExpiredError) as info:
         interpret_token_response(status, text, now=NOW, previous=PREVIOUS)
@@ -233,7 +233,7 @@ def test_extra_is_scrubbed_and_bounded() -> None:
     ],
 )
 def test_refresh_token_lifetime_from_every_spelling(
-    fields: Dict[str, Any], expected: Optional[float]
+    fields: dict[str, Any], expected: Optional[float]
 ) -> None:
     got = bundle_from_token_response(
         {"access_token": "at-1", "refresh_token": "rt-1", **fields}, now=NOW
@@ -288,12 +288,12 @@ def test_engine_keeps_bundle_marks_and_emits_login_required(
     store.save(ALICE, bundle(-10), make_default=True)
     snapshot = store.active("alice")
     assert snapshot is not None
-    before = snapshot.full_bundle()
+    before = snapshot.bundle
     with pytest.raises(RefreshExpiredError) as made:
         interpret_token_response(status, text, now=NOW, previous=before)
     provider: Any = FakeProvider()
     provider.fail = made.value
-    seen: List[AuthEvent] = []
+    seen: list[AuthEvent] = []
     remove = add_listener(seen.append)
     try:
         with pytest.raises(RefreshExpiredError) as info:
@@ -307,7 +307,7 @@ def test_engine_keeps_bundle_marks_and_emits_login_required(
     assert status_now.session_ended.reason == reason
     latest = store.active("alice")
     assert latest is not None
-    after = latest.full_bundle()
+    after = latest.bundle
     kept = after.refresh_token == before.refresh_token and after.access_token == before.access_token
     assert kept
 
@@ -319,7 +319,7 @@ class _GitHubStandIn(http.server.BaseHTTPRequestHandler):
     """GitHub's token endpoint on a dead refresh token: HTTP 200, form-encoded unless the
     client asked for JSON."""
 
-    accepts: ClassVar[List[Optional[str]]] = []
+    accepts: ClassVar[list[Optional[str]]] = []
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))

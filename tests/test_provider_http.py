@@ -12,7 +12,7 @@ import email.utils
 import json
 import os
 import time
-from typing import Any, Optional, Tuple
+from typing import Any, Optional
 from urllib.parse import quote_plus
 
 import pytest
@@ -62,7 +62,7 @@ def no_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def idp(servers: ServerFactory) -> Tuple[LocalServer, TokenEndpointScript]:
+def idp(servers: ServerFactory) -> tuple[LocalServer, TokenEndpointScript]:
     server = servers()
     script = TokenEndpointScript()
     server.route("/token", script)
@@ -81,7 +81,7 @@ def provider_for(server: LocalServer, **kw: Any) -> PkceProvider:
     return PkceProvider(**options)
 
 
-def current(scope: Optional[Tuple[str, ...]] = None, **kw: Any) -> TokenBundle:
+def current(scope: Optional[tuple[str, ...]] = None, **kw: Any) -> TokenBundle:
     return TokenBundle(
         access_token="old-access-token",
         refresh_token="old-refresh-token",
@@ -104,7 +104,7 @@ def login_request() -> AuthorizationRequest:
 # --------------------------------------------------------------------------- request shape
 
 
-def test_public_client_refresh_body(idp: Tuple[LocalServer, TokenEndpointScript]) -> None:
+def test_public_client_refresh_body(idp: tuple[LocalServer, TokenEndpointScript]) -> None:
     server, script = idp
     before = time.time()
     renewed = provider_for(server).renew(current(scope=("openid", "api")))
@@ -127,7 +127,7 @@ def test_public_client_refresh_body(idp: Tuple[LocalServer, TokenEndpointScript]
 
 
 def test_confidential_client_uses_form_encoded_http_basic_by_default(
-    idp: Tuple[LocalServer, TokenEndpointScript],
+    idp: tuple[LocalServer, TokenEndpointScript],
 ) -> None:
     server, _ = idp
     client_id, secret = "cli app:1", "s3cr:t/+%&="
@@ -142,7 +142,7 @@ def test_confidential_client_uses_form_encoded_http_basic_by_default(
 
 
 def test_client_auth_post_puts_the_secret_in_the_body(
-    idp: Tuple[LocalServer, TokenEndpointScript],
+    idp: tuple[LocalServer, TokenEndpointScript],
 ) -> None:
     server, _ = idp
     provider = provider_for(server, client_secret="s3cr:t/+", client_auth="post")
@@ -159,7 +159,7 @@ def test_client_auth_post_puts_the_secret_in_the_body(
 
 @pytest.mark.parametrize("secret", [None, "s3cret"])
 def test_exchange_code_body(
-    secret: Optional[str], idp: Tuple[LocalServer, TokenEndpointScript]
+    secret: Optional[str], idp: tuple[LocalServer, TokenEndpointScript]
 ) -> None:
     server, script = idp
     provider = provider_for(server, client_secret=secret, scopes=("openid",))
@@ -187,7 +187,7 @@ def test_exchange_code_body(
 
 @pytest.mark.parametrize("status", [503, 429])
 def test_retry_after_is_honoured_then_the_refresh_succeeds(
-    status: int, idp: Tuple[LocalServer, TokenEndpointScript]
+    status: int, idp: tuple[LocalServer, TokenEndpointScript]
 ) -> None:
     server, script = idp
     script.then(Reply(status, headers={"Retry-After": "1"}, body=b"busy"))
@@ -201,7 +201,7 @@ def test_retry_after_is_honoured_then_the_refresh_succeeds(
 @pytest.mark.parametrize("status", [503, 429])
 @pytest.mark.parametrize("retry_after", ["30", "http-date"])
 def test_retry_after_beyond_max_wait_fails_at_once(
-    status: int, retry_after: str, idp: Tuple[LocalServer, TokenEndpointScript]
+    status: int, retry_after: str, idp: tuple[LocalServer, TokenEndpointScript]
 ) -> None:
     server, script = idp
     header = (
@@ -224,7 +224,7 @@ def test_retry_after_beyond_max_wait_fails_at_once(
 
 
 def test_503_without_retry_after_is_retried_up_to_the_attempts(
-    idp: Tuple[LocalServer, TokenEndpointScript],
+    idp: tuple[LocalServer, TokenEndpointScript],
 ) -> None:
     server, script = idp
     script.then(*[Reply(503)] * 3)
@@ -236,7 +236,7 @@ def test_503_without_retry_after_is_retried_up_to_the_attempts(
 
 @pytest.mark.parametrize("status", [500, 502, 504])
 def test_other_5xx_are_not_retried(
-    status: int, idp: Tuple[LocalServer, TokenEndpointScript]
+    status: int, idp: tuple[LocalServer, TokenEndpointScript]
 ) -> None:
     server, script = idp
     script.then(Reply.json({"error": "server_error"}, status))
@@ -260,7 +260,7 @@ def test_other_5xx_are_not_retried(
     ],
 )
 def test_failures_are_classified_and_not_retried(
-    reply: Reply, error: type, idp: Tuple[LocalServer, TokenEndpointScript]
+    reply: Reply, error: type, idp: tuple[LocalServer, TokenEndpointScript]
 ) -> None:
     server, script = idp
     script.then(reply)
@@ -302,7 +302,7 @@ def test_connection_refused_is_retried_up_to_the_attempts(attempts: int) -> None
 
 @pytest.mark.parametrize("connection", ["fresh", "pooled"])
 def test_connection_closed_after_the_request_is_never_resent(
-    connection: str, idp: Tuple[LocalServer, TokenEndpointScript]
+    connection: str, idp: tuple[LocalServer, TokenEndpointScript]
 ) -> None:
     server, script = idp
     provider = provider_for(server)
@@ -318,7 +318,7 @@ def test_connection_closed_after_the_request_is_never_resent(
 
 
 def test_connection_lost_mid_response_is_never_resent(
-    idp: Tuple[LocalServer, TokenEndpointScript],
+    idp: tuple[LocalServer, TokenEndpointScript],
 ) -> None:
     server, script = idp
     body = json.dumps({"access_token": "cut-off", "token_type": "Bearer", "expires_in": 300})
@@ -328,7 +328,7 @@ def test_connection_lost_mid_response_is_never_resent(
     assert len(server.requests) == 1
 
 
-def test_read_timeout_is_not_retried(idp: Tuple[LocalServer, TokenEndpointScript]) -> None:
+def test_read_timeout_is_not_retried(idp: tuple[LocalServer, TokenEndpointScript]) -> None:
     server, script = idp
     script.then(Reply.json({"access_token": "late", "token_type": "Bearer"}, delay=1.0))
     started = time.monotonic()
@@ -378,7 +378,7 @@ def test_a_200_with_a_different_scope_is_still_returned(servers: ServerFactory) 
 
 
 def test_exchange_failures_are_token_exchange_errors(
-    idp: Tuple[LocalServer, TokenEndpointScript],
+    idp: tuple[LocalServer, TokenEndpointScript],
 ) -> None:
     server, script = idp
     script.then(Reply.json({"error": "invalid_grant"}, 400), Reply(503))
@@ -392,16 +392,24 @@ def test_exchange_failures_are_token_exchange_errors(
 # --------------------------------------------------------------------------- sessions
 
 
-def test_a_caller_supplied_session_is_used(idp: Tuple[LocalServer, TokenEndpointScript]) -> None:
+def test_a_caller_supplied_session_is_used(idp: tuple[LocalServer, TokenEndpointScript]) -> None:
     server, _ = idp
 
     class TaggingAdapter(requests.adapters.HTTPAdapter):
         sent = 0
 
-        def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        def send(
+            self,
+            request: requests.PreparedRequest,
+            stream: bool = False,
+            timeout: Any = None,
+            verify: Any = True,
+            cert: Any = None,
+            proxies: Any = None,
+        ) -> requests.Response:
             TaggingAdapter.sent += 1
             request.headers["X-Adapter"] = "tagging"
-            return super().send(request, **kwargs)
+            return super().send(request, stream, timeout, verify, cert, proxies)
 
     session = client_session()
     session.headers["X-Corp"] = "corp-1"
@@ -416,7 +424,7 @@ def test_a_caller_supplied_session_is_used(idp: Tuple[LocalServer, TokenEndpoint
 
 
 def test_the_default_session_identifies_the_library(
-    idp: Tuple[LocalServer, TokenEndpointScript],
+    idp: tuple[LocalServer, TokenEndpointScript],
     servers: ServerFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -433,7 +441,7 @@ def test_the_default_session_identifies_the_library(
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork with threads
 def test_own_session_is_recreated_in_a_forked_child(
-    idp: Tuple[LocalServer, TokenEndpointScript],
+    idp: tuple[LocalServer, TokenEndpointScript],
     servers: ServerFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -469,7 +477,7 @@ def test_own_session_is_recreated_in_a_forked_child(
 
 @pytest.mark.parametrize("client_auth", ["basic", "post"])
 def test_device_authorization_request_authenticates_a_confidential_client(
-    idp: Tuple[LocalServer, TokenEndpointScript], client_auth: str
+    idp: tuple[LocalServer, TokenEndpointScript], client_auth: str
 ) -> None:
     """RFC 8628 §3.1: a confidential client authenticates at the device authorization
     endpoint as at the token endpoint (RFC 6749 §2.3), in the same way."""
@@ -507,7 +515,7 @@ def test_device_authorization_request_authenticates_a_confidential_client(
 
 
 def test_device_flow_errors_never_echo_the_client_secret_or_device_code(
-    idp: Tuple[LocalServer, TokenEndpointScript],
+    idp: tuple[LocalServer, TokenEndpointScript],
 ) -> None:
     """A server that echoes what it was sent into error_description must not put the
     client secret or the device code into an exception message."""

@@ -13,8 +13,9 @@ from __future__ import annotations
 import io
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, List, Tuple
+from typing import Any
 
 import pytest
 import requests
@@ -77,7 +78,7 @@ def sign_in(store: FileTokenStore, provider: PkceProvider, **kwargs: Any) -> Sna
 def stored(store: FileTokenStore) -> TokenBundle:
     snapshot = store.active()
     assert snapshot is not None
-    return snapshot.full_bundle()
+    return snapshot.bundle
 
 
 def stored_account(store: FileTokenStore) -> str:
@@ -90,18 +91,18 @@ def expire(store: FileTokenStore) -> TokenBundle:
     """The stored access token's lifetime runs out (by the local clock)."""
     snapshot = store.active()
     assert snapshot is not None
-    full = snapshot.full_bundle()
+    full = snapshot.bundle
     store.save(snapshot.account, full.replace(expires_at=time.time() - 5, issued_at=None))
     return stored(store)
 
 
-def cli(store: FileTokenStore, provider: PkceProvider) -> Tuple[AuthCommands, io.StringIO]:
+def cli(store: FileTokenStore, provider: PkceProvider) -> tuple[AuthCommands, io.StringIO]:
     err = io.StringIO()
     commands = AuthCommands(store, provider, prog="mycli auth", stdout=io.StringIO(), stderr=err)
     return commands, err
 
 
-def auth_token(store: FileTokenStore, provider: PkceProvider) -> Tuple[int, str]:
+def auth_token(store: FileTokenStore, provider: PkceProvider) -> tuple[int, str]:
     """``mycli auth token`` in-process: (exit status, stderr)."""
     commands, err = cli(store, provider)
     return commands.run(commands.token), err.getvalue()
@@ -180,7 +181,7 @@ def test_github_app_login_refresh_and_bad_refresh_token(
     github = GitHubApp(servers(), GITHUB_CLIENT_ID)
     provider = github_provider(github)
     now = time.time()
-    first = sign_in(store, provider).full_bundle()
+    first = sign_in(store, provider).bundle
     assert first.expires_at is not None and abs(first.expires_at - (now + 28800)) < 60
     assert first.refresh_expires_at is not None
     assert abs(first.refresh_expires_at - (now + 15897600)) < 60  # known without a POST
@@ -212,10 +213,10 @@ def test_github_form_encoded_answers_are_read(
         github, _without_accept(request), status, fields
     )
     provider = github_provider(github)
-    first = sign_in(store, provider).full_bundle()
+    first = sign_in(store, provider).bundle
     assert first.refresh_expires_at is not None
     expire(store)
-    assert rotated(refresh_access_token(store, provider).full_bundle(), first)
+    assert rotated(refresh_access_token(store, provider).bundle, first)
     github.kill()
     assert_dead_session(github, store, provider, "bad_refresh_token", 200)
 
@@ -232,7 +233,7 @@ def test_github_refresh_token_lifetime_ends_the_session_offline(
     github = GitHubApp(servers(), GITHUB_CLIENT_ID)
     provider = github_provider(github)
     snapshot = sign_in(store, provider)
-    full = snapshot.full_bundle()
+    full = snapshot.bundle
     store.save(
         snapshot.account,
         full.replace(expires_at=time.time() - 5, refresh_expires_at=time.time() - 1),
@@ -249,7 +250,7 @@ def test_github_device_flow_errors_arrive_with_http_200(
     github = GitHubApp(servers(), GITHUB_CLIENT_ID)
     github.slow_down_interval = 25  # more than the client's own interval + 5
     provider = github_provider(github)
-    waits: List[float] = []
+    waits: list[float] = []
     snapshot = device_login(store, provider, say=lambda _text: None, sleep=waits.append)
     assert snapshot.has_refresh_token
     polls = github.token_posts("urn:ietf:params:oauth:grant-type:device_code")
@@ -296,7 +297,7 @@ def test_github_oauth_app_token_without_expiry_or_refresh(
     """No expiry, no refresh token: the API's 401 is the only "log in again" answer."""
     github = GitHubOAuthApp(servers(), GITHUB_CLIENT_ID)
     provider = github_provider(github)
-    first = sign_in(store, provider).full_bundle()
+    first = sign_in(store, provider).bundle
     assert first.expires_at is None
     assert first.refresh_token is None  # (nothing to print)
     with requests.Session() as session:
@@ -351,7 +352,7 @@ def test_google_no_rotation_no_id_token_stored_and_expired_or_revoked(
 ) -> None:
     google = Google(servers())
     provider = google_provider(google, tmp_path, access_type="offline", prompt="consent")
-    first = sign_in(store, provider).full_bundle()
+    first = sign_in(store, provider).bundle
     assert lives(first, 3599)
     assert first.refresh_token is not None  # (None prints nothing)
     assert stored_account(store) == "user-1"  # from userinfo
@@ -383,11 +384,11 @@ def test_entra_rotation_without_revoking_and_aadsts_invalid_grant(
 ) -> None:
     entra = Entra(servers(), ENTRA_CLIENT_ID)
     provider = entra_provider(entra, tmp_path)
-    first = sign_in(store, provider).full_bundle()
+    first = sign_in(store, provider).bundle
     assert lives(first, 3599)
     assert first.refresh_token is not None  # (None prints nothing)
     expire(store)
-    renewed = refresh_access_token(store, provider).full_bundle()
+    renewed = refresh_access_token(store, provider).bundle
     assert rotated(renewed, first)  # rotated
     assert provider.renew(first).access_token  # the old one still works at Entra
 
@@ -449,12 +450,12 @@ def test_rotation_reuse_interval_then_family_revoked(
         authorization_params=params,
         cache_dir=tmp_path,
     )
-    first = sign_in(store, provider).full_bundle()
+    first = sign_in(store, provider).bundle
     assert lives(first, stand_in.access_ttl)  # Auth0 86400, Okta 3600
     if kind is Auth0:
         assert stand_in.authorizations[-1]["audience"] == "https://api.example.com"
     expire(store)
-    renewed = refresh_access_token(store, provider).full_bundle()
+    renewed = refresh_access_token(store, provider).bundle
     assert rotated(renewed, first)
     assert provider.renew(first).access_token  # within the interval: honoured
 
@@ -503,12 +504,12 @@ def test_keycloak_refresh_expires_in_and_session_not_active(
     keycloak = Keycloak(servers(), KEYCLOAK_CLIENT_ID)
     provider = keycloak_provider(keycloak, tmp_path)
     now = time.time()
-    first = sign_in(store, provider).full_bundle()
+    first = sign_in(store, provider).bundle
     assert lives(first, 300)
     assert first.refresh_expires_at is not None
     assert abs(first.refresh_expires_at - (now + 1800)) < 60
     expire(store)
-    renewed = refresh_access_token(store, provider).full_bundle()
+    renewed = refresh_access_token(store, provider).bundle
     assert rotated(renewed, first)
     assert provider.renew(first).access_token  # revokeRefreshToken off: still valid
     records = Path(store.path).read_text()
@@ -524,7 +525,7 @@ def test_keycloak_idle_session_end_known_without_a_post(
     keycloak = Keycloak(servers(), KEYCLOAK_CLIENT_ID)
     provider = keycloak_provider(keycloak, tmp_path)
     snapshot = sign_in(store, provider)
-    bundle = snapshot.full_bundle()
+    bundle = snapshot.bundle
     store.save(
         snapshot.account,
         bundle.replace(expires_at=time.time() - 5, refresh_expires_at=time.time() - 1),
@@ -546,10 +547,10 @@ def test_keycloak_revoke_refresh_token_and_offline_tokens(
     keycloak = Keycloak(servers(), KEYCLOAK_CLIENT_ID)
     keycloak.revoke_refresh_token()
     provider = keycloak_provider(keycloak, tmp_path, "offline_access")
-    first = sign_in(store, provider).full_bundle()
+    first = sign_in(store, provider).bundle
     assert first.refresh_expires_at is None  # refresh_expires_in 0: no idle end
     expire(store)
-    renewed = refresh_access_token(store, provider).full_bundle()
+    renewed = refresh_access_token(store, provider).bundle
     assert rotated(renewed, first)
     assert renewed.refresh_expires_at is None
     with pytest.raises(RefreshExpiredError) as info:
@@ -596,7 +597,7 @@ def test_salesforce_401_path_instance_url_and_no_id_token(
     assert renewed.bundle.extra["id"] == salesforce.url("/id/00D5e000000ABCD/0055e000001WXYZ")
     issued = renewed.bundle.extra["issued_at"]  # milliseconds, as a string
     assert isinstance(issued, str) and issued.isdigit() and len(issued) == 13
-    assert kept(renewed.full_bundle(), first.full_bundle())
+    assert kept(renewed.bundle, first.bundle)
     text = records.read_text()
     assert "id_token" not in text and "signature" not in text
 
@@ -638,7 +639,7 @@ def test_slack_bot_token_rotation_bearer_scheme_and_invalid_refresh_token(
 ) -> None:
     slack = Slack(servers(), SLACK_CLIENT_ID)
     provider = slack_provider(slack)
-    first = sign_in(store, provider).full_bundle()
+    first = sign_in(store, provider).bundle
     assert lives(first, 43200)
     assert first.token_type == "bot"
     assert slack.authorizations[-1]["scope"] == "chat:write,channels:read"  # as Slack wants

@@ -6,7 +6,6 @@ import ast
 import importlib
 import inspect
 from pathlib import Path
-from typing import Dict
 
 import pytest
 from fakes import FakeProvider, logged_in
@@ -18,10 +17,10 @@ SECRET = "s3rvice-secret-Qx81"
 TOKEN_URL = "https://auth.example.com/token"
 
 
-def _type_checking_imports() -> Dict[str, str]:
+def _type_checking_imports() -> dict[str, str]:
     """name -> module of every ``from . import`` under ``if TYPE_CHECKING:`` in __init__."""
     tree = ast.parse(Path(requests_refreshauth.__file__).read_text(encoding="utf-8"))
-    found: Dict[str, str] = {}
+    found: dict[str, str] = {}
     blocks = [
         node
         for node in tree.body

@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict
+from typing import TYPE_CHECKING, Any, Optional
 
 import pytest
 import requests
@@ -35,6 +35,7 @@ from requests_refreshauth import (
     refresh_access_token,
 )
 from requests_refreshauth import persist as persist_mod
+from requests_refreshauth import rescue as rescue_mod
 from requests_refreshauth.bundle import (
     SKEWED_TOKEN_LIFETIME,
     TokenBundle,
@@ -44,6 +45,7 @@ from requests_refreshauth.bundle import (
     is_fresh,
 )
 from requests_refreshauth.locking import HostLock
+from requests_refreshauth.providers.base import BeforeAttempt
 from requests_refreshauth.providers.token_endpoint import RetryPolicy
 from requests_refreshauth.refresh import refresh_needed
 from requests_refreshauth.refresh_lock import Fence
@@ -140,7 +142,7 @@ def events() -> Iterator[list[AuthEvent]]:
 
 def state(
     expires_in: float | None, *, lifetime: float = 300.0, revision: int = 1, token: str = "t"
-):  # type: ignore[no-untyped-def]
+):
     now = 1_000_000.0
     expires_at = None if expires_in is None else now + expires_in
     issued_at = None if expires_in is None else expires_at - lifetime  # type: ignore[operator]
@@ -213,7 +215,7 @@ def test_fresh_token_is_returned_without_lock_or_renewal(store: TokenStore) -> N
     store.save(ALICE, bundle(300))
     counting = CountingStore(store)
     provider = FakeProvider()
-    snap = refresh_access_token(counting, provider)  # type: ignore[arg-type]
+    snap = refresh_access_token(counting, provider)
     assert snap.account == ALICE
     assert provider.calls == 0
     assert counting.counts == {"status": 1, "active": 1}  # decide on records, then read
@@ -321,7 +323,7 @@ def test_reactive_refresh_adopts_a_token_a_peer_stored(store: TokenStore) -> Non
     counting = CountingStore(store)
     provider = FakeProvider()
     snap = refresh_access_token(
-        counting,  # type: ignore[arg-type]
+        counting,
         provider,
         force=True,
         rejected_token=old.bundle.access_token,
@@ -604,7 +606,7 @@ class LeaseLock:
 
     @property
     def token(self) -> str | None:
-        return self.inner.token  # type: ignore[no-any-return]
+        return self.inner.token
 
     def remaining(self) -> float:
         value = self.left.pop(0) if len(self.left) > 1 else self.left[0]
@@ -668,9 +670,10 @@ class HookedProvider(FakeProvider):
         self.deadlines: list[float] = []
         self.sent = 0
 
-    def renew(  # type: ignore[override]
-        self, current: TokenBundle, *, before_attempt: Any = None
+    def renew(
+        self, current: Optional[TokenBundle], *, before_attempt: Optional[BeforeAttempt] = None
     ) -> TokenBundle:
+        assert before_attempt is not None  # the engine always passes its hook
         for _ in range(self.attempts):
             deadline = time.monotonic() + 1.0
             self.deadlines.append(deadline)
@@ -765,13 +768,20 @@ def test_saves_are_fenced_by_the_revision_read_under_the_lock_and_its_hold(
     provider.on_renew = lambda _current: tokens.append(lease.lock.token)
     refresh_access_token(lease, provider)
     assert tokens[0] is not None
-    assert lease.fences == [Fence(under_lock.revision, tokens[0])]
+    # The revision and the access token as read under the lock (revisions restart when a
+    # records file is recreated), and the hold's token.
+    fence = Fence(under_lock.revision, tokens[0], under_lock.access_fingerprint)
+    assert under_lock.access_fingerprint is not None
+    assert lease.fences == [fence]
     assert lease.writes == 1
 
 
-def test_a_fenced_save_after_the_hold_ended_adopts_and_writes_nothing(
+def test_a_fenced_save_after_the_hold_ended_writes_nothing_and_rescues_the_answer(
     store: TokenStore, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """The lease ran out during the POST: the store is not written (a newer holder may
+    be at work), but the server's answer holds the only live refresh token, so it is
+    kept in a rescue (the next holder adopts it) and used for this request."""
     store.save(ALICE, bundle(-10))
     before = store.active()
     assert before is not None
@@ -788,11 +798,17 @@ def test_a_fenced_save_after_the_hold_ended_adopts_and_writes_nothing(
     assert lease.writes == 0 and len(lease.fences) == 1
     after = store.active()
     assert after is not None and after.revision == before.revision
-    assert snap.bundle == before.bundle  # what is stored, adopted
+    assert snap.bundle.access_token != before.bundle.access_token  # the server's answer
+    status = store.status()
+    assert status is not None
+    found = rescue_mod.find(lease, status)  # the rescue of the store refreshed through
+    assert found is not None and found.bundle.access_token == snap.bundle.access_token
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert any("no longer held" in r.getMessage() for r in warnings)
     for record in caplog.records:  # no secret in the log
         assert snap.bundle.access_token not in record.getMessage()
+        assert before.bundle.access_token not in record.getMessage()
+    rescue_mod.forget_process_rescues()  # a memory store's rescue lives in the process
 
 
 def test_the_engine_checks_the_lock_before_every_retry_of_a_real_provider(
@@ -840,8 +856,8 @@ def test_first_token_of_a_service_account_checks_the_lock(store: TokenStore) -> 
 SKEW_AHEAD = 600.0  # the client's clock runs 10 minutes ahead of the server's
 
 
-def _jwt(claims: Dict[str, Any]) -> str:
-    def part(value: Dict[str, Any]) -> str:
+def _jwt(claims: dict[str, Any]) -> str:
+    def part(value: dict[str, Any]) -> str:
         raw = json.dumps(value).encode()
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
@@ -905,7 +921,7 @@ def test_expiry_property_a_fresh_jwt_is_never_due_at_once(
 ) -> None:
     """Whatever the claims and the clocks, a JWT just received is never refreshed at once:
     its local lifetime is positive and the skew is clamped to half of it."""
-    claims: Dict[str, Any] = {"exp": exp}
+    claims: dict[str, Any] = {"exp": exp}
     if with_iat:
         claims["iat"] = iat
     expiry = access_token_expiry(None, _jwt(claims), now)
@@ -992,7 +1008,7 @@ def test_client_clock_ahead_refreshes_once_for_five_requests(
     assert server.stats().refresh_served == 1
 
 
-def test_a_real_store_refuses_the_save_of_a_hold_that_ended(
+def test_a_real_store_refuses_the_save_of_a_hold_that_ended_and_the_answer_is_rescued(
     store: TokenStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The same overrun against the store's own fence check (no wrapper around save)."""
@@ -1015,6 +1031,10 @@ def test_a_real_store_refuses_the_save_of_a_hold_that_ended(
     assert provider.calls == 1
     after = store.active()
     assert after is not None and after.revision == before.revision
-    assert snap.revision == before.revision
-    assert snap.bundle.access_token == before.bundle.access_token
+    assert snap.bundle.access_token != before.bundle.access_token  # the server's answer
+    status = store.status()
+    assert status is not None
+    found = rescue_mod.find(store, status)  # kept for the next holder, not dropped
+    assert found is not None and found.bundle.access_token == snap.bundle.access_token
     assert "no longer held" in caplog.text
+    rescue_mod.forget_process_rescues()

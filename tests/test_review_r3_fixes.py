@@ -18,13 +18,15 @@ if TYPE_CHECKING:
 
 def test_a_service_login_into_plaintext_says_so(tmp_path: Path) -> None:
     class Service(ClientCredentialsProvider):
-        def renew(self, current: Optional[TokenBundle]) -> TokenBundle:
+        # A third-party subclass written before ``before_attempt``: it keeps its old signature.
+        def renew(self, current: Optional[TokenBundle]) -> TokenBundle:  # type: ignore[override]
             return TokenBundle(access_token="at-svc-12345678", expires_at=time.time() + 3600)
 
     store = KeyringTokenStore("svc", tmp_path / "records.json", backend=NoKeyring())
     out = io.StringIO()
     provider = Service("svc", "https://login.example/token", client_secret="s3cr3t-value")
-    cli = AuthCommands(store, provider, prog="auth", stdout=out, stderr=out)
+    # The old signature does not match the protocol on purpose: the engine must cope with it.
+    cli = AuthCommands(store, provider, prog="auth", stdout=out, stderr=out)  # type: ignore[arg-type]
     assert cli.run(cli.login) == 0
     status = store.status("svc")
     assert status is not None and status.secrets == "plaintext"

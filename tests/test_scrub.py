@@ -12,7 +12,7 @@ import subprocess
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Optional
 from urllib.parse import parse_qs, quote, quote_plus, urlencode, urlsplit
 
 import pytest
@@ -52,7 +52,7 @@ def everything_shown(exc: BaseException) -> str:
     return "\n".join([str(exc), repr(exc), repr(exc.args), repr(vars(exc)), _formatted(exc)])
 
 
-def leaks(text: str, secret: str, *, window: int = 8) -> List[str]:
+def leaks(text: str, secret: str, *, window: int = 8) -> list[str]:
     """Pieces of ``secret`` (any ``window`` characters, in any encoding used) in ``text``."""
     found = []
     for form in {secret, quote_plus(secret), quote(secret, safe=""), json.dumps(secret)[1:-1]}:
@@ -76,7 +76,7 @@ def echo_body(status: int = 400, error: str = "invalid_grant") -> Any:
 
 
 def provider_for(server: LocalServer, **kwargs: Any) -> PkceProvider:
-    options: Dict[str, Any] = {
+    options: dict[str, Any] = {
         "client_id": "cli-app",
         "token_endpoint": server.url_for("/token"),
         "session": client_session(),
@@ -356,7 +356,7 @@ def test_device_prompt_is_neutralised(servers: ServerFactory) -> None:
     }
     idp = _device_server(servers, Reply.json(answer), Reply.json({"error": "access_denied"}, 400))
     provider = provider_for(idp, device_authorization_endpoint=idp.url_for("/device"))
-    said: List[str] = []
+    said: list[str] = []
     with pytest.raises(OAuthFlowError):
         device_login(MemoryTokenStore(), provider, say=said.append, sleep=lambda _s: None)
     assert any("AB\\x1b" in line for line in said), said
@@ -420,14 +420,14 @@ def http_discovery(servers: ServerFactory) -> LocalServer:
     return idp
 
 
-def _module_args(tmp_path: Path, issuer: str) -> List[str]:
+def _module_args(tmp_path: Path, issuer: str) -> list[str]:
     records = str(tmp_path / "records.json")
     return ["--issuer", issuer, "--client-id", "cli", "--store", "file", "--records", records]
 
 
 @pytest.mark.parametrize("verb", [["token"], ["login", "--no-browser"]])
 def test_an_http_endpoint_from_discovery_is_a_typed_error(
-    tmp_path: Path, http_discovery: LocalServer, verb: List[str]
+    tmp_path: Path, http_discovery: LocalServer, verb: list[str]
 ) -> None:
     proc = run_module(tmp_path, *_module_args(tmp_path, http_discovery.url), *verb)
     assert "Traceback" not in proc.stderr, proc.stderr
@@ -552,7 +552,7 @@ def test_no_chained_exception_keeps_the_raw_echo(servers: ServerFactory) -> None
     idp.route("/token", echo_body(status=200, error="invalid_client"))  # GitHub-style 200
     with pytest.raises(AuthError) as caught:
         provider_for(idp, client_secret=SECRET, client_auth="post").renew(current())
-    chain: List[BaseException] = []
+    chain: list[BaseException] = []
     link: Optional[BaseException] = caught.value
     while link is not None:
         chain.append(link)

@@ -10,7 +10,7 @@ import os
 import socket
 import time
 import traceback
-from typing import Any, Dict, List, Tuple
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -158,7 +158,7 @@ class _Recorder:
     """Stands in for the network: records what HTTPAdapter.send was asked to send."""
 
     def __init__(self) -> None:
-        self.sent: List[Tuple[str, Any]] = []
+        self.sent: list[tuple[str, Any]] = []
 
     def __call__(self, adapter: Any, request: requests.PreparedRequest, **kwargs: Any) -> Any:
         self.sent.append((request.url or "", request.headers.get("Authorization")))
@@ -244,7 +244,7 @@ CLIENT_SECRET = "client-secret-Zq8!v7"
 AUTH_CODE = "auth-code-Mx93kq"
 
 
-def _find(secrets: Dict[str, str], texts: Dict[str, str]) -> List[Tuple[str, str]]:
+def _find(secrets: dict[str, str], texts: dict[str, str]) -> list[tuple[str, str]]:
     """(where, which secret) pairs; the secrets themselves never reach the report."""
     return [
         (where, name)
@@ -263,7 +263,7 @@ def test_a_full_cycle_logs_and_shows_no_secret(
     kind: str, servers: ServerFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)  # root: every logger, urllib3 included
-    events: List[AuthEvent] = []
+    events: list[AuthEvent] = []
     remove = add_listener(events.append)
     try:
         idp, api = servers(), servers()
@@ -430,7 +430,7 @@ REFUSED = [
     + [("authorization_endpoint", url) for url in REFUSED],
 )
 def test_plain_http_is_refused_for_non_loopback_hosts(which: str, url: str) -> None:
-    kwargs = {"token_endpoint": "https://idp.example.com/token", which: url}
+    kwargs: dict[str, Any] = {"token_endpoint": "https://idp.example.com/token", which: url}
     with pytest.raises(ValueError, match=r"https|URL"):
         PkceProvider(client_id="cli-app", **kwargs)
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, List, Optional
+from typing import Any, Optional
 
 import pytest
 import requests
@@ -27,6 +28,7 @@ from requests_refreshauth import (
     RefreshExpiredError,
     StoreReadError,
     StoreWriteError,
+    TokenBundle,
     add_listener,
     refresh_access_token,
 )
@@ -55,8 +57,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
 
 
 @pytest.fixture
-def events() -> Iterator[List[AuthEvent]]:
-    seen: List[AuthEvent] = []
+def events() -> Iterator[list[AuthEvent]]:
+    seen: list[AuthEvent] = []
     remove = add_listener(seen.append)
     yield seen
     remove()
@@ -65,7 +67,7 @@ def events() -> Iterator[List[AuthEvent]]:
 def status_of(store: Any) -> AccountStatus:
     status = store.status("alice")
     assert status is not None
-    return status  # type: ignore[no-any-return]
+    return status
 
 
 def ended_by_server(store: Any, *, expires_in: float = 300.0) -> FakeProvider:
@@ -98,7 +100,7 @@ def test_invalid_grant_is_recorded_and_the_bundle_kept(store: Any) -> None:
     assert store.read_refresh_token(after) == store.read_refresh_token(before)
 
 
-def test_no_post_on_any_later_path(store: Any, events: List[AuthEvent]) -> None:
+def test_no_post_on_any_later_path(store: Any, events: list[AuthEvent]) -> None:
     provider = ended_by_server(store)  # the stored token still looks fresh
     access = store.active("alice").bundle.access_token
     later = time.time() + 3600  # the token looks expired: the proactive path
@@ -135,8 +137,13 @@ def test_waiters_queued_during_the_failing_post_do_not_post(store: Any) -> None:
     provider = FakeProvider()
     provider.fail = REFUSED
     entered = threading.Event()
-    provider.on_renew = lambda _current: (entered.set(), time.sleep(0.3))  # type: ignore[func-returns-value]
-    errors: List[BaseException] = []
+
+    def hold(_current: TokenBundle) -> None:
+        entered.set()
+        time.sleep(0.3)
+
+    provider.on_renew = hold
+    errors: list[BaseException] = []
 
     def refresh(**kwargs: Any) -> None:
         try:
@@ -185,7 +192,8 @@ def test_mark_is_a_compare_and_swap(store: Any) -> None:
     assert store.mark_session_ended("nobody", old, "invalid_grant") is False
     now = status_of(store).revision
     assert store.mark_session_ended("alice", now, "invalid_grant") is True
-    assert status_of(store).session_ended.reason == "invalid_grant"
+    ended = status_of(store).session_ended
+    assert ended is not None and ended.reason == "invalid_grant"
     assert status_of(store).revision == now
 
 
@@ -225,7 +233,9 @@ def test_the_reason_carries_no_secret(store: Any) -> None:
     )
     with pytest.raises(RefreshExpiredError):
         refresh_access_token(store, provider)
-    reason = status_of(store).session_ended.reason
+    ended = status_of(store).session_ended
+    assert ended is not None
+    reason = ended.reason
     assert refresh not in reason
     assert reason.startswith("invalid_grant: token *** revoked")
     assert len(reason) <= 200
@@ -256,8 +266,9 @@ def test_a_store_without_the_method_simply_does_not_record() -> None:
     provider = FakeProvider()
     provider.fail = REFUSED
     with pytest.raises(RefreshExpiredError):
-        refresh_access_token(store, provider)  # type: ignore[arg-type]
-    assert store.inner.status().session_ended is None
+        refresh_access_token(store, provider)
+    status = store.inner.status()
+    assert status is not None and status.session_ended is None
 
 
 def test_a_failing_mark_still_raises_the_refusal(
@@ -266,7 +277,14 @@ def test_a_failing_mark_still_raises_the_refusal(
     store = MemoryTokenStore()
     store.save(ALICE, bundle(-10), make_default=True)
 
-    def broken(*_args: Any) -> bool:
+    def broken(
+        account_id: str,
+        expected_revision: int,
+        reason: str,
+        *,
+        expected_fingerprint: Optional[str] = None,
+        client_id: Optional[str] = None,
+    ) -> bool:
         raise StoreWriteError("disk full")
 
     store.mark_session_ended = broken  # type: ignore[method-assign]
@@ -323,7 +341,9 @@ def test_the_mark_round_trips_through_the_file(tmp_path: Path) -> None:
     ended_by_server(FileTokenStore(path))
     record = json.loads(path.read_text())["accounts"]["alice"]
     assert set(record["session_ended"]) == {"at", "reason"}
-    assert FileTokenStore(path).status().session_ended.reason == "invalid_grant: grant revoked"
+    status = FileTokenStore(path).status()
+    assert status is not None and status.session_ended is not None
+    assert status.session_ended.reason == "invalid_grant: grant revoked"
 
 
 # ------------------------------------------------------------------ the server's words
@@ -364,10 +384,12 @@ def line(text: str, field: str) -> Optional[str]:
 def test_status_text_of_an_expired_token_and_refresh_token() -> None:
     now = time.time()
     text = status_text(make_status(expires_at=now - 2.4, refresh_expires_at=now - 200))
-    assert line(text, "Token") is not None
-    assert "until" not in line(text, "Token")
-    assert line(text, "Token").startswith("Token:    expired 2s ago (at ")
+    token = line(text, "Token")
+    assert token is not None
+    assert "until" not in token
+    assert token.startswith("Token:    expired 2s ago (at ")
     refresh = line(text, "Refresh")
+    assert refresh is not None
     assert refresh.startswith("Refresh:  expired 3m 20s ago (at ")
     assert "yes" not in refresh
     assert (
@@ -384,7 +406,8 @@ def test_status_text_of_an_ended_session() -> None:
         "Session:  ended 2m 03s ago: the server refused the refresh token "
         "(invalid_grant: grant request is invalid). Log in again."
     )
-    assert "yes" not in line(text, "Refresh")
+    refresh = line(text, "Refresh")
+    assert refresh is not None and "yes" not in refresh
     assert status_data(status)["session_ended"] == {
         "at": ended.at,
         "reason": ended.reason,
@@ -444,7 +467,9 @@ def test_status_exits_3_for_a_locally_expired_refresh_token() -> None:
 def test_token_retry_that_succeeds_prints_the_new_token_and_clears_the_mark() -> None:
     store = MemoryTokenStore()
     provider = ended_by_server(store)
-    old = store.active().bundle.access_token
+    active = store.active()
+    assert active is not None
+    old = active.bundle.access_token
     commands, out, err = cli_for(store, provider)
     assert commands.run(commands.token) == 3
     assert out.getvalue() == ""
@@ -454,9 +479,12 @@ def test_token_retry_that_succeeds_prints_the_new_token_and_clears_the_mark() ->
     commands, out, err = cli_for(store, provider)
     assert commands.run(commands.token, retry_refresh=True) == 0, err.getvalue()
     assert provider.calls == 2
-    new = store.active().bundle.access_token
+    active = store.active()
+    assert active is not None
+    new = active.bundle.access_token
     assert new != old and out.getvalue() == new + "\n"
-    assert store.status().session_ended is None
+    status = store.status()
+    assert status is not None and status.session_ended is None
 
     commands, out, err = cli_for(store, provider)
     assert commands.run(commands.accounts_list) == 0
@@ -602,6 +630,7 @@ def test_two_cli_retries_of_one_mark_post_once() -> None:
 def test_mark_compares_the_access_fingerprint(store: Any) -> None:
     store.save(ALICE, bundle(300), make_default=True)
     status = status_of(store)
+    assert status.access_fingerprint is not None
     other = "0" * len(status.access_fingerprint)
     assert not store.mark_session_ended(
         "alice", status.revision, "invalid_grant", expected_fingerprint=other

@@ -11,7 +11,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 import pytest
 
@@ -33,7 +33,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(sys, "platform", "linux")  # user_dir's XDG branch
 
 
-def config_from(env: Dict[str, str], **given: Any) -> Any:
+def config_from(env: dict[str, str], **given: Any) -> Any:
     from requests_refreshauth.standalone import StandaloneConfig
 
     return StandaloneConfig.from_env(env, **given)
@@ -99,11 +99,14 @@ def test_the_issuer_records_and_keyring_service_are_unchanged(tmp_path: Path) ->
     )
     # One record schema: --store file shares the default records file (issue 11) ...
     assert file_config.records_file == base / f"tokens-{key}.json"
-    # ... and a --store file records file of an earlier version keeps its logins.
+    # ... and a --store file records file of an earlier version is moved into it.
+    from requests_refreshauth.stores.records import Records, RecordsFile
+
     legacy = base / f"tokens-{key}-file.json"
-    legacy.parent.mkdir(parents=True)
-    legacy.write_text("{}", encoding="utf-8")
-    assert file_config.records_file == legacy
+    with RecordsFile(legacy).locked():
+        RecordsFile(legacy).write(Records())
+    assert file_config.records_file == base / f"tokens-{key}.json"
+    assert not legacy.exists() and (base / f"tokens-{key}.json").exists()
 
 
 def test_manual_endpoints_key_on_the_token_endpoint_and_client(tmp_path: Path) -> None:
@@ -216,7 +219,7 @@ SERVER_A_ENV = {
     [{"issuer": ISSUER}, {"token_endpoint": "https://other.example/token"}],
     ids=["issuer", "token_endpoint"],
 )
-def test_a_server_named_by_flags_uses_none_of_the_environment(server: Dict[str, str]) -> None:
+def test_a_server_named_by_flags_uses_none_of_the_environment(server: dict[str, str]) -> None:
     """The REFRESHAUTH_* variables describe one whole configuration (server A's): its
     records, secret, client, scopes, client auth and store never go with server B."""
     config = config_from(SERVER_A_ENV, client_id="other", **server)
@@ -301,7 +304,7 @@ def test_the_standalone_config_is_exported_lazily() -> None:
     ],
 )
 def test_configuration_errors_name_the_flag_and_the_variable(
-    env: Dict[str, str], words: List[str]
+    env: dict[str, str], words: list[str]
 ) -> None:
     with pytest.raises(ConfigurationError) as caught:
         config_from(env)
@@ -374,9 +377,10 @@ def test_the_store_is_the_kind_configured(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ the module CLI
 
 
-def run_main(argv: List[str], capsys: pytest.CaptureFixture[str]) -> Any:
+def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> Any:
     from requests_refreshauth.__main__ import main
 
+    code: object
     try:
         code = main(argv)
     except SystemExit as exit_:
@@ -439,7 +443,7 @@ def test_the_environments_records_never_go_to_the_server_named_by_flags(
         store.save(Account("alice"), a.login("alice"), make_default=True)
         snap = store.active("alice")
         assert snap is not None
-        store.save(snap.account, snap.full_bundle().replace(expires_at=time.time() - 1))
+        store.save(snap.account, snap.bundle.replace(expires_at=time.time() - 1))
         a_requests = a.stats().token_requests
         monkeypatch.setenv("REFRESHAUTH_ISSUER", a.issuer)
         monkeypatch.setenv("REFRESHAUTH_CLIENT_ID", a.client_id)
@@ -452,14 +456,14 @@ def test_the_environments_records_never_go_to_the_server_named_by_flags(
         assert code == 3 and "No account is logged in" in err and out == ""
 
 
-def parsed_config(words: List[str]) -> Any:
+def parsed_config(words: list[str]) -> Any:
     from requests_refreshauth.__main__ import build_parser, config_from
 
     parser, _ = build_parser()
     return config_from(parser.parse_args([*words, "status"]))
 
 
-def hint_command(err: str) -> List[str]:
+def hint_command(err: str) -> list[str]:
     """The words of the first `python -m requests_refreshauth …` hint in ``err``."""
     start = err.index("`python -m requests_refreshauth")
     words = shlex.split(err[start + 1 : err.index("`", start + 1)])
@@ -556,7 +560,7 @@ def test_login_without_any_sign_in_endpoint_says_what_to_configure(
 # ------------------------------------------------------------------ the journey
 
 
-def module_cli(env: Dict[str, str], *words: str) -> subprocess.CompletedProcess[str]:
+def module_cli(env: dict[str, str], *words: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "requests_refreshauth", *words],
         env=env,
@@ -588,7 +592,7 @@ def test_module_cli_with_manual_endpoints_and_a_client_secret(tmp_path: Path) ->
         options += ["--revocation-endpoint", server.revocation_endpoint]
         options += ["--client-secret-env", "MY_CLIENT_SECRET", "--scope", "api"]
         options += ["--store", "file", "--records", str(records)]
-        outputs: List[str] = []
+        outputs: list[str] = []
 
         def cli(*words: str) -> subprocess.CompletedProcess[str]:
             proc = module_cli(env, *options, *words)
@@ -634,3 +638,85 @@ def test_module_cli_with_manual_endpoints_and_a_client_secret(tmp_path: Path) ->
         for text in outputs:
             assert secret not in text
             assert fresh not in text or text.strip() == fresh, "a token was shown elsewhere"
+
+
+# ------------------------------------------------------------------ the legacy --store file records
+
+
+def _legacy_paths() -> tuple[Path, Path]:
+    from requests_refreshauth._paths import user_dir
+
+    key = hashlib.sha256(f"{ISSUER}\nmycli".encode()).hexdigest()[:16]
+    shared = user_dir("config") / f"tokens-{key}.json"
+    return shared, shared.with_name(f"tokens-{key}-file.json")
+
+
+def _bundle(access: str, refresh: str) -> Any:
+    from requests_refreshauth import TokenBundle
+
+    return TokenBundle(access_token=access, refresh_token=refresh, expires_at=2e9)
+
+
+@pytest.mark.parametrize("kind", ["keyring", "file"])
+def test_legacy_file_records_move_into_the_shared_file(kind: str) -> None:
+    """`--store file login` of an earlier version, then a plain (or --store file) command."""
+    from requests_refreshauth import Account
+    from requests_refreshauth.standalone import records_path
+    from requests_refreshauth.stores.file import FileTokenStore
+
+    shared, legacy = _legacy_paths()
+    FileTokenStore(legacy).save(Account("old@x"), _bundle("acc-old", "ref-old"))
+    assert records_path(ISSUER, "mycli", kind, None) == shared
+    assert not legacy.exists()
+    for other in ("keyring", "file"):
+        assert records_path(ISSUER, "mycli", other, None) == shared
+    snap = FileTokenStore(shared).active("old@x")
+    assert snap is not None and snap.bundle.access_token == "acc-old"
+
+
+def test_legacy_file_records_merge_beside_a_keyring_login() -> None:
+    from keyring_fakes import MemoryKeyring
+
+    from requests_refreshauth import Account
+    from requests_refreshauth.standalone import records_path
+    from requests_refreshauth.stores.file import FileTokenStore
+    from requests_refreshauth.stores.keyring import KeyringTokenStore
+
+    shared, legacy = _legacy_paths()
+    FileTokenStore(legacy).save(Account("old@x"), _bundle("acc-old", "ref-old"))
+    kr = MemoryKeyring()
+    KeyringTokenStore("svc", shared, backend=kr).save(Account("new@x"), _bundle("a2", "r2"))
+    now = records_path(ISSUER, "mycli", "file", None)
+    assert now == shared and not legacy.exists()
+    fs = FileTokenStore(now)
+    assert {s.account.id for s in fs.accounts()} == {"old@x", "new@x"}
+    snap = fs.active("old@x")
+    assert snap is not None and fs.read_refresh_token(snap) == "ref-old"
+    ks = KeyringTokenStore("svc", shared, backend=kr)
+    new = ks.active("new@x")
+    assert new is not None and ks.read_refresh_token(new) == "r2"
+    assert fs.status("new@x") is not None and fs.status("new@x").secrets == "keyring"  # type: ignore[union-attr]
+
+
+def test_a_conflicting_legacy_account_keeps_the_shared_one_and_the_legacy_file(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from requests_refreshauth import Account
+    from requests_refreshauth.standalone import records_path
+    from requests_refreshauth.stores.file import FileTokenStore
+
+    shared, legacy = _legacy_paths()
+    FileTokenStore(legacy).save(Account("u@x"), _bundle("acc-legacy", "ref-legacy"))
+    FileTokenStore(legacy).save(Account("only-old@x"), _bundle("acc-o", "ref-o"))
+    FileTokenStore(shared).save(Account("u@x"), _bundle("acc-shared", "ref-shared"))
+    with caplog.at_level("WARNING"):
+        assert records_path(ISSUER, "mycli", "file", None) == shared
+    kept = legacy.with_name(legacy.name + ".migrated")
+    assert not legacy.exists() and kept.exists()
+    assert FileTokenStore(kept).active("u@x").bundle.access_token == "acc-legacy"  # type: ignore[union-attr]
+    store = FileTokenStore(shared)
+    assert store.active("u@x").bundle.access_token == "acc-shared"  # type: ignore[union-attr]
+    assert store.active("only-old@x").bundle.access_token == "acc-o"  # type: ignore[union-attr]
+    text = caplog.text
+    assert str(kept) in text and "'u@x'" in text and "acc-legacy" not in text
+    assert records_path(ISSUER, "mycli", "keyring", None) == shared  # once: nothing more to do

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
 
 import pytest
 
@@ -34,7 +33,7 @@ MYCLI = [sys.executable, str(ROOT / "examples" / "argparse_cli.py")]
 BROWSER_MODULE = "requests_refreshauth.testing.browser"
 
 
-def run(argv: List[str], env: Dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         argv, env=env, capture_output=True, text=True, timeout=60, check=False,
         stdin=subprocess.DEVNULL,
@@ -48,7 +47,7 @@ def test_the_approver_logs_a_user_in_through_a_real_login(
     local_auth_server: LocalAuthServer,
 ) -> None:
     store = MemoryTokenStore()
-    said: List[str] = []
+    said: list[str] = []
     approver = local_auth_server.approver(user="bob")
 
     snapshot = login(store, local_auth_server.provider(), open_browser=approver, say=said.append)
@@ -205,8 +204,10 @@ def test_mycli_auth_login(local_auth_server, tmp_path):
 
     # Signed in as alice, and no token reached the terminal.
     snapshot = FileTokenStore(tmp_path / "tokens.json").active()
+    assert snapshot is not None
     assert snapshot.account.id == "alice"
     bundle = snapshot.bundle  # a file store's snapshot holds both tokens
+    assert bundle.refresh_token is not None
     for secret in (bundle.access_token, bundle.refresh_token):
         assert secret not in result.stdout + result.stderr + whoami.stderr
 
@@ -239,7 +240,8 @@ def test_auth_login_in_process(local_auth_server, tmp_path, monkeypatch):
     )
     args = parser.parse_args(["auth", "login"])
     assert args.func(args) == 0
-    assert FileTokenStore(tmp_path / "tokens.json").active().account.id == "alice"
+    snapshot = FileTokenStore(tmp_path / "tokens.json").active()
+    assert snapshot is not None and snapshot.account.id == "alice"
 
 
 def test_login_in_process(local_auth_server):
@@ -300,6 +302,7 @@ def test_exactly_one_refresh(local_auth_server, tmp_path):
 
     # Make the stored access token look expired: the next command must renew it first.
     snapshot = store.active()
+    assert snapshot is not None
     store.save(snapshot.account, snapshot.bundle.replace(expires_at=time.time() - 1))
     local_auth_server.reset_stats()
 

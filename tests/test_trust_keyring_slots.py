@@ -18,8 +18,9 @@ import hashlib
 import json
 import secrets
 import string
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Set, Tuple
+from typing import Any, Optional
 
 import pytest
 from hypothesis import given, settings
@@ -99,9 +100,9 @@ def holds(store: KeyringTokenStore, ref: str, bundle: TokenBundle) -> bool:
     return snap.bundle.access_token == bundle.access_token and refresh == bundle.refresh_token
 
 
-def record_of(records: Path, account_id: str) -> Dict[str, Any]:
-    doc: Dict[str, Any] = json.loads(records.read_text())
-    record: Dict[str, Any] = doc["accounts"][account_id]
+def record_of(records: Path, account_id: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(records.read_text())
+    record: dict[str, Any] = doc["accounts"][account_id]
     return record
 
 
@@ -350,7 +351,7 @@ _IDS = (
 _KINDS = ("access", "refresh")
 
 
-def _all_names(account_id: str, chunks: int = 4) -> Set[str]:
+def _all_names(account_id: str, chunks: int = 4) -> set[str]:
     return set(slot_names(default_slot(account_id), {kind: chunks for kind in _KINDS}))
 
 
@@ -399,7 +400,7 @@ def test_overlap_covers_every_generated_name() -> None:
 # --------------------------------------------------------------------------- custom slot_for
 
 
-def _snapshot_state(backend: MemoryKeyring, records: Path) -> Tuple[Dict[Any, str], str]:
+def _snapshot_state(backend: MemoryKeyring, records: Path) -> tuple[dict[Any, str], str]:
     return dict(backend.data), records.read_text()
 
 
@@ -483,7 +484,7 @@ def test_an_injective_custom_slot_for_works(records: Path) -> None:
 # --------------------------------------------------------------------------- existing records
 
 
-def _legacy_pair(records: Path, backend: MemoryKeyring) -> Tuple[TokenBundle, TokenBundle]:
+def _legacy_pair(records: Path, backend: MemoryKeyring) -> tuple[TokenBundle, TokenBundle]:
     """Records as the old code left them after ``alice`` then ``alice/refresh`` logged in:
     both records name their raw id as slot, and the second's access token sits where
     alice's refresh token was."""

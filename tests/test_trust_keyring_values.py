@@ -25,12 +25,15 @@ from requests_refreshauth import (
     TokenBundle,
 )
 from requests_refreshauth.errors import AuthError
+from requests_refreshauth.stores.keyring import CredentialStorePolicy
 
 SERVICE = "app"
 BAD = ["SECRET\r\nX-Evil: 1", "SECRET\u00f6", "SECRET two", "SECRET\x00"]
 
 
-def _store(tmp_path: Path, backend: MemoryKeyring, policy: str = "system") -> KeyringTokenStore:
+def _store(
+    tmp_path: Path, backend: MemoryKeyring, policy: CredentialStorePolicy = "system"
+) -> KeyringTokenStore:
     return KeyringTokenStore(
         SERVICE, records_path=tmp_path / "r.json", backend=backend, credential_store=policy
     )
@@ -44,7 +47,7 @@ def _bundle(access: str = "at-good", refresh: str = "rt-good") -> TokenBundle:
 @pytest.mark.parametrize("field", ["access_token", "refresh_token"])
 @pytest.mark.parametrize("value", BAD)
 def test_a_token_that_is_not_visible_ascii_is_not_saved(
-    tmp_path: Path, policy: str, field: str, value: str
+    tmp_path: Path, policy: CredentialStorePolicy, field: str, value: str
 ) -> None:
     backend = MemoryKeyring()
     store = _store(tmp_path, backend, policy)

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from typing import (
     TYPE_CHECKING,
     Any,
     Callable,
-    Dict,
-    Iterable,
     NamedTuple,
     Optional,
-    Tuple,
     TypedDict,
 )
 from urllib.parse import quote_plus
@@ -102,7 +100,7 @@ class OAuthClient:
         if client_auth not in ("basic", "post"):
             raise ValueError("client_auth must be 'basic' or 'post'")
         self.client_id = client_id
-        self.scopes: Tuple[str, ...] = tuple(scopes)
+        self.scopes: tuple[str, ...] = tuple(scopes)
         self.token_endpoint_url = require_secure_url(token_endpoint, "token_endpoint")
         self.revocation_endpoint = _optional_url(revocation_endpoint, "revocation_endpoint")
         self.userinfo_endpoint = _optional_url(userinfo_endpoint, "userinfo_endpoint")
@@ -139,7 +137,7 @@ class OAuthClient:
     def renew_timeout(self) -> float:
         return self.token_endpoint.worst_case_seconds
 
-    def _credentials(self, *, client_id: bool) -> Dict[str, Any]:
+    def _credentials(self, *, client_id: bool) -> dict[str, Any]:
         """oauthlib body parameters identifying the client (none with HTTP Basic).
 
         ``client_id``: add it explicitly (oauthlib's code-exchange and device helpers add
@@ -147,14 +145,14 @@ class OAuthClient:
         """
         if self._basic is not None:
             return {"include_client_id": False}
-        params: Dict[str, Any] = {"include_client_id": True}
+        params: dict[str, Any] = {"include_client_id": True}
         if client_id:
             params["client_id"] = self.client_id
         if self._client_secret:
             params["client_secret"] = self._client_secret
         return params
 
-    def _secrets(self, *values: Optional[str]) -> Tuple[Optional[str], ...]:
+    def _secrets(self, *values: Optional[str]) -> tuple[Optional[str], ...]:
         return (*values, self._client_secret)
 
     # ------------------------------------------------------------------ RFC 7009
@@ -206,7 +204,7 @@ class OAuthClient:
 
     # ------------------------------------------------------------------ OIDC userinfo
 
-    def userinfo(self, bundle: TokenBundle) -> Dict[str, Any]:
+    def userinfo(self, bundle: TokenBundle) -> dict[str, Any]:
         """The userinfo endpoint's claims for ``bundle``'s access token."""
         if not self.userinfo_endpoint:
             raise OAuthFlowError("This provider has no userinfo endpoint.")

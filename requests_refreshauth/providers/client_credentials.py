@@ -7,7 +7,8 @@ workers with an expired token asks the server once, not once per worker.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..bundle import Account
 from .client import OAuthClient

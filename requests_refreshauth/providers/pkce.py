@@ -9,7 +9,8 @@ last token) in attributes, which threads sharing one provider must not share.
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, NamedTuple, Optional
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from .._urls import for_oauthlib, from_oauthlib
 from ..errors import RefreshTransientError, RefreshUnavailableError, TokenExchangeError

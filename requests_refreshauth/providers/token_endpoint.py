@@ -16,7 +16,8 @@ import logging
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Union
 
 import requests
 
@@ -33,7 +34,7 @@ __all__ = ["RetryPolicy", "SessionFactory", "Timeout", "TokenEndpoint"]
 
 log = logging.getLogger("requests_refreshauth.provider")
 
-Timeout = Union[float, Tuple[float, float]]
+Timeout = Union[float, tuple[float, float]]
 
 _USER_AGENT = "requests-refreshauth"
 
@@ -116,7 +117,7 @@ class TokenEndpoint:
         sessions: SessionFactory,
         timeout: Timeout = 30.0,
         retry: Optional[RetryPolicy] = None,
-        auth: Optional[Tuple[str, str]] = None,
+        auth: Optional[tuple[str, str]] = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -264,7 +265,7 @@ class TokenEndpoint:
 def _request_secrets(
     secrets: Sequence[Optional[str]],
     previous: Optional[TokenBundle],
-    auth: Optional[Tuple[str, str]],
+    auth: Optional[tuple[str, str]],
 ) -> list[str]:
     """Everything secret a token request carried (or its client sends in a header)."""
     from .._scrub import basic_credentials

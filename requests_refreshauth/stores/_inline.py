@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar
 
 from ..bundle import Account, TokenBundle, WriteReport
 from ..errors import SecretsInKeyringError
@@ -12,12 +12,12 @@ from ._schema import KEYRING, PLAINTEXT, bundle_fields, inline_bundle
 from ._slots import shown
 from .records import Records
 
-__all__ = ["InlineSecrets", "in_keyring_error"]
+__all__ = ["InlineSecrets", "in_keyring_error", "other_service_error"]
 
 T = TypeVar("T")
 
 
-def in_keyring_error(where: str, account_id: str, record: Dict[str, Any]) -> SecretsInKeyringError:
+def in_keyring_error(where: str, account_id: str, record: dict[str, Any]) -> SecretsInKeyringError:
     """The error for a keyring account opened through a store without a keyring."""
     service = record.get("service")
     named = (
@@ -33,6 +33,19 @@ def in_keyring_error(where: str, account_id: str, record: Dict[str, Any]) -> Sec
     )
 
 
+def other_service_error(
+    where: str, account_id: str, service: object, ours: str
+) -> SecretsInKeyringError:
+    """The error for a keyring account opened through a keyring store of another
+    service (same records file, another application's keyring service)."""
+    return SecretsInKeyringError(
+        f"The tokens of account {shown(account_id)} in {where} are in the OS keyring under "
+        f"service {shown(str(service))}, not this store's {shown(ours)}. Nothing was read or "
+        f"changed; open the records with KeyringTokenStore({shown(str(service))}, ...) instead, "
+        "or give each service its own records file."
+    )
+
+
 class InlineSecrets:
     """Tokens in the record (``"secrets": "plaintext"``); ``label``: what
     :attr:`AccountStatus.secrets` says ("file", "memory")."""
@@ -40,21 +53,22 @@ class InlineSecrets:
     def __init__(self, label: str) -> None:
         self._label = label
 
-    def check(self, where: str, account_id: str, record: Dict[str, Any]) -> None:
+    def check(self, where: str, account_id: str, record: dict[str, Any]) -> None:
         if record.get("secrets") == KEYRING:
             raise in_keyring_error(where, account_id, record)
 
-    def label(self, record: Dict[str, Any]) -> str:
-        return self._label
+    def label(self, record: dict[str, Any]) -> str:
+        # A keyring account listed through this store says where its tokens are.
+        return KEYRING if record.get("secrets") == KEYRING else self._label
 
     def read(self, read: Callable[[], T], records: RecordsPlace) -> T:
         return read()  # records and secrets are one atomic read
 
-    def bundle(self, where: str, account_id: str, record: Dict[str, Any]) -> TokenBundle:
+    def bundle(self, where: str, account_id: str, record: dict[str, Any]) -> TokenBundle:
         return inline_bundle(where, account_id, record)
 
     def refresh_token(
-        self, account: Account, current: Callable[[], Dict[str, Any]], records: RecordsPlace
+        self, account: Account, current: Callable[[], dict[str, Any]], records: RecordsPlace
     ) -> Optional[str]:
         return inline_bundle(records.where(), account.id, current()).refresh_token
 
@@ -72,7 +86,7 @@ class InlineSecrets:
     def committed(self, save: Save, written: Written) -> Optional[WriteReport]:
         return None  # one place for secrets: nothing to report
 
-    def drop(self, account: Account, record: Dict[str, Any], records: Records) -> None:
+    def drop(self, account: Account, record: dict[str, Any], records: Records) -> None:
         """The secrets go with the record."""
 
     def forget(self, account_id: str) -> None:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import threading
-from typing import Any, Callable, List, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar
 
 __all__ = [
     "KeyringAbsent",
@@ -81,12 +81,12 @@ def _utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le"))
 
 
-def split_for_limit(secret: str, limit_utf16_bytes: Optional[int]) -> List[str]:
+def split_for_limit(secret: str, limit_utf16_bytes: Optional[int]) -> list[str]:
     """``secret`` in pieces that each fit ``limit`` (UTF-16 bytes); one piece if no limit."""
     if limit_utf16_bytes is None or _utf16_len(secret) <= limit_utf16_bytes:
         return [secret]
-    pieces: List[str] = []
-    current: List[str] = []
+    pieces: list[str] = []
+    current: list[str] = []
     size = 0
     for char in secret:
         width = _utf16_len(char)
@@ -249,7 +249,7 @@ def _configured() -> bool:
         return False
 
 
-def _members(backend: Any) -> List[Any]:
+def _members(backend: Any) -> list[Any]:
     """The backends keyring's ChainerBackend combines, or just ``backend``."""
     children = getattr(backend, "backends", None)
     return list(children) if children is not None else [backend]

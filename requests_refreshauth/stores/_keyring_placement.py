@@ -9,7 +9,7 @@ what the save would.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Literal, Optional, Tuple
+from typing import Any, Literal, Optional
 
 from ..errors import KeyringUnavailableError
 from ._keyring_access import KeyringAccess, KeyringFailure
@@ -62,9 +62,9 @@ def where_to_write(
     keyring: KeyringAccess,
     policy: str,
     path: str,
-    old: Optional[Dict[str, Any]],
+    old: Optional[dict[str, Any]],
     outcome: str = NOTHING_CHANGED,
-) -> Tuple[Location, Optional[str]]:
+) -> tuple[Location, Optional[str]]:
     """("keyring" | "plaintext", warning) for a save, by policy and keyring state.
 
     ``old``: the account's current record (``None`` for a new account); ``path``: the

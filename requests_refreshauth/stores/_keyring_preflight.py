@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Optional
 
 from ..errors import StoreReadError
 from ._keyring_access import KeyringAbsent, KeyringAccess, KeyringFailure, KeyringTimeout
@@ -69,7 +69,7 @@ def _refuse_if_absent_matters(
     "system" anything, under "fallback" an account whose secrets are in the keyring.
     Which account will sign in is not known yet: the default (or only) one is the
     likely one."""
-    old: Optional[Dict[str, Any]] = None
+    old: Optional[dict[str, Any]] = None
     try:
         records: Optional[Records] = load()
     except StoreReadError:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, ContextManager, Dict, Optional, TypeVar
+from contextlib import AbstractContextManager
+from typing import Any, Callable, Optional, TypeVar
 
 from ..bundle import fingerprint
 from ..errors import StoreReadError
@@ -49,7 +50,7 @@ def pause(attempt: int) -> None:
 def settle(
     read: Callable[[], T],
     settled: Callable[[], T],
-    locked: Callable[[], ContextManager[Any]],
+    locked: Callable[[], AbstractContextManager[Any]],
     path: str,
 ) -> T:
     """``read()`` until the secrets agree with the records; then ``settled()`` under
@@ -92,7 +93,7 @@ class SecretReader:
     def __init__(self, keyring: KeyringAccess, service: str, policy: str, path: str) -> None:
         self.keyring, self.service, self.policy, self.path = keyring, service, policy, path
 
-    def secret(self, account_id: str, record: Dict[str, Any], kind: str) -> str:
+    def secret(self, account_id: str, record: dict[str, Any], kind: str) -> str:
         """A secret that matches the record's fingerprint; raises :class:`Unsettled`."""
         meta = record_meta(self.path, account_id, record)
         expected = meta.get(f"{kind}_fingerprint")
@@ -122,7 +123,7 @@ class SecretReader:
             )
         return value
 
-    def from_keyring(self, account_id: str, record: Dict[str, Any], kind: str) -> Optional[str]:
+    def from_keyring(self, account_id: str, record: dict[str, Any], kind: str) -> Optional[str]:
         """The ``kind`` secret joined from its chunks; ``None`` if any chunk is missing."""
         if self.policy == "plaintext":
             raise StoreReadError(

@@ -9,7 +9,7 @@ so they are here once, as pure functions without I/O.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 from ..bundle import TokenBundle
 from ..errors import StoreReadError
@@ -32,19 +32,19 @@ __all__ = [
 MAX_CHUNKS = 1024
 
 
-def record_meta(path: str, account_id: str, record: Dict[str, Any]) -> Dict[str, Any]:
+def record_meta(path: str, account_id: str, record: dict[str, Any]) -> dict[str, Any]:
     """The record's non-secret fields (its ``bundle``); a record that does not say where
     its secrets are is refused, never guessed at."""
     return fields_of(path, account_id, record)
 
 
-def meta_of(bundle: TokenBundle) -> Dict[str, Any]:
+def meta_of(bundle: TokenBundle) -> dict[str, Any]:
     """The ``bundle`` of a keyring record: the bundle's fields without the tokens, plus
     their fingerprints."""
     return bundle_fields(bundle, inline=False)
 
 
-def slot_name(record: Dict[str, Any], kind: str) -> str:
+def slot_name(record: dict[str, Any], kind: str) -> str:
     """The keyring slot of the record's ``kind`` ("access" / "refresh") secret."""
     slot = record.get("slot")
     if not isinstance(slot, str) or not slot:
@@ -52,14 +52,14 @@ def slot_name(record: Dict[str, Any], kind: str) -> str:
     return kind_slot(slot, kind)
 
 
-def chunk_count(record: Dict[str, Any], kind: str) -> int:
+def chunk_count(record: dict[str, Any], kind: str) -> int:
     """How many slots the ``kind`` secret is split over (1 unless the backend limits size)."""
     chunks = record.get("chunks")
     count = chunks.get(kind, 1) if isinstance(chunks, dict) else 1
     return count if isinstance(count, int) and 1 <= count <= MAX_CHUNKS else 1
 
 
-def slots_of(record: Dict[str, Any]) -> List[str]:
+def slots_of(record: dict[str, Any]) -> list[str]:
     """Every keyring slot a record's secrets occupy."""
     if record.get("secrets") != "keyring" or not isinstance(record.get("slot"), str):
         return []
@@ -72,7 +72,7 @@ def slots_of(record: Dict[str, Any]) -> List[str]:
     ]
 
 
-def slots_in_use(records: Records, account_id: str) -> List[Tuple[str, str]]:
+def slots_in_use(records: Records, account_id: str) -> list[tuple[str, str]]:
     """(account id, slot) of every other account whose secrets are in the keyring."""
     return [
         (other, record["slot"])

@@ -9,10 +9,11 @@ after (see :mod:`._keyring_write`); placement rules are :mod:`._keyring_placemen
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar
 
 from ..bundle import Account, TokenBundle, WriteReport
 from ..errors import StoreWriteError
+from ._inline import other_service_error
 from ._keyring_access import KeyringAbsent, KeyringAccess, KeyringFailure
 from ._keyring_advice import plaintext_log, rollback_outcome
 from ._keyring_placement import keyring_usable, where_to_write
@@ -53,16 +54,21 @@ class KeyringSecrets:
 
     # ------------------------------------------------------------------ read
 
-    def check(self, where: str, account_id: str, record: Dict[str, Any]) -> None:
+    def check(self, where: str, account_id: str, record: dict[str, Any]) -> None:
         fields_of(where, account_id, record)  # says where its secrets are, or malformed
+        service = record.get("service")
+        if record.get("secrets") == KEYRING and service is not None and service != self.service:
+            # Its slots under our service would be another login's (or nothing): reading
+            # or clearing them would orphan the real ones. A v1 record names no service.
+            raise other_service_error(where, account_id, service, self.service)
 
-    def label(self, record: Dict[str, Any]) -> str:
-        return str(record["secrets"])
+    def label(self, record: dict[str, Any]) -> str:
+        return str(record.get("secrets"))
 
     def read(self, read: Callable[[], T], records: RecordsPlace) -> T:
         return settle(read, read, records.locked, self.where)
 
-    def bundle(self, where: str, account_id: str, record: Dict[str, Any]) -> TokenBundle:
+    def bundle(self, where: str, account_id: str, record: dict[str, Any]) -> TokenBundle:
         """The access token (one keyring read) and the non-secret fields; no refresh
         token (:meth:`refresh_token` reads it when a POST is about to use it)."""
         access = self.reader.secret(account_id, record, "access")
@@ -82,7 +88,7 @@ class KeyringSecrets:
             raise malformed(where, account_id) from None
 
     def refresh_token(
-        self, account: Account, current: Callable[[], Dict[str, Any]], records: RecordsPlace
+        self, account: Account, current: Callable[[], dict[str, Any]], records: RecordsPlace
     ) -> Optional[str]:
         """Read like an active snapshot: a few tries, the last under the records lock,
         each re-reading the record (``current`` checks it is still the snapshot's)."""
@@ -174,7 +180,7 @@ class KeyringSecrets:
         # The auth verbs say it in CLI terms; their log relay skips this record.
         log.log(level, "%s", plaintext_log(self.where), extra={"refreshauth_cli_reported": True})
 
-    def drop(self, account: Account, record: Dict[str, Any], records: Records) -> None:
+    def drop(self, account: Account, record: dict[str, Any], records: Records) -> None:
         if record.get("secrets") != KEYRING or self.policy == PLAINTEXT:
             return
         names = slots_of(record)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Optional
 
 from ..bundle import Account, TokenBundle
 from ..errors import StoreReadError, StoreWriteError
@@ -32,9 +32,9 @@ __all__ = ["AbsentDuringWrite", "KnownSecrets", "SecretWriter", "Undo"]
 log = logging.getLogger("requests_refreshauth.store")
 
 #: (slot name, value to put back; ``None``: delete it), in write order.
-Undo = List[Tuple[str, Optional[str]]]
+Undo = list[tuple[str, Optional[str]]]
 #: (access token, refresh token), either ``None`` when not known.
-Pair = Tuple[Optional[str], Optional[str]]
+Pair = tuple[Optional[str], Optional[str]]
 
 
 class AbsentDuringWrite(StoreWriteError):
@@ -48,7 +48,7 @@ class KnownSecrets:
     """
 
     def __init__(self) -> None:
-        self._known: Dict[str, Tuple[int, Optional[str], Optional[str]]] = {}
+        self._known: dict[str, tuple[int, Optional[str], Optional[str]]] = {}
         self._lock = threading.Lock()
 
     def remember(self, account_id: str, revision: int, seen: Pair) -> None:
@@ -92,10 +92,10 @@ class SecretWriter:
     def write(
         self,
         account: Account,
-        old: Optional[Dict[str, Any]],
+        old: Optional[dict[str, Any]],
         slot: str,
         bundle: TokenBundle,
-        record: Dict[str, Any],
+        record: dict[str, Any],
     ) -> Undo:
         """Write the access and refresh slots (``record`` gets their chunk counts);
         returns how to undo the writes.
@@ -112,8 +112,8 @@ class SecretWriter:
                 f"Cannot save tokens to the OS keyring: {exc}", NOTHING_CHANGED, self.policy
             ) from None
         previous = self.previous_values(account, old, limit)
-        writes: List[Tuple[str, str]] = []
-        chunks: Dict[str, int] = {}
+        writes: list[tuple[str, str]] = []
+        chunks: dict[str, int] = {}
         for kind, value in (("access", bundle.access_token), ("refresh", bundle.refresh_token)):
             if value is None:
                 continue
@@ -148,13 +148,13 @@ class SecretWriter:
         return undo
 
     def previous_values(
-        self, account: Account, old: Optional[Dict[str, Any]], limit: Optional[int]
-    ) -> Dict[str, Optional[str]]:
+        self, account: Account, old: Optional[dict[str, Any]], limit: Optional[int]
+    ) -> dict[str, Optional[str]]:
         """What the slots a save overwrites held, for rollback; read only if not known."""
         if old is None or old.get("secrets") != "keyring":
             return {}
         known = self.known.at(account.id, old.get("revision", 0))
-        values: Dict[str, Optional[str]] = {}
+        values: dict[str, Optional[str]] = {}
         meta = record_meta(self.reader.path, account.id, old)
         has_refresh = meta.get("refresh_fingerprint") is not None
         for kind in ("access", "refresh") if has_refresh else ("access",):
@@ -177,12 +177,12 @@ class SecretWriter:
                     values[chunk_slot(base, i)] = piece
         return values
 
-    def undo(self, undo: Undo) -> List[str]:
+    def undo(self, undo: Undo) -> list[str]:
         """Put back what the slots held; returns the (shown) names that could not be.
 
         Logged at DEBUG only: the caller's error says what was left (one message).
         """
-        unrestored: List[str] = []
+        unrestored: list[str] = []
         for name, value in reversed(undo):
             try:
                 if value is None:
@@ -194,7 +194,7 @@ class SecretWriter:
                 unrestored.append(shown(name))
         return unrestored[::-1]
 
-    def delete_quietly(self, slots: List[str]) -> None:
+    def delete_quietly(self, slots: list[str]) -> None:
         """Remove slots a committed save no longer uses; a failure is only logged."""
         for name in slots:
             try:

@@ -8,15 +8,13 @@ passes the store contract suite (``tests/contract/``).
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import (
     Any,
     Callable,
-    ContextManager,
-    Dict,
     NamedTuple,
     Optional,
     Protocol,
-    Tuple,
     TypeVar,
 )
 
@@ -27,7 +25,7 @@ from .records import Records
 __all__ = ["LockPlace", "RecordsPlace", "Save", "SecretsPlace", "Written"]
 
 T = TypeVar("T")
-Record = Dict[str, Any]
+Record = dict[str, Any]
 
 
 class RecordsPlace(Protocol):
@@ -46,7 +44,7 @@ class RecordsPlace(Protocol):
         raise to abort (nothing written); a failed write raises ``StoreWriteError``."""
         ...
 
-    def locked(self) -> ContextManager[Any]:
+    def locked(self) -> AbstractContextManager[Any]:
         """Hold the write lock (a reader that must not race a writer's commit)."""
         ...
 
@@ -74,7 +72,7 @@ class Written(NamedTuple):
 
     location: str
     warning: Optional[str] = None
-    undo: Tuple[Tuple[str, Optional[str]], ...] = ()
+    undo: tuple[tuple[str, Optional[str]], ...] = ()
 
     def __repr__(self) -> str:  # the undo holds the slots' old secrets: never shown
         return f"Written({self.location!r}, undo={len(self.undo)} slots)"

@@ -7,7 +7,8 @@ import contextlib
 import copy
 import os
 import threading
-from typing import Callable, Iterator, TypeVar
+from collections.abc import Iterator
+from typing import Callable, TypeVar
 
 from ..bundle import Account
 from ..locking import HostLock

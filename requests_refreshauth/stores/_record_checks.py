@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from typing import Any, Dict, Optional, Set, Tuple
+from typing import Any, Optional
 
 from .._extra import readable
 
@@ -26,7 +26,7 @@ log = logging.getLogger("requests_refreshauth.store")
 _USABLE_TOKEN = re.compile(r"[\x21-\x7e]+")
 _HTTP_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 #: (path, account, problems) already warned about by this process: once is enough.
-_warned: Set[Tuple[str, str, Tuple[str, ...]]] = set()
+_warned: set[tuple[str, str, tuple[str, ...]]] = set()
 
 
 def stored_token_problem(fields: Any) -> Optional[str]:
@@ -45,7 +45,7 @@ def stored_token_problem(fields: Any) -> Optional[str]:
     return None
 
 
-def warn_unreadable_extra(path: str, account_id: str, record: Dict[str, Any]) -> None:
+def warn_unreadable_extra(path: str, account_id: str, record: dict[str, Any]) -> None:
     """Warn (once per process) about the record's extra fields this version cannot read
     and will ignore (see :func:`.._extra.readable`): names, never values."""
     for part in ("bundle", "meta"):

@@ -9,13 +9,20 @@ fenced saves, default pinning, the session-ended mark, and the one revision chec
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Optional
 
-from ..bundle import Account, Snapshot, TokenBundle
+from ..bundle import Account, Snapshot, TokenBundle, fingerprint
 from ..errors import StoreWriteError
 from ..refresh_lock import Fence, RefreshLock
 from ._parts import LockPlace, RecordsPlace, Save, SecretsPlace, Written
-from ._schema import PLAINTEXT, has_refresh_token, inline_bundle, session_ended_of, status_of
+from ._schema import (
+    PLAINTEXT,
+    access_fingerprint_of,
+    has_refresh_token,
+    inline_bundle,
+    session_ended_of,
+    status_of,
+)
 from ._slots import shown
 from .base import AccountStatus, RevisionConflict, SnapshotChanged, StaleFence, resolve_ref
 from .records import MAX_REASON, Records
@@ -23,7 +30,7 @@ from .records import MAX_REASON, Records
 __all__ = ["RecordStore", "accounts_of", "session_ended_of"]
 
 
-def accounts_of(records: Records) -> List[Account]:
+def accounts_of(records: Records) -> list[Account]:
     return [Account(account_id, rec.get("label")) for account_id, rec in records.accounts.items()]
 
 
@@ -49,14 +56,15 @@ class RecordStore:
 
     # ------------------------------------------------------------------ reading
 
-    def _checked(self, records: Records, account: Account) -> Dict[str, Any]:
+    def _checked(self, records: Records, account: Account) -> dict[str, Any]:
         record = records.accounts[account.id]
         self._secrets.check(self._records.where(), account.id, record)
         return record
 
     def _status(self, records: Records, account: Account) -> AccountStatus:
-        record = self._checked(records, account)
-        label = self._secrets.label(record)
+        """From the record alone (no secret is read), so listing never fails for an
+        account whose secrets this store cannot reach: using it does."""
+        label = self._secrets.label(records.accounts[account.id])
         return status_of(self._records.where(), records, account, label)
 
     def _snapshot(self, records: Records, account: Account) -> Snapshot:
@@ -69,7 +77,7 @@ class RecordStore:
             has_refresh_token=has_refresh_token(record),
         )
 
-    def _resolve(self, ref: Optional[str]) -> Tuple[Records, Optional[Account]]:
+    def _resolve(self, ref: Optional[str]) -> tuple[Records, Optional[Account]]:
         records = self._records.load()
         return records, resolve_ref(accounts_of(records), records.default, ref)
 
@@ -84,7 +92,7 @@ class RecordStore:
         records, account = self._resolve(ref)
         return None if account is None else self._status(records, account)
 
-    def accounts(self) -> List[AccountStatus]:
+    def accounts(self) -> list[AccountStatus]:
         records = self._records.load()
         return [self._status(records, account) for account in accounts_of(records)]
 
@@ -93,10 +101,17 @@ class RecordStore:
         refresh POST; :class:`SnapshotChanged` once the account was saved or removed
         since (handing out a newer login's token would let a refresh rotate it away)."""
         account = snapshot.account
+        # Revisions restart when the records file is recreated: the access token must
+        # be the snapshot's too, or a newer login of the same revision would pass.
+        expected = fingerprint(snapshot.bundle.access_token)
 
-        def current() -> Dict[str, Any]:
+        def current() -> dict[str, Any]:
             record = self._records.load().accounts.get(account.id)
-            if record is None or record.get("revision", 0) != snapshot.revision:
+            if (
+                record is None
+                or record.get("revision", 0) != snapshot.revision
+                or access_fingerprint_of(record) != expected
+            ):
                 raise SnapshotChanged(
                     f"The tokens of account {shown(account.id)} changed (a new login or a "
                     "logout in another process) since they were read. Try again."
@@ -120,8 +135,8 @@ class RecordStore:
         """See :meth:`~.base.TokenStore.save`: a stale ``fence`` or ``expected_revision``
         is refused under the write lock before any secret is written."""
         self._secrets.before_save(account, bundle)
-        done: List[Written] = []
-        olds: List[Optional[Dict[str, Any]]] = []  # what mutate saw, for the undo
+        done: list[Written] = []
+        olds: list[Optional[dict[str, Any]]] = []  # what mutate saw, for the undo
 
         def mutate(records: Records) -> Save:
             old = records.accounts.get(account.id)
@@ -130,13 +145,18 @@ class RecordStore:
                 self._secrets.check(self._records.where(), account.id, old)
             revision = None if old is None else old.get("revision", 0)
             if fence is not None and (
-                revision != fence.revision or not self.refresh_lock(account).holds(fence.token)
+                revision != fence.revision
+                or (
+                    fence.fingerprint is not None
+                    and (old is None or access_fingerprint_of(old) != fence.fingerprint)
+                )
+                or not self.refresh_lock(account).holds(fence.token)
             ):
                 raise StaleFence(account.id)
             if expected_revision is not None and revision != expected_revision:
                 raise RevisionConflict(account.id)
             label = account.label if account.label is not None else (old or {}).get("label")
-            record: Dict[str, Any] = {
+            record: dict[str, Any] = {
                 "label": label,
                 "revision": records.next_revision(),
                 "updated_at": time.time(),
@@ -195,7 +215,7 @@ class RecordStore:
                 account = Account(account_id, record.get("label"))
                 if self._status(records, account).access_fingerprint != expected_fingerprint:
                     return False
-            mark: Dict[str, Any] = {"at": time.time(), "reason": reason[:MAX_REASON]}
+            mark: dict[str, Any] = {"at": time.time(), "reason": reason[:MAX_REASON]}
             if client_id is not None:
                 mark["client_id"] = client_id[:MAX_REASON]
             record["session_ended"] = mark

@@ -14,7 +14,7 @@ one on read; every write is version 2.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .._extra import ExtraFields, stored, with_readable_extra
 from ..bundle import Account, TokenBundle, fingerprint
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "KEYRING",
     "PLAINTEXT",
+    "access_fingerprint_of",
     "bundle_fields",
     "extra_of",
     "has_refresh_token",
@@ -43,7 +44,7 @@ KEYRING = "keyring"
 _FINGERPRINTS = ("access_fingerprint", "refresh_fingerprint")
 
 
-def upgrade(record: Dict[str, Any]) -> Dict[str, Any]:
+def upgrade(record: dict[str, Any]) -> dict[str, Any]:
     """A version-1 record in the version-2 shape (a new dict; unknown keys kept). A
     record of neither shape is returned as it is: reading it reports it malformed."""
     if "secrets" not in record and isinstance(record.get("bundle"), dict):
@@ -65,7 +66,7 @@ def upgrade(record: Dict[str, Any]) -> Dict[str, Any]:
     return new
 
 
-def bundle_fields(bundle: TokenBundle, *, inline: bool) -> Dict[str, Any]:
+def bundle_fields(bundle: TokenBundle, *, inline: bool) -> dict[str, Any]:
     """The record's ``bundle`` for ``bundle``: :meth:`TokenBundle.to_dict` when the
     secrets are inline; else that without the tokens, plus their fingerprints. The
     bundle's ``extra`` fields are not secret (see :mod:`.._extra`)."""
@@ -88,7 +89,7 @@ def malformed(where: str, account_id: str) -> StoreReadError:
     )
 
 
-def fields_of(where: str, account_id: str, record: Dict[str, Any]) -> Dict[str, Any]:
+def fields_of(where: str, account_id: str, record: dict[str, Any]) -> dict[str, Any]:
     """The record's ``bundle``; a record that does not say where its secrets are is
     refused, never guessed at."""
     fields = record.get("bundle")
@@ -97,7 +98,7 @@ def fields_of(where: str, account_id: str, record: Dict[str, Any]) -> Dict[str, 
     return fields
 
 
-def inline_bundle(where: str, account_id: str, record: Dict[str, Any]) -> TokenBundle:
+def inline_bundle(where: str, account_id: str, record: dict[str, Any]) -> TokenBundle:
     """The whole bundle of a record whose secrets are inline."""
     try:
         # An extra field this version cannot read costs only that field (warned
@@ -107,13 +108,13 @@ def inline_bundle(where: str, account_id: str, record: Dict[str, Any]) -> TokenB
         raise malformed(where, account_id) from None
 
 
-def extra_of(where: str, account_id: str, record: Dict[str, Any]) -> ExtraFields:
+def extra_of(where: str, account_id: str, record: dict[str, Any]) -> ExtraFields:
     """The record's extra fields this version can read (the others were warned about
     when the records were parsed): never a reason to refuse the account."""
     return stored(fields_of(where, account_id, record).get("extra"))
 
 
-def session_ended_of(record: Dict[str, Any]) -> Optional[SessionEnded]:
+def session_ended_of(record: dict[str, Any]) -> Optional[SessionEnded]:
     """The record's ``session_ended`` mark (validated when the records were parsed)."""
     mark = record.get("session_ended")
     if not isinstance(mark, dict):
@@ -124,7 +125,21 @@ def session_ended_of(record: Dict[str, Any]) -> Optional[SessionEnded]:
     )
 
 
-def has_refresh_token(record: Dict[str, Any]) -> bool:
+def access_fingerprint_of(record: dict[str, Any]) -> Optional[str]:
+    """The fingerprint of the record's access token (inline: computed; keyring: the
+    recorded one); ``None`` when the record has none it can tell. Revisions restart
+    when a records file is recreated: this tells two logins of one revision apart."""
+    fields = record.get("bundle")
+    if not isinstance(fields, dict):
+        return None
+    if record.get("secrets") == PLAINTEXT:
+        token = fields.get("access_token")
+        return fingerprint(token) if isinstance(token, str) else None
+    recorded = fields.get("access_fingerprint")
+    return recorded if isinstance(recorded, str) else None
+
+
+def has_refresh_token(record: dict[str, Any]) -> bool:
     """Whether the record has a refresh token (inline, or its fingerprint)."""
     fields = record.get("bundle")
     key = "refresh_token" if record.get("secrets") == PLAINTEXT else "refresh_fingerprint"

@@ -27,7 +27,8 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Callable, Optional
 
 from ..errors import SlotCollisionError, StoreWriteError
 
@@ -56,7 +57,7 @@ MAX_SLOT_UNITS = 480
 _KEPT = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._@-")
 _CHUNK = re.compile(r"#(?:[2-9]|[1-9][0-9]+)\Z")
 #: How backends may compare names: exactly, or ignoring case (two ways of folding).
-_FOLDS: Tuple[Callable[[str], str], ...] = (str, str.casefold, str.upper)
+_FOLDS: tuple[Callable[[str], str], ...] = (str, str.casefold, str.upper)
 
 
 def kind_slot(slot: str, kind: str) -> str:
@@ -69,7 +70,7 @@ def chunk_slot(base: str, index: int) -> str:
     return base if index == 0 else f"{base}#{index + 1}"
 
 
-def slot_names(slot: str, chunks: Dict[str, int]) -> List[str]:
+def slot_names(slot: str, chunks: dict[str, int]) -> list[str]:
     """Every name of ``slot`` for ``{kind: chunk count}``."""
     return [
         chunk_slot(kind_slot(slot, kind), index)
@@ -113,7 +114,7 @@ def default_slot(account_id: str) -> str:
     return account_id if _is_plain(account_id) else escaped_slot(account_id)
 
 
-def _roots(name: str, refresh: str) -> List[str]:
+def _roots(name: str, refresh: str) -> list[str]:
     """Every slot that could have produced ``name`` (``refresh`` is the folded suffix)."""
     roots = [name]
     chunk = _CHUNK.search(name)
@@ -156,7 +157,7 @@ def invalid_slot_reason(slot: object) -> Optional[str]:
 def choose_slot(
     account_id: str,
     kept: object,
-    others: Sequence[Tuple[str, str]],
+    others: Sequence[tuple[str, str]],
     slot_for: Optional[Callable[[str], str]],
 ) -> str:
     """The slot a save writes: ``kept`` (the record's own), unless another account's
@@ -197,12 +198,12 @@ def choose_slot(
     )
 
 
-def _sharing(slot: str, others: Sequence[Tuple[str, str]]) -> Optional[str]:
+def _sharing(slot: str, others: Sequence[tuple[str, str]]) -> Optional[str]:
     """The first other account whose slot's names meet ``slot``'s, if any."""
     return next((other for other, used in others if slots_overlap(slot, used)), None)
 
 
-def unshared(names: Sequence[str], other_slots: Sequence[str], *, keep: Sequence[str]) -> List[str]:
+def unshared(names: Sequence[str], other_slots: Sequence[str], *, keep: Sequence[str]) -> list[str]:
     """``names`` minus those that may also be another slot's (records of older versions)
     or that equal one in ``keep`` ignoring case: removing them would destroy a secret
     still in use."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Protocol, Sequence, Tuple, runtime_checkable
+from collections.abc import Sequence
+from typing import NamedTuple, Optional, Protocol, runtime_checkable
 
 from ..bundle import Account, Snapshot, TokenBundle, TokenState, describe_account
 from ..errors import AccountNotFoundError, NoAccountSelectedError, StoreReadError
@@ -70,7 +71,7 @@ class AccountStatus(NamedTuple):
     issued_at: Optional[float]
     has_refresh_token: bool
     access_fingerprint: Optional[str]
-    scope: Optional[Tuple[str, ...]] = None
+    scope: Optional[tuple[str, ...]] = None
     token_type: str = "Bearer"
     #: Where the secrets live: "memory", "file", "keyring" or "plaintext".
     secrets: str = "file"

@@ -20,7 +20,8 @@ import os
 import stat
 import sys
 import time
-from typing import Any, Callable, Iterator, Optional, TypeVar
+from collections.abc import Iterator
+from typing import Any, Callable, Optional, TypeVar
 
 from .._fs import UnsafeFile, check_trusted, ensure_private_dir, open_regular, write_atomically
 from ..errors import StoreReadError, StoreWriteError
@@ -140,6 +141,15 @@ def parse_records(text: str, path: str) -> Records:
     accounts = doc.get("accounts", {})
     if not isinstance(accounts, dict):
         raise bad("has a malformed 'accounts' section")
+    if version == 1:
+        from ._schema import upgrade
+
+        # Upgraded first, so every check below sees the tokens where they will be read
+        # (a v1 keyring-shape record kept them under ``tokens``).
+        accounts = {
+            account_id: upgrade(record) if isinstance(record, dict) else record
+            for account_id, record in accounts.items()
+        }
     for account_id, record in accounts.items():
         if not account_id or not isinstance(record, dict):
             raise bad(f"has a malformed record for account {account_id!r}")
@@ -165,10 +175,6 @@ def parse_records(text: str, path: str) -> Records:
     if isinstance(revision, bool) or not isinstance(revision, int) or revision < 0:
         raise bad("has a malformed 'revision'")
     revision = max([revision, *(r.get("revision", 0) for r in accounts.values())])
-    if version == 1:
-        from ._schema import upgrade
-
-        accounts = {account_id: upgrade(record) for account_id, record in accounts.items()}
     extra = {
         k: v
         for k, v in doc.items()

@@ -24,7 +24,7 @@ import os
 import shlex
 import sys
 import threading
-from typing import Dict, List, Optional, Union
+from typing import Optional, Union
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = [
@@ -209,7 +209,7 @@ class Approver:
         self.user = user
         self.approve = approve
         self.timeout = timeout
-        self.opened: List[str] = []
+        self.opened: list[str] = []
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -254,7 +254,7 @@ def browser_env(
     user: Optional[str] = None,
     approve: bool = True,
     log: Union[str, os.PathLike[str], None] = None,
-) -> Dict[str, str]:
+) -> dict[str, str]:
     """The variables that make a subprocess's browser the headless approver.
 
     Every variable is set (empty when unused), so values left in the parent's

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import List, Optional
+from typing import Optional
 
 from .approver import (
     ENV_DECISION,
@@ -46,7 +46,7 @@ def _fail(status: int, message: str) -> int:
     return status
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         return _fail(2, "usage: python -m requests_refreshauth.testing.browser URL")

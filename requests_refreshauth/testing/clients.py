@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Any, FrozenSet, Optional, Tuple
+from typing import Any, Optional
 from urllib.parse import unquote_plus, urlsplit
 
 from .._urls import is_loopback_host
@@ -24,7 +24,7 @@ class Client:
 
     client_id: str
     secret: Optional[str]
-    grant_types: FrozenSet[str]
+    grant_types: frozenset[str]
 
     def __repr__(self) -> str:
         kind = "public" if self.secret is None else "confidential"
@@ -46,7 +46,7 @@ def is_loopback_redirect_uri(uri: str) -> bool:
     )
 
 
-def basic_credentials(request: Any) -> Optional[Tuple[str, str]]:
+def basic_credentials(request: Any) -> Optional[tuple[str, str]]:
     """(client_id, secret) from ``Authorization: Basic`` (form-decoded, RFC 6749 §2.3.1).
 
     A malformed Basic header yields empty credentials, so it fails authentication

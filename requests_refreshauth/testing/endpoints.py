@@ -18,7 +18,7 @@ import html
 import json
 import math
 import secrets
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
 from oauthlib.common import add_params_to_uri, generate_token
@@ -40,10 +40,10 @@ from .validator import MemoryValidator, OAuthRequest
 __all__ = ["OAuthServer", "Response"]
 
 #: (status, headers, body) — what the HTTP layer sends.
-Response = Tuple[int, Dict[str, str], str]
+Response = tuple[int, dict[str, str], str]
 
 
-def _require_s256(request: OAuthRequest) -> Dict[str, Any]:
+def _require_s256(request: OAuthRequest) -> dict[str, Any]:
     """``post_auth`` validator: oauthlib has already defaulted a missing method to plain."""
     if request.code_challenge_method != "S256":
         raise errors.UnsupportedCodeChallengeMethodError(
@@ -52,7 +52,7 @@ def _require_s256(request: OAuthRequest) -> Dict[str, Any]:
     return {}
 
 
-def _b64url_json(value: Dict[str, Any]) -> str:
+def _b64url_json(value: dict[str, Any]) -> str:
     raw = json.dumps(value, separators=(",", ":")).encode("utf-8")
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
@@ -77,8 +77,8 @@ class _BearerToken(BearerToken):  # type: ignore[misc]  # oauthlib is untyped
 
     def create_token(
         self, request: OAuthRequest, refresh_token: bool = False, **kwargs: Any
-    ) -> Dict[str, Any]:
-        token: Dict[str, Any] = super().create_token(request, refresh_token, **kwargs)
+    ) -> dict[str, Any]:
+        token: dict[str, Any] = super().create_token(request, refresh_token, **kwargs)
         if not self.include_expires_in:
             token.pop("expires_in", None)
         if self.refresh_token_ttl is not None and "refresh_token" in token:
@@ -221,13 +221,13 @@ class OAuthServer(
 
     # ------------------------------------------------------------------ discovery
 
-    def _metadata(self) -> Dict[str, Any]:
+    def _metadata(self) -> dict[str, Any]:
         """RFC 8414 metadata; oauthlib derives grant and response types from the grants.
 
         ``raise_errors=False``: oauthlib insists on an https issuer, and ours is loopback.
         """
         supported = self.validator.supported_scopes
-        claims: Dict[str, Any] = {
+        claims: dict[str, Any] = {
             "issuer": self.issuer,
             "authorization_endpoint": f"{self.issuer}/authorize",
             "token_endpoint": f"{self.issuer}/token",
@@ -253,8 +253,8 @@ class OAuthServer(
         endpoint = MetadataEndpoint([self], claims=claims, raise_errors=False)
         return dict(endpoint.claims)
 
-    def userinfo_claims(self, request: OAuthRequest) -> Dict[str, Any]:
-        claims: Dict[str, Any] = {"sub": request.subject}
+    def userinfo_claims(self, request: OAuthRequest) -> dict[str, Any]:
+        claims: dict[str, Any] = {"sub": request.subject}
         user: Optional[str] = request.user
         if user is not None:
             claims["email"] = f"{user}@example.test"

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Any, Deque, Dict, Mapping, NamedTuple, Optional
+from collections.abc import Mapping
+from typing import Any, NamedTuple, Optional
 
 __all__ = ["FAULT_KINDS", "Fault", "FaultQueue"]
 
@@ -53,7 +54,7 @@ class FaultQueue:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pending: Deque[Fault] = deque()
+        self._pending: deque[Fault] = deque()
 
     def inject(self, kind: str, count: int = 1, **options: Any) -> None:
         kind = str(kind)
@@ -65,7 +66,7 @@ class FaultQueue:
         unknown = set(options) - set(allowed)
         if unknown:
             raise TypeError(f"fault {kind!r} takes no option(s) {sorted(unknown)}")
-        merged: Dict[str, Any] = {**allowed, **options}
+        merged: dict[str, Any] = {**allowed, **options}
         with self._lock:
             self._pending.extend(Fault(kind, merged) for _ in range(count))
 

@@ -5,7 +5,7 @@ callback would then do."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import OAuthFlowError
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["authorization_redirect", "redeem"]
 
 
-def authorization_redirect(provider: PkceProvider, request: AuthorizationRequest) -> Dict[str, str]:
+def authorization_redirect(provider: PkceProvider, request: AuthorizationRequest) -> dict[str, str]:
     """The query of the redirect the authorization endpoint answers ``request`` with."""
     response = provider.session.get(request.url, allow_redirects=False, timeout=10.0)
     with response:
@@ -31,7 +31,7 @@ def authorization_redirect(provider: PkceProvider, request: AuthorizationRequest
 
 
 def redeem(
-    provider: PkceProvider, request: AuthorizationRequest, query: Dict[str, str], issuer: str
+    provider: PkceProvider, request: AuthorizationRequest, query: dict[str, str], issuer: str
 ) -> TokenBundle:
     """Check the redirect's ``iss`` and ``state``, then redeem its code; a refusal
     raises ``OAuthFlowError``."""

@@ -16,7 +16,7 @@ import logging
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple
+from typing import Any, Callable, NamedTuple, Optional
 
 __all__ = ["App", "Reply", "Server"]
 
@@ -27,13 +27,13 @@ _MAX_BODY = 1 << 20
 
 class Reply(NamedTuple):
     status: int
-    headers: Dict[str, str]
+    headers: dict[str, str]
     body: bytes = b""
 
 
 #: ``app(method, target, headers, body) -> Reply``, or ``None`` to drop the connection
 #: without answering.
-App = Callable[[str, str, Dict[str, str], bytes], Optional[Reply]]
+App = Callable[[str, str, dict[str, str], bytes], Optional[Reply]]
 
 
 class _BadRequest(Exception):
@@ -91,7 +91,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length)
 
     def _read_chunked(self) -> bytes:
-        chunks: List[bytes] = []
+        chunks: list[bytes] = []
         total = 0
         while True:
             line = self.rfile.readline(1024)
@@ -126,11 +126,11 @@ class Server(ThreadingHTTPServer):
     #: costs the client a one-second retransmit).
     request_queue_size = 128
 
-    def __init__(self, address: Tuple[str, int], app: App) -> None:
+    def __init__(self, address: tuple[str, int], app: App) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.app = app
-        self._connections: Set[socket.socket] = set()
+        self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
 

@@ -22,7 +22,8 @@ test asks for a fixture: the server module (and oauthlib) is imported inside the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -47,7 +48,7 @@ def local_auth_server(request: pytest.FixtureRequest) -> Iterator[LocalAuthServe
     """A started :class:`LocalAuthServer`, fresh for this test, stopped after it."""
     from .server import LocalAuthServer
 
-    options: Dict[str, Any] = {}
+    options: dict[str, Any] = {}
     for marker in reversed(list(request.node.iter_markers(MARKER))):
         options.update(marker.kwargs)
     options.update(getattr(request, "param", None) or {})  # indirect parametrization

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Optional
 from urllib.parse import parse_qs
 
 from oauthlib.oauth2.rfc6749.tokens import get_token_from_header
@@ -32,7 +32,7 @@ _REALM = 'Bearer realm="local-auth-server"'
 _JSON = {"Content-Type": "application/json", "Cache-Control": "no-store"}
 
 
-def json_reply(status: int, payload: Any, headers: Optional[Dict[str, str]] = None) -> Reply:
+def json_reply(status: int, payload: Any, headers: Optional[dict[str, str]] = None) -> Reply:
     return Reply(status, {**_JSON, **(headers or {})}, json.dumps(payload).encode("utf-8"))
 
 
@@ -41,7 +41,7 @@ def authorize_reply(
     counters: Counters,
     uri: str,
     query: str,
-    headers: Dict[str, str],
+    headers: dict[str, str],
     user: str,
     approve: bool,
 ) -> Reply:
@@ -54,8 +54,8 @@ def authorize_reply(
 
 
 def _decision(
-    query: str, headers: Dict[str, str], default_user: str, default_approve: bool
-) -> Tuple[str, bool]:
+    query: str, headers: dict[str, str], default_user: str, default_approve: bool
+) -> tuple[str, bool]:
     """Who signs in and whether they approve: what the approver's headers say (the
     person at the browser), else ``login_hint``, else the server's ``user``/``approve``."""
     given = {name.lower(): value for name, value in headers.items()}
@@ -72,7 +72,7 @@ def token_reply(
     counters: Counters,
     method: str,
     uri: str,
-    headers: Dict[str, str],
+    headers: dict[str, str],
     body: str,
 ) -> Optional[Reply]:
     """The token endpoint: the next injected fault if any, else oauthlib's answer;
@@ -125,7 +125,7 @@ def resource_reply(
     latency: float,
     method: str,
     uri: str,
-    headers: Dict[str, str],
+    headers: dict[str, str],
     path: str,
 ) -> Reply:
     """``/userinfo`` and ``/api/...``: who the token is for, or a 401 with its challenge;

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Dict, Optional, Protocol
+from typing import TYPE_CHECKING, Optional, Protocol
 from urllib.parse import urlsplit
 
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
@@ -50,7 +50,7 @@ class Router:
         self._oauth, self._counters, self._faults, self._knobs = oauth, counters, faults, knobs
 
     def __call__(
-        self, method: str, target: str, headers: Dict[str, str], body: bytes
+        self, method: str, target: str, headers: dict[str, str], body: bytes
     ) -> Optional[Reply]:
         """The reply to ``method target`` (``None``: drop the connection without one)."""
         oauth, counters, knobs = self._oauth, self._counters, self._knobs

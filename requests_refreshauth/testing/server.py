@@ -27,15 +27,12 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterable
 from typing import (
     TYPE_CHECKING,
     Any,
     Callable,
-    Dict,
-    Iterable,
-    List,
     Optional,
-    Tuple,
     Union,
     overload,
 )
@@ -131,7 +128,7 @@ class LocalAuthServer:
         self.confidential_client_secret = confidential_client_secret
         self.user = user
         self.approve = approve
-        self.scopes: Tuple[str, ...] = tuple(scopes)
+        self.scopes: tuple[str, ...] = tuple(scopes)
         self.latency = latency
         self._port = port
         self._access_token_ttl = float(access_token_ttl)
@@ -163,7 +160,7 @@ class LocalAuthServer:
         self._router: Optional[Router] = None
         self._issuer: Optional[str] = None
         self._stopped = False
-        self._sessions: List[requests.Session] = []
+        self._sessions: list[requests.Session] = []
 
     def __repr__(self) -> str:
         where = self._issuer or "not started"
@@ -291,7 +288,7 @@ class LocalAuthServer:
     # ------------------------------------------------------------------ routing
 
     def _serve(
-        self, method: str, target: str, headers: Dict[str, str], body: bytes
+        self, method: str, target: str, headers: dict[str, str], body: bytes
     ) -> Optional[Reply]:
         router = self._router
         assert router is not None
@@ -317,7 +314,7 @@ class LocalAuthServer:
         """
         from ..providers.pkce import PkceProvider
 
-        options: Dict[str, Any] = {
+        options: dict[str, Any] = {
             "client_id": self.client_id,
             "token_endpoint": self.token_endpoint,
             "authorization_endpoint": self.authorization_endpoint,
@@ -353,7 +350,7 @@ class LocalAuthServer:
         *,
         approve: bool = True,
         log: Union[str, os.PathLike[str], None] = None,
-    ) -> Dict[str, str]:
+    ) -> dict[str, str]:
         """Environment variables that make a subprocess's ``$BROWSER`` the approver.
 
         ``subprocess.run([...], env={**os.environ, **server.browser_env("alice")})``;

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Any, Dict, Mapping
+from typing import Any
 
 from ..bundle import fingerprint
 
@@ -61,7 +62,7 @@ class ServerStats:
             raise KeyError(key)
         return getattr(self, key)
 
-    def as_dict(self) -> Dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in _FIELDS}
 
     def requests_with(self, access_token: str) -> int:

@@ -21,8 +21,9 @@ from __future__ import annotations
 import hmac
 import secrets
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, FrozenSet, Iterable, List, NoReturn, Optional, Tuple
+from typing import Any, Callable, NoReturn, Optional
 
 from oauthlib.oauth2 import RequestValidator
 from oauthlib.oauth2.rfc6749.errors import InvalidGrantError
@@ -43,7 +44,7 @@ class _Grant:
     client_id: str
     subject: str
     user: Optional[str]  # None for client credentials: the client acts for itself
-    scopes: Tuple[str, ...]
+    scopes: tuple[str, ...]
     revoked: bool = False
 
 
@@ -51,7 +52,7 @@ class _Grant:
 class _Code:
     client_id: str
     user: str
-    scopes: Tuple[str, ...]
+    scopes: tuple[str, ...]
     redirect_uri: str
     challenge: Optional[str]
     challenge_method: Optional[str]
@@ -84,21 +85,21 @@ class MemoryValidator(RequestValidator):  # type: ignore[misc]  # oauthlib is un
         clock: Callable[[], float],
         code_ttl: float,
         refresh_token_ttl: Optional[float],
-        supported_scopes: Optional[FrozenSet[str]],
-        default_scopes: Tuple[str, ...],
+        supported_scopes: Optional[frozenset[str]],
+        default_scopes: tuple[str, ...],
     ) -> None:
         self.lock = threading.RLock()
-        self.clients: Dict[str, Client] = {client.client_id: client for client in clients}
+        self.clients: dict[str, Client] = {client.client_id: client for client in clients}
         self.counters = counters
         self.clock = clock
         self.code_ttl = code_ttl
         self.refresh_token_ttl = refresh_token_ttl
         self.supported_scopes = supported_scopes
         self.default_scopes = default_scopes
-        self._grants: Dict[str, _Grant] = {}
-        self._codes: Dict[str, _Code] = {}
-        self._access: Dict[str, _AccessToken] = {}
-        self._refresh: Dict[str, _RefreshToken] = {}
+        self._grants: dict[str, _Grant] = {}
+        self._codes: dict[str, _Code] = {}
+        self._access: dict[str, _AccessToken] = {}
+        self._refresh: dict[str, _RefreshToken] = {}
 
     # ------------------------------------------------------------------ grants
 
@@ -186,18 +187,18 @@ class MemoryValidator(RequestValidator):  # type: ignore[misc]  # oauthlib is un
         return response_type == "code" and "authorization_code" in client.grant_types
 
     def validate_scopes(
-        self, client_id: str, scopes: List[str], client: Client, request: OAuthRequest, *a: Any
+        self, client_id: str, scopes: list[str], client: Client, request: OAuthRequest, *a: Any
     ) -> bool:
         return self.supported_scopes is None or set(scopes) <= self.supported_scopes
 
-    def get_default_scopes(self, client_id: str, request: OAuthRequest, *a: Any) -> List[str]:
+    def get_default_scopes(self, client_id: str, request: OAuthRequest, *a: Any) -> list[str]:
         return list(self.default_scopes)
 
     def is_pkce_required(self, client_id: str, request: OAuthRequest) -> bool:
         return True  # OAuth 2.1 / RFC 9700: for every client using the code flow
 
     def save_authorization_code(
-        self, client_id: str, code: Dict[str, str], request: OAuthRequest, *a: Any, **k: Any
+        self, client_id: str, code: dict[str, str], request: OAuthRequest, *a: Any, **k: Any
     ) -> None:
         with self.lock:
             self._codes[code["code"]] = _Code(
@@ -299,7 +300,7 @@ class MemoryValidator(RequestValidator):  # type: ignore[misc]  # oauthlib is un
 
     def get_original_scopes(
         self, refresh_token: str, request: OAuthRequest, *a: Any, **k: Any
-    ) -> List[str]:
+    ) -> list[str]:
         with self.lock:
             record = self._refresh[refresh_token]
             return list(self._grants[record.grant_id].scopes)
@@ -319,7 +320,7 @@ class MemoryValidator(RequestValidator):  # type: ignore[misc]  # oauthlib is un
     # ------------------------------------------------------------------ issuing
 
     def save_bearer_token(
-        self, token: Dict[str, Any], request: OAuthRequest, *a: Any, **k: Any
+        self, token: dict[str, Any], request: OAuthRequest, *a: Any, **k: Any
     ) -> None:
         with self.lock:
             if request.grant_type == "client_credentials":
@@ -343,7 +344,7 @@ class MemoryValidator(RequestValidator):  # type: ignore[misc]  # oauthlib is un
     # ------------------------------------------------------------------ resource, revocation
 
     def validate_bearer_token(
-        self, token: Optional[str], scopes: Optional[List[str]], request: OAuthRequest
+        self, token: Optional[str], scopes: Optional[list[str]], request: OAuthRequest
     ) -> bool:
         if not token:
             return False

@@ -15,7 +15,7 @@ import secrets
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, List, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import pytest
 from keyring_fakes import CountingKeyring, MemoryKeyring
@@ -84,7 +84,7 @@ def essential(test: Callable[..., None]) -> Callable[..., None]:
     return test
 
 
-def mark_slow_variants(items: List[pytest.Item]) -> None:
+def mark_slow_variants(items: list[pytest.Item]) -> None:
     """``reliability`` on the non-essential tests of slow backings (conftest hook)."""
     for item in items:
         callspec = getattr(item, "callspec", None)
@@ -99,7 +99,7 @@ def make_bundle(tag: str = "x", *, refresh: bool = True, **fields: Any) -> Token
     """A bundle with every field set and unique token values (never in assertion text)."""
     nonce = secrets.token_hex(8)
     now = time.time()
-    values: Dict[str, Any] = {
+    values: dict[str, Any] = {
         "access_token": f"at-{tag}-{nonce}",
         "refresh_token": f"rt-{tag}-{nonce}" if refresh else None,
         "expires_at": now + 3600.25,
@@ -113,7 +113,7 @@ def make_bundle(tag: str = "x", *, refresh: bool = True, **fields: Any) -> Token
     return TokenBundle(**values)
 
 
-def secrets_of(bundle: TokenBundle) -> List[str]:
+def secrets_of(bundle: TokenBundle) -> list[str]:
     return [s for s in (bundle.access_token, bundle.refresh_token) if s is not None]
 
 
@@ -187,7 +187,7 @@ def _keyring_secret_service(request: pytest.FixtureRequest, tmp_path: Path) -> B
     monkeypatch = request.getfixturevalue("monkeypatch")
     for name, value in service.env.items():  # secretstorage connects on every call
         monkeypatch.setenv(name, value)
-    backend = CountingKeyring(SecretServiceBackend.Keyring())  # type: ignore[no-untyped-call]
+    backend = CountingKeyring(SecretServiceBackend.Keyring())
     name = f"refreshauth-contract-{uuid.uuid4().hex[:8]}"
     records = tmp_path / "keyring-store" / "records.json"
 
@@ -205,7 +205,7 @@ def _keyring_secret_service(request: pytest.FixtureRequest, tmp_path: Path) -> B
     )
 
 
-def _secret_service_items(service: str) -> List[Any]:
+def _secret_service_items(service: str) -> list[Any]:
     """Every item keyring made for ``service`` on the private daemon: (username, secret)."""
     import secretstorage
 
@@ -220,7 +220,7 @@ def _secret_service_items(service: str) -> List[Any]:
         connection.close()
 
 
-BACKINGS: List[BackingFactory] = [
+BACKINGS: list[BackingFactory] = [
     BackingFactory("memory", _memory),
     BackingFactory("file", _file),
     BackingFactory("keyring-fake", _keyring_fake),
@@ -229,7 +229,7 @@ BACKINGS: List[BackingFactory] = [
 ]
 
 
-def backing_params() -> List[Any]:
+def backing_params() -> list[Any]:
     """``BACKINGS`` as pytest params (the real-component ones marked ``integration``)."""
     return [
         pytest.param(f, id=f.name, marks=[pytest.mark.integration] if f.integration else [])

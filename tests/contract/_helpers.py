@@ -4,7 +4,7 @@ token, and snapshots of everything a refused call must leave unchanged."""
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Optional
 
 from requests_refreshauth import Account
 from requests_refreshauth.stores.base import TokenStore
@@ -29,7 +29,7 @@ CAROL = Account("carol", "Carol")
 
 def in_thread(call: Callable[[], Any], timeout: float = 10.0) -> Any:
     """``call()`` on another thread; its result, or its exception re-raised here."""
-    outcome: Dict[str, Any] = {}
+    outcome: dict[str, Any] = {}
 
     def run() -> None:
         try:
@@ -86,19 +86,19 @@ class SecretWrites:
         self._calls = backing.secret_calls
         self._start = self._now()
 
-    def _now(self) -> Tuple[int, int]:
+    def _now(self) -> tuple[int, int]:
         if self._calls is None:
             return (0, 0)
         return (self._calls("set"), self._calls("delete"))
 
-    def since(self) -> Tuple[int, int]:
+    def since(self) -> tuple[int, int]:
         now = self._now()
         return (now[0] - self._start[0], now[1] - self._start[1])
 
 
 def assert_no_callables(value: Any, depth: int = 0) -> None:
     """A pure value: no field holds a function or a store (recursively through values)."""
-    fields: Dict[str, Any] = {}
+    fields: dict[str, Any] = {}
     for cls in type(value).__mro__:
         for name in getattr(cls, "__slots__", ()):
             if hasattr(value, name):

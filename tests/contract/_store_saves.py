@@ -8,7 +8,7 @@ Mixed into :class:`~contract.test_store_contract.StoreContract`, which provides 
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable
 
 import pytest
 
@@ -38,7 +38,7 @@ class SavesContract:
     # ------------------------------------------------------------------ revisions
 
     def test_revisions_increase_on_every_save(self, store: TokenStore) -> None:
-        seen: Dict[str, List[int]] = {"alice": [], "bob": []}
+        seen: dict[str, list[int]] = {"alice": [], "bob": []}
         for n in range(3):
             for account in (ALICE, BOB):
                 saved = store.save(account, make_bundle(f"{account.id}{n}"))
@@ -93,7 +93,7 @@ class SavesContract:
                 return "conflict"
             return "saved"
 
-        outcomes: List[str] = []
+        outcomes: list[str] = []
         threads = [
             threading.Thread(target=lambda n=n: outcomes.append(swap(n)), daemon=True)
             for n in range(4)

@@ -11,8 +11,8 @@ below marks the rest ``reliability`` (they run once, in tox -e reliability).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, List
 
 import pytest
 from _secret_service import SecretService, require_secret_service
@@ -22,7 +22,7 @@ from ._backings import mark_slow_variants
 HERE = Path(__file__).resolve().parent
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     mark_slow_variants([item for item in items if HERE in Path(item.path).resolve().parents])
 
 

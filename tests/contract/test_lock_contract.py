@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, List, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import pytest
 
@@ -93,7 +93,7 @@ def _of_store(factory: BackingFactory) -> LockFactory:
     return LockFactory(f"store-{factory.name}", build, factory.integration)
 
 
-LOCKS: List[LockFactory] = [
+LOCKS: list[LockFactory] = [
     LockFactory("host-path", _host_path),
     LockFactory("host-name", _host_name),
     *(_of_store(factory) for factory in BACKINGS),
@@ -106,7 +106,7 @@ def token_of(lock: RefreshLock) -> Optional[str]:
     return lock.token
 
 
-def _holders(kit: LockKit, threads: int, rounds: int) -> Dict[str, int]:
+def _holders(kit: LockKit, threads: int, rounds: int) -> dict[str, int]:
     """``threads`` threads, each with its own lock object, take the lock ``rounds`` times;
     the most that were inside at once, and how many entries there were."""
     inside, counts = [0], {"max": 0, "entries": 0, "timeouts": 0}

@@ -12,7 +12,7 @@ import tempfile
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Deque, Optional
+from typing import Any, Callable, Optional
 
 WORKER = Path(__file__).with_name("_rel_worker.py")
 
@@ -45,7 +45,7 @@ class Worker:
         self._buffer = b""
         self._eof = False
         #: (monotonic arrival time, line) not yet consumed by :meth:`next_line`.
-        self.pending: Deque[tuple[float, str]] = deque()
+        self.pending: deque[tuple[float, str]] = deque()
         self.ready = False
         self._tail: Optional[str] = None
 
@@ -166,7 +166,7 @@ class WarmPool:
     def __init__(self, factory: Callable[[], Worker], size: int = 2) -> None:
         self._factory = factory
         self._size = size
-        self._queue: Deque[Worker] = deque()
+        self._queue: deque[Worker] = deque()
         self._fill()
 
     def _fill(self) -> None:

@@ -40,6 +40,8 @@ from requests_refreshauth import (
     TokenBundle,
     add_listener,
 )
+from requests_refreshauth.events import AuthEvent
+from requests_refreshauth.providers.base import BeforeAttempt
 from requests_refreshauth.stores.base import RevisionConflict
 
 
@@ -121,7 +123,11 @@ def herd(config: dict[str, Any]) -> None:
         if command != "go":
             return
         events: list[str] = []
-        remove = add_listener(lambda event, sink=events: sink.append(event.kind))
+
+        def on_event(event: AuthEvent, sink: list[str] = events) -> None:
+            sink.append(event.kind)
+
+        remove = add_listener(on_event)
         http.auth = RefreshAuth(store, provider)  # a new invocation: nothing cached
         started = time.monotonic()
         try:
@@ -176,9 +182,11 @@ class _MarkedProvider:
     def renew_timeout(self) -> float:
         return self._inner.renew_timeout
 
-    def renew(self, current: Optional[TokenBundle]) -> TokenBundle:
+    def renew(
+        self, current: Optional[TokenBundle], *, before_attempt: Optional[BeforeAttempt] = None
+    ) -> TokenBundle:
         marker("post")
-        renewed = self._inner.renew(current)
+        renewed = self._inner.renew(current, before_attempt=before_attempt)
         marker("posted")
         return renewed
 

@@ -16,15 +16,11 @@ from typing import Any
 
 import pytest
 import requests
+from _dot_server import DotServer
 from _rel_harness import Worker
 
 from requests_refreshauth import Account, FileTokenStore, refresh_access_token
 from requests_refreshauth.login import login
-
-try:
-    from _dot_server import DotServer
-except ImportError:  # pragma: no cover - imported from the repository root
-    from tests._dot_server import DotServer
 
 pytestmark = pytest.mark.reliability
 
@@ -86,7 +82,7 @@ def test_herd_of_8_processes_refreshes_once_per_expiry(
             dot.expire_access_tokens()  # expired at DOT, and in the store:
             snapshot = store.active("alice")
             assert snapshot is not None
-            store.save(snapshot.account, snapshot.full_bundle().replace(expires_at=time.time() - 5))
+            store.save(snapshot.account, snapshot.bundle.replace(expires_at=time.time() - 5))
             released = time.monotonic()
             results = _release(workers)
             stats = dot.stats()

@@ -23,8 +23,9 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Optional
 
 import pytest
 from _rel_harness import without_mark
@@ -42,6 +43,7 @@ from requests_refreshauth import (
     TokenBundle,
     refresh_access_token,
 )
+from requests_refreshauth.providers.base import BeforeAttempt
 from requests_refreshauth.stores.records import FORMAT, Records, RecordsFile
 from requests_refreshauth.testing import LocalAuthServer
 from requests_refreshauth.token_response import interpret_token_response
@@ -55,7 +57,7 @@ EXAMPLES = {
     for name, count in {"server": 150, "engine": 400, "records": 400}.items()
 }
 TYPED_REFRESH_ERRORS = (RefreshTransientError, RefreshExpiredError, RefreshRejectedError)
-SETTINGS = {
+SETTINGS: dict[str, Any] = {
     "deadline": None,
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
 }
@@ -280,7 +282,9 @@ class FuzzProvider:
         )
         self.calls = 0
 
-    def renew(self, current: Optional[TokenBundle]) -> TokenBundle:
+    def renew(
+        self, current: Optional[TokenBundle], *, before_attempt: Optional[BeforeAttempt] = None
+    ) -> TokenBundle:
         self.calls += 1
         status, body, retry_after, requested = self.response
         return interpret_token_response(
@@ -462,23 +466,25 @@ def test_fuzzed_records_file_is_reported_or_preserved(
     loaded, error = _run(RecordsFile(path).load)
     assert error is None or (isinstance(error, StoreReadError) and str(path) in str(error))
 
-    for name, operation in [
+    reads: list[tuple[str, Callable[[], object]]] = [
         ("active", lambda: store.active()),
         ("active_alice", lambda: store.active("alice")),
         ("status", lambda: store.status()),
         ("accounts", store.accounts),
-    ]:
+    ]
+    for name, operation in reads:
         attempt(name, operation)
     unchanged = path.read_bytes() == raw
     assert unchanged, "a read changed the records file"
 
     if loaded is None:  # refused: every operation says so, nothing is written
-        for name, operation in [
+        writes: list[tuple[str, Callable[[], object]]] = [
             ("refresh", lambda: refresh_access_token(store, provider, "alice")),
             ("save", lambda: store.save(Account("fuzz-new"), TokenBundle("at-new"))),
             ("clear", lambda: store.clear("alice")),
             ("set_default", lambda: store.set_default("alice")),
-        ]:
+        ]
+        for name, operation in writes:
             attempt(name, operation)
         assert set(outcomes.values()) == {"StoreReadError"}, outcomes
         unchanged = path.read_bytes() == raw
@@ -534,7 +540,7 @@ def _records_with(
     return json.dumps(document).encode("ascii")  # lone surrogates become \ud800 escapes
 
 
-_EXPIRED = {"access_token": "at-1", "refresh_token": "rt-1", "expires_at": 1e9}
+_EXPIRED: dict[str, Any] = {"access_token": "at-1", "refresh_token": "rt-1", "expires_at": 1e9}
 
 
 @pytest.mark.parametrize(
@@ -568,7 +574,7 @@ def test_surrogate_in_records_file(
     store = FileTokenStore(path)
     provider = FuzzProvider()
     provider.response = (200, '{"access_token": "at-2", "token_type": "Bearer"}', None, None)
-    operations = {
+    operations: dict[str, Callable[[], object]] = {
         "status": store.status,
         "save_other": lambda: store.save(Account("bob"), TokenBundle("at-bob")),
         "refresh": lambda: refresh_access_token(store, provider),

@@ -32,7 +32,7 @@ CYCLES = 5
 def _expire(store: FileTokenStore) -> int:
     snapshot = store.active("alice")
     assert snapshot is not None
-    expired = snapshot.full_bundle().replace(expires_at=time.time() - 5.0)
+    expired = snapshot.bundle.replace(expires_at=time.time() - 5.0)
     return store.save(snapshot.account, expired).revision
 
 

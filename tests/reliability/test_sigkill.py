@@ -36,6 +36,7 @@ import signal
 import statistics
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
@@ -53,6 +54,7 @@ from requests_refreshauth import (
     TokenBundle,
 )
 from requests_refreshauth.locking import HostLock
+from requests_refreshauth.refresh_lock import RefreshLock
 from requests_refreshauth.stores.records import FORMAT, Records, parse_records
 from requests_refreshauth.testing import LocalAuthServer
 
@@ -121,7 +123,7 @@ def _check_file(path: Path) -> Records:
     return records
 
 
-def _probe_locks(locks: list[HostLock]) -> float:
+def _probe_locks(locks: Sequence[RefreshLock | HostLock]) -> float:
     """Acquire and release each lock; the longest wait (s). Fails if one is stuck."""
     longest = 0.0
     for lock in locks:
@@ -199,7 +201,7 @@ class RefreshTrials:
     def expire(self) -> int:
         snapshot = self.store.active("alice")
         assert snapshot is not None
-        expired = snapshot.full_bundle().replace(expires_at=time.time() - 5.0)
+        expired = snapshot.bundle.replace(expires_at=time.time() - 5.0)
         return self.store.save(self.account, expired).revision
 
     def settle(self, before: Any, maybe_in_flight: bool) -> None:

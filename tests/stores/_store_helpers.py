@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Optional
 
 from requests_refreshauth import (
     KeyringTokenStore,
@@ -18,7 +19,7 @@ SERVICE = "refreshauth-tests"
 TIMEOUT = 0.3  # the store's keyring timeout wherever a backend hangs
 LOGGER = "requests_refreshauth"
 
-Data = Dict[Tuple[str, str], str]
+Data = dict[tuple[str, str], str]
 
 
 def _temp_files(directory: Path) -> list[str]:
@@ -29,8 +30,8 @@ def same(a: Optional[str], b: Optional[str]) -> bool:
     return a is not None and b is not None and a == b
 
 
-def tokens_of(*bundles: TokenBundle) -> List[str]:
-    out: List[str] = []
+def tokens_of(*bundles: TokenBundle) -> list[str]:
+    out: list[str] = []
     for bundle in bundles:
         out.append(bundle.access_token)
         if bundle.refresh_token is not None:
@@ -51,8 +52,8 @@ def dir_text(directory: Path) -> str:
     return "\n".join(parts)
 
 
-def read_records(path: Path) -> Dict[str, Any]:
-    data: Dict[str, Any] = json.loads(path.read_text())
+def read_records(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
     return data
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, List
+from typing import Any, Callable
 
 import keyring
 import keyring.core
@@ -32,7 +33,7 @@ def records(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def hanging() -> Iterator[Callable[..., HangingKeyring]]:
-    made: List[HangingKeyring] = []
+    made: list[HangingKeyring] = []
 
     def factory(**kwargs: Any) -> HangingKeyring:
         backend = HangingKeyring(**kwargs)

@@ -6,7 +6,7 @@ default keyring store share one default records file."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List, Tuple
+from typing import Any
 
 import pytest
 from keyring_fakes import MemoryKeyring
@@ -61,12 +61,12 @@ def keyring_file(tmp_path: Path) -> Path:
     "call",
     [
         lambda s: s.active(),
-        lambda s: s.status(),
-        lambda s: s.accounts(),
         lambda s: s.save(ALICE, BUNDLE),
         lambda s: s.clear("alice"),
     ],
-    ids=["active", "status", "accounts", "save", "clear"],
+    # status() and accounts() read no secret: they list it (secrets="keyring"), see
+    # tests/stores/test_review_r4_stores.py.
+    ids=["active", "save", "clear"],
 )
 def test_a_keyring_account_through_the_file_store_names_the_keyring_store(
     tmp_path: Path, call: Any
@@ -89,7 +89,7 @@ TOKEN = "https://issuer.example/token"
 AUTHORIZE = "https://issuer.example/authorize"
 
 
-def run_main(argv: List[str], capsys: pytest.CaptureFixture[str]) -> Tuple[Any, str, str]:
+def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[Any, str, str]:
     from requests_refreshauth.__main__ import main
 
     try:
@@ -135,19 +135,21 @@ def test_a_file_store_login_shows_in_a_plain_status(
     assert "alice" in (out + err).lower()
 
 
-def test_a_keyring_login_then_a_file_store_status_names_the_keyring_store(
+def test_a_keyring_login_then_a_file_store_status_lists_it_and_token_names_the_keyring(
     cli_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """status reads no secret: it shows where the tokens are; using them is refused."""
     from requests_refreshauth.errors import SecretsInKeyringError
-    from requests_refreshauth.standalone import StandaloneConfig
 
     records = default_records("keyring")
     KeyringTokenStore("svc-of-cli", records, backend=MemoryKeyring()).save(ALICE, BUNDLE)
     code, out, err = run_main([*BASE, "--store", "file", "status"], capsys)
+    assert code == 0, err
+    assert "Stored:   keyring" in out, out
+    code, out, err = run_main([*BASE, "--store", "file", "token"], capsys)
     assert code == SecretsInKeyringError("x").exit_status, err
     assert "KeyringTokenStore" in err and "svc-of-cli" in err, err
     assert "at-1" not in out + err
-    del StandaloneConfig
 
 
 def test_a_real_file_store_login_then_a_plain_status(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 from pathlib import Path
-from typing import Any, Callable, List
+from typing import Any, Callable, Optional
 
 import pytest
 from _store_helpers import (
@@ -36,6 +36,7 @@ from requests_refreshauth import (
     TokenBundle,
     refresh_access_token,
 )
+from requests_refreshauth.providers.base import BeforeAttempt
 
 # Every test here runs with no user keyring config and a controlled auto-detection.
 pytestmark = pytest.mark.usefixtures("detect")
@@ -51,8 +52,8 @@ def test_no_token_text_in_errors_reprs_or_logs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    seen: List[str] = []  # every token that existed during the test
-    texts: List[str] = []  # every message, repr and log line to check
+    seen: list[str] = []  # every token that existed during the test
+    texts: list[str] = []  # every message, repr and log line to check
 
     def remember(*bundles: TokenBundle) -> None:
         seen.extend(tokens_of(*bundles))
@@ -66,8 +67,10 @@ def test_no_token_text_in_errors_reprs_or_logs(
     provider = FakeProvider()
     real_renew = provider.renew
 
-    def renew(current: TokenBundle) -> TokenBundle:
-        issued = real_renew(current)
+    def renew(
+        current: Optional[TokenBundle], *, before_attempt: Optional[BeforeAttempt] = None
+    ) -> TokenBundle:
+        issued = real_renew(current, before_attempt=before_attempt)
         remember(issued)
         return issued
 
@@ -79,7 +82,7 @@ def test_no_token_text_in_errors_reprs_or_logs(
     remember(first)
     store.save(Account("alice", "Alice"), first, make_default=True)
     snap = refresh_access_token(store, provider)  # a refresh, logged at INFO/DEBUG
-    texts += [repr(store), repr(store.keyring), repr(snap), repr(store.last_write)]
+    texts += [repr(store), repr(store.keyring), repr(snap), repr(snap.write_report)]
     texts += [repr(store.active()), repr(store.status()), repr(store.accounts())]
 
     backend.on("set", "/refresh")  # rollback path
@@ -99,8 +102,7 @@ def test_no_token_text_in_errors_reprs_or_logs(
     absent = store_on(tmp_path / "plain.json", fail.Keyring())  # the fallback warning
     plain = make_bundle("plain")
     remember(plain)
-    absent.save(Account("p"), plain)
-    texts.append(repr(absent.last_write))
+    texts.append(repr(absent.save(Account("p"), plain).write_report))
 
     slow = store_on(tmp_path / "slow.json", hanging(), timeout=TIMEOUT)  # timeouts
     capture(lambda: slow.save(Account("s"), plain))

@@ -12,7 +12,7 @@ import stat
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, List
+from typing import Any, Callable
 
 import keyring
 import keyring.core
@@ -124,7 +124,8 @@ def test_save_by_policy_and_keyring_availability(
     store = store_on(records, backend, credential_store=policy, timeout=TIMEOUT)
     bundle = make_bundle("alice")
     outcome = expected_save(policy, kind)
-    assert store.last_write is None
+    with pytest.deprecated_call(match="last_write"):  # no save, no report
+        assert store.last_write is None
 
     if outcome == "error":
         started = time.monotonic()
@@ -132,7 +133,8 @@ def test_save_by_policy_and_keyring_availability(
             store.save(Account("alice"), bundle)
         assert info.value.code == "AUTH_STORE_WRITE_FAILED"
         assert time.monotonic() - started < 4 * TIMEOUT + 1.0
-        assert store.last_write is None
+        with pytest.deprecated_call(match="last_write"):  # a failed save reports nothing
+            assert store.last_write is None
         # Nothing was written in plaintext, and the keyring holds nothing either.
         assert_no_tokens(dir_text(tmp_path), tokens_of(bundle), "files after a failed save")
         assert not records.exists() or read_records(records)["accounts"] == {}
@@ -143,7 +145,7 @@ def test_save_by_policy_and_keyring_availability(
 
     snap = store.save(Account("alice"), bundle)
     assert snap.account == Account("alice")
-    report = store.last_write
+    report = snap.write_report
     assert report is not None
     assert report.account == Account("alice")
     if outcome == "keyring":
@@ -212,9 +214,11 @@ def test_reading_a_keyring_account_by_policy_and_availability(
 
 def test_last_write_is_none_until_the_first_save(records: Path) -> None:
     store = store_on(records, MemoryKeyring())
-    assert store.last_write is None
+    with pytest.deprecated_call(match="last_write"):  # this test pins the deprecated attribute
+        assert store.last_write is None
     store.save(Account("a"), make_bundle())
-    assert store.last_write == WriteReport(Account("a"), "keyring", None)
+    with pytest.deprecated_call(match="last_write"):
+        assert store.last_write == WriteReport(Account("a"), "keyring", None)
 
 
 def test_keyring_account_never_moves_to_plaintext(records: Path, tmp_path: Path) -> None:
@@ -229,12 +233,13 @@ def test_keyring_account_never_moves_to_plaintext(records: Path, tmp_path: Path)
         with pytest.raises(StoreWriteError):
             store.save(Account("alice"), new)
         assert records.read_bytes() == before
-        assert store.last_write is None
+        with pytest.deprecated_call(match="last_write"):  # a failed save reports nothing
+            assert store.last_write is None
     assert_no_tokens(dir_text(tmp_path), tokens_of(new), "files")
     # ...and a new account may still fall back while the keyring is known absent.
     absent = store_on(records, fail.Keyring(), credential_store="fallback")
-    absent.save(Account("bob"), make_bundle("bob"))
-    assert absent.last_write is not None and absent.last_write.location == "plaintext"
+    bob = absent.save(Account("bob"), make_bundle("bob"))
+    assert bob.write_report is not None and bob.write_report.location == "plaintext"
     assert snapshot_is(store_on(records, MemoryKeyring(data)), "alice", old)
 
 
@@ -249,8 +254,8 @@ def test_plaintext_account_moves_to_the_keyring_once_one_is_available(records: P
     assert snapshot_is(store, "alice", first)  # plaintext is readable
     assert backend.calls == []
     second = make_bundle("second")
-    store.save(Account("alice"), second)
-    assert store.last_write == WriteReport(Account("alice"), "keyring", None)
+    snap = store.save(Account("alice"), second)
+    assert snap.write_report == WriteReport(Account("alice"), "keyring", None)
     assert_no_tokens(records.read_text(), tokens_of(first, second), "the records file")
     assert backend.slots(SERVICE) == ["alice", "alice/refresh"]
     assert snapshot_is(store, "alice", second)
@@ -264,7 +269,7 @@ def test_plaintext_policy_never_touches_the_keyring(records: Path, detect: Detec
     for store in (explicit, detected):
         first, second = make_bundle("a"), make_bundle("b")
         store.save(Account("a", "A"), first, make_default=True)
-        store.save(Account("b"), second)
+        saved = store.save(Account("b"), second)
         assert snapshot_is(store, "a", first)
         assert snapshot_is(store, "b", second)
         store.status("a")
@@ -272,7 +277,7 @@ def test_plaintext_policy_never_touches_the_keyring(records: Path, detect: Detec
         store.set_default("b")
         assert store.clear("a") == Account("a", "A")
         assert store.clear("b") == Account("b")
-        assert store.last_write is not None and store.last_write.warning is None
+        assert saved.write_report is not None and saved.write_report.warning is None
     assert counting.total() == 0
     assert inner.calls == []
     assert detect.calls == 0
@@ -286,8 +291,8 @@ def test_low_priority_backend_chosen_by_environment_variable_is_used(
     monkeypatch.setattr(LowPriorityKeyring, "instances", [])
     store = store_on(records, credential_store="system")
     bundle = make_bundle()
-    store.save(Account("alice"), bundle)
-    assert store.last_write == WriteReport(Account("alice"), "keyring", None)
+    snap = store.save(Account("alice"), bundle)
+    assert snap.write_report == WriteReport(Account("alice"), "keyring", None)
     filled = [i.slots(SERVICE) for i in LowPriorityKeyring.instances if i.slots(SERVICE)]
     assert filled == [["alice", "alice/refresh"]]
 
@@ -307,8 +312,8 @@ def test_low_priority_backend_chosen_in_keyring_config_is_used(
     configure_keyring(tmp_path, monkeypatch, "keyring_fakes.LowPriorityKeyring")
     monkeypatch.setattr(LowPriorityKeyring, "instances", [])
     store = store_on(records, credential_store="fallback")
-    store.save(Account("alice"), make_bundle())
-    assert store.last_write == WriteReport(Account("alice"), "keyring", None)
+    snap = store.save(Account("alice"), make_bundle())
+    assert snap.write_report == WriteReport(Account("alice"), "keyring", None)
     # keyring builds one instance for detection and another when the store asks whether
     # the backend was configured; the secrets are in one of them.
     filled = [i.slots(SERVICE) for i in LowPriorityKeyring.instances if i.slots(SERVICE)]
@@ -322,8 +327,8 @@ def test_keyring_disabled_in_config_counts_as_absent(
     configure_keyring(tmp_path, monkeypatch, "keyring.backends.null.Keyring")
     assert isinstance(keyring.core.get_keyring(), null.Keyring)
     store = store_on(records, credential_store="fallback")
-    store.save(Account("alice"), make_bundle())
-    assert store.last_write is not None and store.last_write.location == "plaintext"
+    snap = store.save(Account("alice"), make_bundle())
+    assert snap.write_report is not None and snap.write_report.location == "plaintext"
     with pytest.raises(StoreWriteError):
         store_on(records, credential_store="system").save(Account("bob"), make_bundle())
 
@@ -338,10 +343,10 @@ def test_no_keyring_error_under_system_policy_is_a_write_error(records: Path) ->
 def test_no_keyring_error_lets_fallback_write_plaintext(records: Path) -> None:
     store = store_on(records, NoKeyringBackend(), credential_store="fallback")
     bundle = make_bundle()
-    store.save(Account("alice"), bundle)
-    assert store.last_write is not None
-    assert store.last_write.location == "plaintext"
-    assert store.last_write.warning is not None
+    snap = store.save(Account("alice"), bundle)
+    assert snap.write_report is not None
+    assert snap.write_report.location == "plaintext"
+    assert snap.write_report.warning is not None
     assert snapshot_is(store, "alice", bundle)
 
 
@@ -377,7 +382,7 @@ def test_failed_detection_is_not_absence(
 def test_backend_detection_runs_outside_the_records_lock(records: Path, detect: Detection) -> None:
     """Detection imports and probes every backend (~100 ms on a first call): concurrent
     first saves must not queue behind each other's detection."""
-    held: List[bool] = []
+    held: list[bool] = []
 
     def probe() -> None:
         records.parent.mkdir(parents=True, exist_ok=True)
@@ -396,6 +401,6 @@ def test_backend_detection_runs_outside_the_records_lock(records: Path, detect: 
 
     probing = Probing()
     probing.backend = MemoryKeyring()
-    keyring.get_keyring = probing  # type: ignore[assignment]  # undone by the detect fixture
+    keyring.get_keyring = probing  # undone by the detect fixture
     store_on(records).save(Account("alice"), make_bundle())
     assert held == [False]

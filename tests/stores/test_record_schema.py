@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any
 
 import pytest
 from keyring_fakes import MemoryKeyring
@@ -29,8 +29,8 @@ def bundle(n: int = 1) -> TokenBundle:
     )
 
 
-def doc_of(path: Path) -> Dict[str, Any]:
-    loaded: Dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+def doc_of(path: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return loaded
 
 
@@ -82,10 +82,10 @@ V1_FILE = {
 }
 
 
-def v1_keyring_doc(secrets: str) -> Dict[str, Any]:
+def v1_keyring_doc(secrets: str) -> dict[str, Any]:
     from requests_refreshauth.bundle import fingerprint
 
-    record: Dict[str, Any] = {
+    record: dict[str, Any] = {
         "label": "Alice",
         "revision": 1,
         "updated_at": 1e9,
@@ -155,7 +155,7 @@ def test_a_snapshot_carries_no_closure_into_its_store() -> None:
         Snapshot(ALICE, bundle(), refresh_token_loader=lambda: "x")  # type: ignore[call-arg]
 
 
-def _stores(tmp_path: Path) -> Dict[str, Any]:
+def _stores(tmp_path: Path) -> dict[str, Any]:
     return {
         "memory": MemoryTokenStore(),
         "file": FileTokenStore(tmp_path / "f.json"),
@@ -190,8 +190,10 @@ def test_the_deprecated_loaders_warn_and_do_no_io(tmp_path: Path) -> None:
             method()
     inline = MemoryTokenStore()
     inline.save(ALICE, bundle(1))
+    inline_snap = inline.active()
+    assert inline_snap is not None
     with pytest.warns(DeprecationWarning, match="read_refresh_token"):
-        assert inline.active().load_refresh_token() == "rt-1"
+        assert inline_snap.load_refresh_token() == "rt-1"
 
 
 def test_reading_last_write_is_deprecated(tmp_path: Path) -> None:

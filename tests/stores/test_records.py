@@ -31,7 +31,8 @@ def doc(**fields: Any) -> str:
     return json.dumps(base)
 
 
-def record(revision: int = 1, label: Any = None, **extra: Any) -> dict[str, Any]:
+def record(revision: Any = 1, label: Any = None, **extra: Any) -> dict[str, Any]:
+    # Any: the malformed cases below pass a revision or label of the wrong type on purpose.
     return {"label": label, "revision": revision, "bundle": {"access_token": "at-x"}, **extra}
 
 

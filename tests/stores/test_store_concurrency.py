@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 import pytest
 from _store_helpers import (
@@ -114,7 +114,8 @@ def test_concurrent_processes_lose_no_account(tmp_path: Path) -> None:
     ]
     for process in processes:
         process.start()
-    stop, errors = threading.Event(), []
+    stop = threading.Event()
+    errors: list[str] = []
     reader = threading.Thread(
         target=_read_continuously, args=(FileTokenStore(path), stop, errors), daemon=True
     )
@@ -154,7 +155,8 @@ def test_concurrent_threads_lose_no_account(tmp_path: Path, sharing: str) -> Non
         except Exception as exc:  # reported below
             failures.append(type(exc).__name__)
 
-    stop, read_errors = threading.Event(), []
+    stop = threading.Event()
+    read_errors: list[str] = []
     reader = threading.Thread(target=_read_continuously, args=(shared, stop, read_errors))
     threads = [threading.Thread(target=work, args=(i,)) for i in range(THREADS)]
     reader.start()
@@ -218,7 +220,7 @@ def test_reader_overlapping_a_slow_but_healthy_save_gets_a_consistent_snapshot(
     writer.save(Account("alice"), old)
     new = make_bundle("new")
     backend.slow = True
-    errors: List[BaseException] = []
+    errors: list[BaseException] = []
 
     def save() -> None:
         try:
@@ -247,7 +249,7 @@ def test_threads_saving_different_accounts_lose_nothing(records: Path) -> None:
     backend = MemoryKeyring()
     bundles = {f"user{i}": make_bundle(f"u{i}") for i in range(12)}
     barrier = threading.Barrier(len(bundles))
-    errors: List[BaseException] = []
+    errors: list[BaseException] = []
 
     def save(account_id: str) -> None:
         try:
