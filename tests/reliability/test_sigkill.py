@@ -402,6 +402,7 @@ def _big_records(path: Path) -> None:
                 "label": f"Bulk {index}",
                 "revision": records.next_revision(),
                 "updated_at": 1e9,
+                "secrets": "plaintext",  # the records format 2 schema, as a save writes it
                 "bundle": bundle.to_dict(),
             }
 
