@@ -352,6 +352,11 @@ def test_stuck_records_lock_held_by_another_process(
         assert holder.stdin is not None
         holder.stdin.close()
         holder.wait(10)
+    # The abandoned save runs once the records lock is free: its fence names a hold the
+    # engine released, so it takes the refresh lock again and lands. Wait for that (a
+    # forced refresh racing it would adopt what it saved, which is right, but not what
+    # this test counts).
+    assert wait_until(lambda: sum(_save_thread._pending.values()) == 0, 15)
     rescue_mod.forget_process_rescues()
     # Whether the abandoned save finished once the lock was free or the rescue is
     # adopted now, the next process uses the live token and the grant survives.
