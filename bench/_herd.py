@@ -157,6 +157,11 @@ def worker(config: dict[str, Any], gate: int) -> None:
         from _counting_keyring import count_class_calls
 
         keyring_calls = count_class_calls(keyring.backends.SecretService.Keyring)
+    probes = None
+    if config.get("probe"):  # herd_profile.py: counters and timers, installed before the gate
+        from herd_profile import install
+
+        probes = install(config["mode"])
     os.read(gate, 1)  # EOF when the parent closes the write end: everyone at once
     released = time.monotonic()
     cpu = time.process_time()
@@ -175,6 +180,8 @@ def worker(config: dict[str, Any], gate: int) -> None:
     if keyring_calls is not None:
         result["keyring"] = dict(keyring_calls)
     result["events"] = events
+    if probes is not None:
+        result["probe"] = probes.report()
     print(json.dumps(result), flush=True)
 
 
@@ -312,8 +319,11 @@ def refresh_token_works(server: Any, refresh_token: Optional[str]) -> bool:
         return response.status_code == 200
 
 
-def run_round(mode: str, count: int, server: Any, directory: Path) -> Round:
+def run_round(mode: str, count: int, server: Any, directory: Path, *, probe: bool = False) -> Round:
+    """One herd; ``probe``: instrument the workers (see ``herd_profile.py``)."""
     prepared = prepare(mode, server, directory)
+    if probe:
+        prepared.config["probe"] = True
     env = child_env(**INSECURE) if mode in ("requests-oauthlib", "authlib") else child_env()
     gate_read, gate_write = os.pipe()
     procs: list[subprocess.Popen[str]] = []

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .errors import ConfigurationError as ConfigurationError
     from .errors import InternalError as InternalError
     from .errors import KeyringUnavailableError as KeyringUnavailableError
+    from .errors import MoveRefusedError as MoveRefusedError
     from .errors import NoAccountSelectedError as NoAccountSelectedError
     from .errors import NotAuthenticatedError as NotAuthenticatedError
     from .errors import OAuthFlowError as OAuthFlowError
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from .events import remove_listener as remove_listener
     from .migrate import ImportResult as ImportResult
     from .migrate import import_legacy_token as import_legacy_token
+    from .move import move_account as move_account
     from .providers.base import AuthProvider as AuthProvider
     from .providers.client_credentials import ClientCredentialsProvider as ClientCredentialsProvider
     from .providers.pkce import AuthorizationRequest as AuthorizationRequest
@@ -55,10 +57,12 @@ if TYPE_CHECKING:
     from .stores.base import AccountStatus as AccountStatus
     from .stores.base import SessionEnded as SessionEnded
     from .stores.base import TokenStore as TokenStore
+    from .stores.encryption import TokenEncryption as TokenEncryption
     from .stores.file import FileTokenStore as FileTokenStore
     from .stores.keyring import KeyringTokenStore as KeyringTokenStore
     from .stores.keyring import WriteReport as WriteReport
     from .stores.memory import MemoryTokenStore as MemoryTokenStore
+    from .stores.redis import RedisTokenStore as RedisTokenStore
 
 __version__ = "0.1.0"
 
@@ -80,6 +84,9 @@ _EXPORTS = {
     "KeyringTokenStore": ".stores.keyring",
     "KeyringUnavailableError": ".errors",
     "MemoryTokenStore": ".stores.memory",
+    "MoveRefusedError": ".errors",
+    "RedisTokenStore": ".stores.redis",
+    "TokenEncryption": ".stores.encryption",
     "NoAccountSelectedError": ".errors",
     "NotAuthenticatedError": ".errors",
     "OAuthFlowError": ".errors",
@@ -105,6 +112,7 @@ _EXPORTS = {
     "WriteReport": ".stores.keyring",
     "add_listener": ".events",
     "import_legacy_token": ".migrate",
+    "move_account": ".move",
     "refresh_access_token": ".refresh",
     "remove_listener": ".events",
 }

@@ -28,6 +28,7 @@ __all__ = [
     "ConfigurationError",
     "InternalError",
     "KeyringUnavailableError",
+    "MoveRefusedError",
     "NoAccountSelectedError",
     "NotAuthenticatedError",
     "OAuthFlowError",
@@ -317,3 +318,9 @@ class SecretsInKeyringError(StoreReadError):
     """A records file's account keeps its tokens in the OS keyring, and this store cannot
     reach a keyring (``FileTokenStore``): the message names the store (and keyring
     service) that can. Nothing was read or changed."""
+
+
+class MoveRefusedError(StoreWriteError):
+    """Moving a login between stores (:func:`~requests_refreshauth.move.move_account`)
+    was refused before anything changed: the target holds another login of the account
+    (replace it only by forcing), or it changed while the login was being moved."""

@@ -12,6 +12,7 @@ from _dot_server import dot, dot_server  # noqa: F401
 
 # tests/ is not a package: pytest puts tests/ itself on sys.path
 from _oidc_server import OidcServer, start_oidc_server
+from _redis_server import RedisServer, start_redis
 from hypothesis import settings
 from localhttp import ServerFactory
 from support import make_provider, oidc_login, require_node
@@ -67,3 +68,20 @@ def logged_in(oidc: OidcServer, provider: PkceProvider, store_path: Path) -> Fil
     store.save(Account("alice", "Alice"), oidc_login(oidc, provider), make_default=True)
     oidc.reset_stats()
     return store
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the session (tests/_redis_server.py): every test takes its own
+    namespace (e.g. f"t-{uuid4().hex[:8]}"), so they never see each other's keys."""
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test alone, in tmp_path: kill, restart or reconfigure it."""
+    server = start_redis(tmp_path / "redis")
+    yield server
+    server.kill()

@@ -60,6 +60,7 @@ CLASSES = {
     "SlotCollisionError": ("AUTH_STORE_WRITE_FAILED", 6),
     "StoreReadError": ("AUTH_STORE_READ_FAILED", 6),
     "StoreWriteError": ("AUTH_STORE_WRITE_FAILED", 6),
+    "MoveRefusedError": ("AUTH_STORE_WRITE_FAILED", 6),
     "TokenExchangeError": ("AUTH_TOKEN_EXCHANGE_FAILED", 5),
 }
 

@@ -8,17 +8,21 @@ from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .base import AccountStatus, RevisionConflict, SessionEnded, TokenStore, resolve_ref
+    from .encryption import TokenEncryption
     from .file import FileTokenStore
     from .keyring import KeyringTokenStore, WriteReport
     from .memory import MemoryTokenStore
+    from .redis import RedisTokenStore
 
 _EXPORTS = {
     "AccountStatus": ".base",
     "FileTokenStore": ".file",
     "KeyringTokenStore": ".keyring",
     "MemoryTokenStore": ".memory",
+    "RedisTokenStore": ".redis",
     "RevisionConflict": ".base",
     "SessionEnded": ".base",
+    "TokenEncryption": ".encryption",
     "TokenStore": ".base",
     "WriteReport": ".keyring",
     "resolve_ref": ".base",
@@ -31,8 +35,10 @@ __all__ = [
     "FileTokenStore",
     "KeyringTokenStore",
     "MemoryTokenStore",
+    "RedisTokenStore",
     "RevisionConflict",
     "SessionEnded",
+    "TokenEncryption",
     "TokenStore",
     "WriteReport",
     "resolve_ref",

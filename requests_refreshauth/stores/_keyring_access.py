@@ -108,6 +108,24 @@ class KeyringAccess:
         self._verdict: Optional[object] = None  # not assessed yet; then _USABLE or an Absent
         self.timeout = timeout
         self._lock = threading.Lock()
+        self._warming: Optional[threading.Thread] = None
+
+    def warm_up(self) -> None:
+        """Detect the backend in a daemon thread now (no secret is read), so a process
+        about to wait for a refresh lock detects while it waits, not after: in a herd
+        the waiters' detections then overlap the holder's refresh. Failures are left
+        for the next real call to raise."""
+        if self._verdict is not None or self._warming is not None:
+            return
+
+        def detect() -> None:
+            with contextlib.suppress(Exception):
+                self.backend()
+
+        self._warming = threading.Thread(
+            target=detect, name="refreshauth-keyring-warm", daemon=True
+        )
+        self._warming.start()
 
     def __repr__(self) -> str:
         name = type(self._backend).__name__ if self._backend is not None else "undetected"
@@ -121,7 +139,13 @@ class KeyringAccess:
         The verdict is kept for the life of the object: probing a backend's priority can
         open a D-Bus connection, which the hot path should not pay for twice.
         """
-        with self._lock:
+        # Bounded: a warm-up may be detecting (two bounded calls) while we wait for it.
+        if not self._lock.acquire(timeout=2 * self.timeout + 1.0):
+            raise KeyringTimeout(
+                f"the keyring did not answer within {self.timeout:g}s while detecting the "
+                "keyring backend (is the keyring locked, or waiting for an unlock prompt?)"
+            )
+        try:
             if self._verdict is None:
                 if self._backend is None:
                     self._backend = self._detect()
@@ -131,6 +155,8 @@ class KeyringAccess:
                 )
                 self._verdict = _USABLE if absent is None else absent
             outcome, backend = self._verdict, self._backend
+        finally:
+            self._lock.release()
         if isinstance(outcome, KeyringAbsent):
             raise outcome
         return backend

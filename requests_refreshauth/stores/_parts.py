@@ -22,10 +22,19 @@ from ..bundle import Account, TokenBundle, WriteReport
 from ..refresh_lock import RefreshLock
 from .records import Records
 
-__all__ = ["LockPlace", "RecordsPlace", "Save", "SecretsPlace", "Written"]
+__all__ = ["Held", "LockPlace", "RecordsPlace", "Save", "SecretsPlace", "Written"]
 
 T = TypeVar("T")
 Record = dict[str, Any]
+
+
+class Held(NamedTuple):
+    """A fenced save's condition on the refresh lock: commit only while
+    ``lock.holds(token)``, checked in the same atomic step as the write."""
+
+    lock: RefreshLock
+    token: str
+    account_id: str
 
 
 class RecordsPlace(Protocol):
@@ -39,9 +48,14 @@ class RecordsPlace(Protocol):
         """The current records (a reader never waits for a writer)."""
         ...
 
-    def update(self, mutate: Callable[[Records], T]) -> T:
+    def update(self, mutate: Callable[[Records], T], *, held: Optional[Held] = None) -> T:
         """Atomically: read, ``mutate``, write back, under the write lock. ``mutate`` may
-        raise to abort (nothing written); a failed write raises ``StoreWriteError``."""
+        raise to abort (nothing written); a failed write raises ``StoreWriteError``.
+
+        ``held``: the write commits only while the hold is current, in the same atomic
+        step (else ``StaleFence``). An optimistic place (Redis) may call ``mutate`` more
+        than once: a secrets place whose ``write`` has side effects needs a place that
+        calls it once (file, memory)."""
         ...
 
     def locked(self) -> AbstractContextManager[Any]:

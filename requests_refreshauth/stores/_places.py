@@ -8,10 +8,11 @@ import copy
 import os
 import threading
 from collections.abc import Iterator
-from typing import Callable, TypeVar
+from typing import Callable, Optional, TypeVar
 
 from ..bundle import Account
 from ..locking import HostLock
+from ._parts import Held
 from .records import Records, RecordsFile
 
 __all__ = ["FileLocks", "FileRecords", "MemoryRecords", "NamedLocks"]
@@ -33,7 +34,9 @@ class MemoryRecords:
     def load(self) -> Records:
         return self.records
 
-    def update(self, mutate: Callable[[Records], T]) -> T:
+    def update(self, mutate: Callable[[Records], T], *, held: Optional[Held] = None) -> T:
+        """``held`` is checked by ``mutate`` under the write lock, which is final here: a
+        :class:`HostLock` hold ends only when its holder releases it."""
         with self._write_lock:
             records = copy.deepcopy(self.records)
             result = mutate(records)
@@ -61,7 +64,8 @@ class FileRecords:
     def load(self) -> Records:
         return self.file.load()
 
-    def update(self, mutate: Callable[[Records], T]) -> T:
+    def update(self, mutate: Callable[[Records], T], *, held: Optional[Held] = None) -> T:
+        """``held``: checked by ``mutate`` under the records lock (see MemoryRecords)."""
         return self.file.update(mutate)
 
     def locked(self) -> contextlib.AbstractContextManager[None]:

@@ -14,7 +14,7 @@ from typing import Any, Optional
 from ..bundle import Account, Snapshot, TokenBundle, fingerprint
 from ..errors import StoreWriteError
 from ..refresh_lock import Fence, RefreshLock
-from ._parts import LockPlace, RecordsPlace, Save, SecretsPlace, Written
+from ._parts import Held, LockPlace, RecordsPlace, Save, SecretsPlace, Written
 from ._schema import (
     PLAINTEXT,
     access_fingerprint_of,
@@ -135,6 +135,9 @@ class RecordStore:
         """See :meth:`~.base.TokenStore.save`: a stale ``fence`` or ``expected_revision``
         is refused under the write lock before any secret is written."""
         self._secrets.before_save(account, bundle)
+        held = None if fence is None else Held(self.refresh_lock(account), fence.token, account.id)
+        # An optimistic records place may run mutate more than once: the last run is
+        # the one that committed.
         done: list[Written] = []
         olds: list[Optional[dict[str, Any]]] = []  # what mutate saw, for the undo
 
@@ -150,7 +153,7 @@ class RecordStore:
                     fence.fingerprint is not None
                     and (old is None or access_fingerprint_of(old) != fence.fingerprint)
                 )
-                or not self.refresh_lock(account).holds(fence.token)
+                or (held is not None and not held.lock.holds(held.token))
             ):
                 raise StaleFence(account.id)
             if expected_revision is not None and revision != expected_revision:
@@ -168,12 +171,12 @@ class RecordStore:
             return save
 
         try:
-            save = self._records.update(mutate)
+            save = self._records.update(mutate, held=held)
         except StoreWriteError as exc:
             if done:
-                self._secrets.undo(done[0], exc, new_account=olds[0] is None)
+                self._secrets.undo(done[-1], exc, new_account=olds[-1] is None)
             raise
-        report = self._secrets.committed(save, done[0])
+        report = self._secrets.committed(save, done[-1])
         record = save.record
         # Inline: the bundle as it will be read back; else the caller's (no secret read).
         inline = record["secrets"] == PLAINTEXT

@@ -93,6 +93,10 @@ def fields_of(where: str, account_id: str, record: dict[str, Any]) -> dict[str, 
     """The record's ``bundle``; a record that does not say where its secrets are is
     refused, never guessed at."""
     fields = record.get("bundle")
+    if record.get("secrets") == "encrypted":  # sealed (.encryption), read without its key
+        from .encryption import unkeyed_error
+
+        raise unkeyed_error(where, account_id, record)
     if not isinstance(fields, dict) or record.get("secrets") not in (PLAINTEXT, KEYRING):
         raise malformed(where, account_id)
     return fields

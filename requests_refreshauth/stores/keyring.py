@@ -38,7 +38,8 @@ import os
 import warnings
 from typing import Any, Callable, Literal, Optional
 
-from ..bundle import WriteReport
+from ..bundle import Account, WriteReport
+from ..refresh_lock import RefreshLock
 from ._keyring_access import KeyringAccess
 from ._keyring_preflight import PROBE_SLOT as PROBE_SLOT
 from ._keyring_secrets import KeyringSecrets
@@ -97,6 +98,13 @@ class KeyringTokenStore(RecordStore):
             f"KeyringTokenStore(service={self.service!r}, records={self.path!r}, "
             f"credential_store={self.policy!r})"
         )
+
+    def refresh_lock(self, account: Account) -> RefreshLock:
+        """The account's refresh lock; asking for it starts the keyring's backend
+        detection (no secret read) so that it overlaps the wait for the lock."""
+        if self.policy != "plaintext":
+            self.keyring.warm_up()
+        return super().refresh_lock(account)
 
     @property
     def last_write(self) -> Optional[WriteReport]:

@@ -39,7 +39,9 @@ __all__ = [
     "VERSION",
     "Records",
     "RecordsFile",
+    "decode_records",
     "parse_records",
+    "records_from_doc",
     "session_ended_problem",
     "stored_token_problem",
 ]
@@ -108,14 +110,18 @@ class Records:
         return json.dumps(doc, indent=2, ensure_ascii=True) + "\n"
 
 
-def parse_records(text: str, path: str) -> Records:
-    """Decode and validate a records file; :class:`StoreReadError` names ``path`` on failure."""
+def _bad(path: str, why: str) -> StoreReadError:
+    return StoreReadError(
+        f"The token records file {path} {why}. It was left unchanged; fix it, or move it "
+        "away and log in again."
+    )
+
+
+def decode_records(text: str, path: str) -> dict[str, Any]:
+    """The JSON object of a records document (not yet validated: :func:`records_from_doc`)."""
 
     def bad(why: str) -> StoreReadError:
-        return StoreReadError(
-            f"The token records file {path} {why}. It was left unchanged; fix it, or move it "
-            "away and log in again."
-        )
+        return _bad(path, why)
 
     try:
         doc = json.loads(text)
@@ -127,6 +133,20 @@ def parse_records(text: str, path: str) -> Records:
         raise bad("is nested too deeply to be a records file") from None
     if not isinstance(doc, dict):
         raise bad("is not a JSON object")
+    return doc
+
+
+def parse_records(text: str, path: str) -> Records:
+    """Decode and validate a records file; :class:`StoreReadError` names ``path`` on failure."""
+    return records_from_doc(decode_records(text, path), path)
+
+
+def records_from_doc(doc: dict[str, Any], path: str) -> Records:
+    """Validate a decoded records document (``path``: how errors name where it is)."""
+
+    def bad(why: str) -> StoreReadError:
+        return _bad(path, why)
+
     if doc.get("format") != FORMAT:
         raise bad(f"is not a requests-refreshauth records file (no format {FORMAT!r})")
     version = doc.get("version")

@@ -205,6 +205,30 @@ def _keyring_secret_service(request: pytest.FixtureRequest, tmp_path: Path) -> B
     )
 
 
+def _redis(request: pytest.FixtureRequest, tmp_path: Path) -> Backing:
+    """The real redis-server (one per session), a namespace of its own per test."""
+    from requests_refreshauth import RedisTokenStore
+
+    server = request.getfixturevalue("redis_server")
+    namespace = f"contract-{uuid.uuid4().hex[:8]}"
+    client = server.client()
+
+    def open_store() -> TokenStore:
+        return RedisTokenStore(server.url, namespace=namespace, lease=10.0)
+
+    def persisted() -> Any:  # the records (a lock key comes and goes with each hold)
+        return client.get(f"refreshauth:{{{namespace}}}:records")
+
+    return Backing(
+        store=open_store(),
+        reopen=open_store,
+        inline_refresh=True,
+        persisted=persisted,
+        child_store=f"RedisTokenStore({server.url!r}, namespace={namespace!r}, lease=10.0)",
+        secrets="redis",
+    )
+
+
 def _secret_service_items(service: str) -> list[Any]:
     """Every item keyring made for ``service`` on the private daemon: (username, secret)."""
     import secretstorage
@@ -226,6 +250,7 @@ BACKINGS: list[BackingFactory] = [
     BackingFactory("keyring-fake", _keyring_fake),
     BackingFactory("keyring-plaintext", _keyring_plaintext),
     BackingFactory("keyring-secret-service", _keyring_secret_service, integration=True, slow=True),
+    BackingFactory("redis", _redis, integration=True),
 ]
 
 

@@ -80,22 +80,55 @@ def _of_store(factory: BackingFactory) -> LockFactory:
         child = None
         if backing.child_store is not None:
             child = (
-                "from requests_refreshauth import Account, FileTokenStore, KeyringTokenStore\n"
+                "from requests_refreshauth import Account, FileTokenStore, KeyringTokenStore, "
+                "RedisTokenStore\n"
                 f"lock = {backing.child_store}.refresh_lock(Account('alice', 'Alice'))"
             )
+        lock = backing.store.refresh_lock(ALICE)
         return LockKit(
-            lock=backing.store.refresh_lock(ALICE),
+            lock=lock,
             another=lambda: opened().refresh_lock(ALICE),
-            held_until_released=True,
+            held_until_released=math.isinf(_remaining_when_held(lock)),
             child_lock=child,
         )
 
     return LockFactory(f"store-{factory.name}", build, factory.integration)
 
 
+def _remaining_when_held(lock: RefreshLock) -> float:
+    """Whether a store's lock is held until released (``inf``) or a lease."""
+    assert lock.acquire(timeout=5)
+    try:
+        return lock.remaining()
+    finally:
+        lock.release()
+
+
+def _redis(request: pytest.FixtureRequest, tmp_path: Path) -> LockKit:
+    """The Redis lease lock, on the session's redis-server, a key of its own."""
+    from requests_refreshauth.stores._redis_client import connect
+    from requests_refreshauth.stores._redis_lock import RedisLock
+
+    server = request.getfixturevalue("redis_server")
+    key = f"refreshauth:{{t-{uuid.uuid4().hex[:8]}}}:lock:alice"
+
+    def build() -> RedisLock:
+        return RedisLock(connect(server.url, 5.0), key, lease=6.0, account=ALICE)
+
+    child = (
+        "from requests_refreshauth import Account\n"
+        "from requests_refreshauth.stores._redis_client import connect\n"
+        "from requests_refreshauth.stores._redis_lock import RedisLock\n"
+        f"lock = RedisLock(connect({server.url!r}, 5.0), {key!r}, lease=6.0, "
+        "account=Account('alice', 'Alice'))"
+    )
+    return LockKit(lock=build(), another=build, held_until_released=False, child_lock=child)
+
+
 LOCKS: list[LockFactory] = [
     LockFactory("host-path", _host_path),
     LockFactory("host-name", _host_name),
+    LockFactory("redis", _redis, integration=True),
     *(_of_store(factory) for factory in BACKINGS),
 ]
 
@@ -278,7 +311,9 @@ class LockContract:
             assert line.startswith("held "), line
             theirs = line.split(" ", 1)[1]
             assert in_thread(lambda: kit.another().acquire(timeout=0.3)) is False
-            assert lock.holds(theirs) is False  # another process's hold is never ours
+            # A host lock's hold is its process's; a distributed lock's is the one in the
+            # shared server, whoever holds it (what a store's fenced save compares).
+            assert lock.holds(theirs) is (not kit.held_until_released)
             assert child.stdin is not None
             child.stdin.write("\n")
             child.stdin.flush()

@@ -1,0 +1,226 @@
+"""The engine over the Redis lease lock: a lease that runs out before the POST sends
+nothing; one lost between the POST and the save never overwrites a newer bundle; the
+threads of one process ask Redis one at a time (a real redis-server, LocalAuthServer).
+
+Until ``stores/redis.py`` is in, the store is a RecordStore of in-memory records with
+inline secrets and the Redis lock (what RedisTokenStore composes, minus the records key).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from typing import Any, Optional
+
+import pytest
+from _redis_server import RedisServer
+
+from requests_refreshauth import Account, TokenBundle, refresh_access_token
+from requests_refreshauth.errors import RefreshTransientError
+from requests_refreshauth.stores._inline import InlineSecrets
+from requests_refreshauth.stores._places import MemoryRecords
+from requests_refreshauth.stores._recordstore import RecordStore
+from requests_refreshauth.stores._redis_client import RedisConnection, connect
+from requests_refreshauth.stores._redis_lock import RedisLock
+from requests_refreshauth.testing import LocalAuthServer
+
+pytestmark = pytest.mark.integration
+
+ALICE = Account("alice", "Alice")
+LEASE = 6.0  # > the provider's 2 s per attempt + 3 s
+
+
+class RedisLocks:
+    def __init__(self, connection: RedisConnection, namespace: str) -> None:
+        self.connection, self.namespace = connection, namespace
+
+    def refresh_lock(self, account: Account) -> RedisLock:
+        key = f"refreshauth:{{{self.namespace}}}:lock:{account.id}"
+        return RedisLock(self.connection, key, lease=LEASE, account=account)
+
+
+def make_store(redis_server: RedisServer) -> tuple[RecordStore, RedisConnection]:
+    connection = connect(redis_server.url, 5.0)
+    locks = RedisLocks(connection, f"t-{uuid.uuid4().hex[:8]}")
+    return RecordStore(MemoryRecords(), InlineSecrets("memory"), locks), connection
+
+
+def expired(server: LocalAuthServer) -> TokenBundle:
+    bundle = server.login("alice")
+    return bundle.replace(expires_at=1.0)
+
+
+@pytest.fixture
+def server() -> Any:
+    with LocalAuthServer() as running:
+        yield running
+
+
+def hook_renew(provider: Any, before: Any = None, after: Any = None) -> None:
+    real = provider.renew
+
+    def renew(current: Any, *, before_attempt: Any = None) -> Any:
+        if before is not None:
+            before()
+        result = real(current, before_attempt=before_attempt)
+        if after is not None:
+            after()
+        return result
+
+    provider.renew = renew
+
+
+def test_a_lease_lost_before_the_post_sends_nothing(
+    redis_server: RedisServer, server: LocalAuthServer
+) -> None:
+    store, connection = make_store(redis_server)
+    store.save(ALICE, expired(server), make_default=True)
+    server.reset_stats()
+    provider = server.provider(timeout=(1.0, 1.0))
+    key = store.refresh_lock(ALICE).key  # type: ignore[attr-defined]
+    # The lease ran out and another host took the key, just before the POST.
+    hook_renew(provider, before=lambda: connection.client.set(key, "another-host", px=60000))
+    with pytest.raises(RefreshTransientError, match="nothing was sent"):
+        refresh_access_token(store, provider)
+    assert server.stats().refresh_served == 0
+    assert server.stats().refresh_failed == 0
+
+
+def test_a_lease_lost_after_the_post_never_overwrites_a_newer_bundle(
+    redis_server: RedisServer, server: LocalAuthServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    store, connection = make_store(redis_server)
+    store.save(ALICE, expired(server), make_default=True)
+    provider = server.provider(timeout=(1.0, 1.0))
+    key = store.refresh_lock(ALICE).key  # type: ignore[attr-defined]
+    newer = TokenBundle("newer-access", "newer-refresh", expires_at=4102444800.0)
+
+    def another_host_wins() -> None:
+        connection.client.set(key, "another-host", px=60000)
+        store.save(ALICE, newer)  # the other holder's save
+
+    hook_renew(provider, after=another_host_wins)
+    with caplog.at_level(logging.WARNING):
+        got = refresh_access_token(store, provider)
+    assert got.bundle.access_token == "newer-access"
+    stored = store.active()
+    assert stored is not None and stored.bundle.refresh_token == "newer-refresh"
+    assert "overran" in caplog.text
+
+
+def test_threads_of_one_process_queue_locally_and_refresh_once(
+    redis_server: RedisServer, server: LocalAuthServer
+) -> None:
+    store, connection = make_store(redis_server)
+    store.save(ALICE, expired(server), make_default=True)
+    server.reset_stats()
+    provider = server.provider(timeout=(1.0, 1.0))
+    state = {"inflight": 0, "max": 0, "sent": 0, "refused": 0}
+    guard = threading.Lock()
+    real_set = connection.client.set
+
+    def counting_set(*args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("nx"):
+            return real_set(*args, **kwargs)
+        with guard:
+            state["inflight"] += 1
+            state["sent"] += 1
+            state["max"] = max(state["max"], state["inflight"])
+        try:
+            result = real_set(*args, **kwargs)
+        finally:
+            with guard:
+                state["inflight"] -= 1
+        if not result:
+            with guard:
+                state["refused"] += 1
+        return result
+
+    connection.client.set = counting_set  # type: ignore[method-assign]
+    barrier = threading.Barrier(8)
+    results: list[Optional[str]] = []
+
+    def work() -> None:
+        barrier.wait(5)
+        snapshot = refresh_access_token(store, provider)
+        with guard:
+            results.append(snapshot.bundle.access_token)
+
+    workers = [threading.Thread(target=work) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert len(results) == 8 and len(set(results)) == 1
+    assert server.stats().refresh_served == 1
+    assert state["max"] == 1  # one outstanding SET NX per process at a time
+    assert state["refused"] == 0  # never polled against a holder of this process
+    assert 1 <= state["sent"] <= 8
+
+
+_CHILD = """
+import sys
+from requests_refreshauth import Account, refresh_access_token
+from requests_refreshauth.providers.pkce import PkceProvider
+from requests_refreshauth.stores._inline import InlineSecrets
+from requests_refreshauth.stores._places import FileRecords
+from requests_refreshauth.stores._recordstore import RecordStore
+from requests_refreshauth.stores._redis_client import connect
+from requests_refreshauth.stores._redis_lock import RedisLock
+
+url, namespace, records, client_id, endpoint = sys.argv[1:6]
+connection = connect(url, 5.0)
+
+class Locks:
+    def refresh_lock(self, account):
+        key = "refreshauth:{%s}:lock:%s" % (namespace, account.id)
+        return RedisLock(connection, key, lease=6.0, account=account)
+
+store = RecordStore(FileRecords(records), InlineSecrets("file"), Locks())
+import requests
+session = requests.Session()
+session.trust_env = False
+provider = PkceProvider(client_id=client_id, token_endpoint=endpoint, scopes=("openid",),
+                        session=session, timeout=(1.0, 1.0))
+sys.stdin.readline()
+refresh_access_token(store, provider)
+print("ok", flush=True)
+"""
+
+
+@pytest.mark.reliability
+def test_two_processes_share_one_refresh(
+    redis_server: RedisServer, server: LocalAuthServer, tmp_path: Any
+) -> None:
+    import subprocess
+    import sys
+
+    from requests_refreshauth.stores._places import FileRecords
+
+    records = str(tmp_path / "records.json")
+    namespace = f"t-{uuid.uuid4().hex[:8]}"
+    store = RecordStore(
+        FileRecords(records),
+        InlineSecrets("file"),
+        RedisLocks(connect(redis_server.url, 5.0), namespace),
+    )
+    store.save(ALICE, expired(server), make_default=True)
+    server.reset_stats()
+    args = [redis_server.url, namespace, records, server.client_id, server.token_endpoint]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CHILD, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [child.communicate("\n", timeout=60) for child in children]
+    for child, (out, err) in zip(children, outputs):
+        assert child.returncode == 0, err[-2000:]
+        assert out.strip() == "ok"
+    assert server.stats().refresh_served == 1
+    assert server.stats().refresh_failed == 0
