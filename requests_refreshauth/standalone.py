@@ -44,8 +44,6 @@ ENV: dict[str, str] = {
     "client_auth": "REFRESHAUTH_CLIENT_AUTH",
     "store_kind": "REFRESHAUTH_STORE",
     "records": "REFRESHAUTH_RECORDS",
-    "redis_url": "REFRESHAUTH_REDIS_URL",
-    "redis_namespace": "REFRESHAUTH_REDIS_NAMESPACE",
 }
 
 #: The standalone CLI's flag of each setting.
@@ -61,8 +59,6 @@ FLAGS: dict[str, str] = {
     "client_auth": "--client-auth",
     "store_kind": "--store",
     "records": "--records",
-    "redis_url": "--redis-url",
-    "redis_namespace": "--redis-namespace",
 }
 
 #: Where the server is: an issuer, or endpoints. Flags giving any of them name another
@@ -82,12 +78,6 @@ _ENDPOINTS = _LOCATION[1:]
 ISSUER_SCOPES: tuple[str, ...] = ("openid", "offline_access")
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_NAMESPACE = re.compile(r"[A-Za-z0-9._-]{1,100}\Z")
-
-#: The ``--store`` kinds.
-STORE_KINDS = ("keyring", "file", "redis")
-#: What a ``--redis-url`` may start with (redis-py's ``from_url`` schemes).
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def _named(field: str) -> str:
@@ -107,7 +97,7 @@ def records_path(issuer: str, client_id: str, store: str, records: Optional[Path
 
     if records:
         return Path(records)
-    key = _server_client_key(issuer, client_id)
+    key = hashlib.sha256(f"{issuer}\n{client_id}".encode()).hexdigest()[:16]
     shared = user_dir("config") / f"tokens-{key}.json"
     legacy = shared.with_name(f"tokens-{key}-file.json")
     if legacy.exists():
@@ -143,8 +133,6 @@ class StandaloneConfig:
     client_auth: str
     store_kind: str
     records: Optional[Path]
-    redis_url: Optional[str]
-    redis_namespace: Optional[str]
 
     def __init__(
         self,
@@ -160,8 +148,6 @@ class StandaloneConfig:
         client_auth: str = "basic",
         store_kind: str = "keyring",
         records: Optional[os.PathLike[str] | str] = None,
-        redis_url: Optional[str] = None,
-        redis_namespace: Optional[str] = None,
     ) -> None:
         values: dict[str, Any] = dict(
             issuer=issuer,
@@ -175,8 +161,6 @@ class StandaloneConfig:
             client_auth=client_auth,
             store_kind=store_kind,
             records=None if records is None else Path(records),
-            redis_url=redis_url,
-            redis_namespace=redis_namespace,
         )
         problem = _problem(values)
         if problem:
@@ -203,9 +187,9 @@ class StandaloneConfig:
     def __hash__(self) -> int:
         return hash(self._values())
 
-    def __repr__(self) -> str:  # no secret: the secret's variable name; no Redis password
+    def __repr__(self) -> str:  # no secret here: only the name of its variable
         shown = ", ".join(
-            f"{name}={_shown_value(name, getattr(self, name))!r}"
+            f"{name}={getattr(self, name)!r}"
             for name in self.__slots__
             if getattr(self, name) not in (None, ())
         )
@@ -262,22 +246,9 @@ class StandaloneConfig:
             return f"requests-refreshauth:{self.issuer}"
         return f"requests-refreshauth:{self.token_endpoint}#client_id={self.client_id}"
 
-    @property
-    def namespace(self) -> str:
-        """The Redis namespace: ``redis_namespace``, else ``tokens-<key>`` with the key of
-        the records file's name (``tokens-<key>.json``): one per server and client, so a
-        laptop's records file and the fleet's keys carry the same name."""
-        return (
-            self.redis_namespace or f"tokens-{_server_client_key(self.server_key, self.client_id)}"
-        )
-
-    def store(self, kind: Optional[str] = None) -> TokenStore:
-        """The token store (of ``kind``, default ``store_kind``): the OS keyring (records
-        file beside), the records file, or Redis (``redis_url``, :attr:`namespace`)."""
-        kind = kind or self.store_kind
-        if kind == "redis":
-            return self.redis_store()
-        if kind == "file":
+    def store(self) -> TokenStore:
+        """The token store: the OS keyring (records file beside) or the records file."""
+        if self.store_kind == "file":
             from .stores.file import FileTokenStore
 
             return FileTokenStore(self.records_file)
@@ -285,22 +256,6 @@ class StandaloneConfig:
 
         slot_for = _client_slots(self.client_id) if self.issuer else None
         return KeyringTokenStore(self.keyring_service, self.records_file, slot_for=slot_for)
-
-    def redis_store(self) -> TokenStore:
-        """The :class:`~requests_refreshauth.RedisTokenStore` at ``redis_url``; redis-py
-        missing is a :class:`~requests_refreshauth.errors.StoreReadError` (exit 6) that
-        names the pip command."""
-        import importlib.util
-
-        if not self.redis_url:
-            raise ConfigurationError(f"--store redis needs {_named('redis_url')}.")
-        if importlib.util.find_spec("redis") is None:
-            raise _no_redis_py()
-        try:
-            from .stores.redis import RedisTokenStore
-        except ImportError:  # redis-py present but broken, or too old
-            raise _no_redis_py() from None
-        return RedisTokenStore(self.redis_url, namespace=self.namespace)
 
     # ------------------------------------------------------------------ the provider
 
@@ -346,39 +301,6 @@ class StandaloneConfig:
         )
 
 
-def _no_redis_py() -> Exception:
-    from .errors import StoreReadError
-
-    return StoreReadError(
-        "The Redis store needs the redis package (redis-py), which is not installed; "
-        "nothing was read or changed. Install it with "
-        "`pip install 'requests-refreshauth[redis]'` (or `pip install redis`)."
-    )
-
-
-def _server_client_key(server: str, client_id: str) -> str:
-    """16 hex digits naming one server and client (the records file's and Redis's name)."""
-    return hashlib.sha256(f"{server}\n{client_id}".encode()).hexdigest()[:16]
-
-
-def _shown_value(name: str, value: Any) -> Any:
-    """A setting as a repr shows it: a Redis URL without its password."""
-    if name == "redis_url" and isinstance(value, str):
-        return redis_url_shown(value)
-    return value
-
-
-def redis_url_shown(url: str) -> str:
-    """``url`` without user info (a Redis URL may carry ``user:password@``), for
-    messages and reprs."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return "<a Redis URL>"
-    netloc, slash, path = rest.partition("/")
-    host = netloc.rpartition("@")[2]
-    return f"{scheme}://{host}{slash}{path.partition('?')[0]}"
-
-
 def _client_slots(client_id: str) -> Callable[[str], str]:
     """Keyring slots of NEW accounts of an issuer configuration: the client's tag, then the
     account id escaped (``c-<16 hex>:%alice``), so two clients of one issuer with the same
@@ -419,21 +341,8 @@ def _problem(config: Mapping[str, Any]) -> Optional[str]:
         return f"{_named('client_id')} is required."
     if config["client_auth"] not in ("basic", "post"):
         return f"{_named('client_auth')} must be 'basic' or 'post'."
-    if config["store_kind"] not in STORE_KINDS:
-        return f"{_named('store_kind')} must be 'keyring', 'file' or 'redis'."
-    url = config["redis_url"]
-    if config["store_kind"] == "redis" and not url:
-        return f"--store redis needs {_named('redis_url')} (e.g. redis://host:6379/0)."
-    if url and not url.startswith(REDIS_SCHEMES):  # never echoed: it may hold a password
-        return (
-            f"{_named('redis_url')} must start with {', '.join(REDIS_SCHEMES)} (rediss:// for TLS)."
-        )
-    namespace = config["redis_namespace"]
-    if namespace is not None and not _NAMESPACE.match(namespace):
-        return (
-            f"{_named('redis_namespace')} takes 1-100 letters, digits and . _ - "
-            "(no braces or colons: it goes into the keys' hash tag)."
-        )
+    if config["store_kind"] not in ("keyring", "file"):
+        return f"{_named('store_kind')} must be 'keyring' or 'file'."
     name = config["client_secret_env"]
     if name is not None and not _ENV_NAME.match(name):  # never echoed: it may be the secret
         return (

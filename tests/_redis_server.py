@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -200,6 +201,34 @@ def start_redis(
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
+
+
+def count_lock_requests(client: Any) -> dict[str, int]:
+    """Wrap ``client.set`` to count the lock's ``SET NX`` requests: how many were sent,
+    refused, and at most in flight at once (the dict fills in as they happen)."""
+    state = {"inflight": 0, "max": 0, "sent": 0, "refused": 0}
+    guard = threading.Lock()
+    real_set = client.set
+
+    def counting_set(*args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("nx"):
+            return real_set(*args, **kwargs)
+        with guard:
+            state["inflight"] += 1
+            state["sent"] += 1
+            state["max"] = max(state["max"], state["inflight"])
+        try:
+            result = real_set(*args, **kwargs)
+        finally:
+            with guard:
+                state["inflight"] -= 1
+        if not result:
+            with guard:
+                state["refused"] += 1
+        return result
+
+    client.set = counting_set
+    return state
 
 
 @atexit.register

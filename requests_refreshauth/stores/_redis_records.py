@@ -118,10 +118,7 @@ class RedisRecords:
                 result: list[Any] = pipe.execute(raise_on_error=False)
                 return result
 
-            try:
-                got = self.connection.call("read the tokens", both, write=False)
-            except StoreReadError:
-                raise
+            got = self.connection.call("read the tokens", both, write=False)
             self._checked_policy = True
             raw, policy = got[0], got[1]
             if isinstance(raw, Exception):
@@ -160,11 +157,11 @@ class RedisRecords:
     def _decode(self, text: Optional[str]) -> Records:
         if text is None:
             return Records()
-        doc = decode_records(text, f"in Redis key {self.key!r} at {self.where()}")
         from .encryption import open_doc
 
-        doc = open_doc(doc, self.encryption, self.namespace, self.where())
-        return records_from_doc(doc, f"in Redis key {self.key!r} at {self.where()}")
+        named = f"in Redis key {self.key!r} at {self.where()}"
+        doc = open_doc(decode_records(text, named), self.encryption, self.namespace, self.where())
+        return records_from_doc(doc, named)
 
     def load(self) -> Records:
         return self._decode(self._get())

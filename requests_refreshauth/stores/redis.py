@@ -18,7 +18,7 @@ from typing import Any, Optional
 from ..bundle import Account
 from ._inline import InlineSecrets
 from ._recordstore import RecordStore
-from ._redis_records import RedisRecords, check_namespace, key_prefix
+from ._redis_records import RedisRecords, key_prefix
 
 __all__ = ["RedisTokenStore"]
 
@@ -71,7 +71,6 @@ class RedisTokenStore(RecordStore):
     ) -> None:
         from ._redis_client import connect
 
-        check_namespace(namespace)
         lease = float(lease)
         if not lease > 0:
             raise ValueError("lease must be a positive number of seconds")

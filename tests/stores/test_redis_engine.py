@@ -14,7 +14,7 @@ import uuid
 from typing import Any, Optional
 
 import pytest
-from _redis_server import RedisServer
+from _redis_server import RedisServer, count_lock_requests
 
 from requests_refreshauth import Account, TokenBundle, refresh_access_token
 from requests_refreshauth.errors import RefreshTransientError
@@ -71,14 +71,22 @@ def hook_renew(provider: Any, before: Any = None, after: Any = None) -> None:
     provider.renew = renew
 
 
-def test_a_lease_lost_before_the_post_sends_nothing(
+def expired_login(
     redis_server: RedisServer, server: LocalAuthServer
-) -> None:
+) -> tuple[RecordStore, RedisConnection, Any, str]:
+    """A store holding an expired login, a provider with 1 s timeouts, the lock's key."""
     store, connection = make_store(redis_server)
     store.save(ALICE, expired(server), make_default=True)
     server.reset_stats()
     provider = server.provider(timeout=(1.0, 1.0))
     key = store.refresh_lock(ALICE).key  # type: ignore[attr-defined]
+    return store, connection, provider, key
+
+
+def test_a_lease_lost_before_the_post_sends_nothing(
+    redis_server: RedisServer, server: LocalAuthServer
+) -> None:
+    store, connection, provider, key = expired_login(redis_server, server)
     # The lease ran out and another host took the key, just before the POST.
     hook_renew(provider, before=lambda: connection.client.set(key, "another-host", px=60000))
     with pytest.raises(RefreshTransientError, match="nothing was sent"):
@@ -90,10 +98,7 @@ def test_a_lease_lost_before_the_post_sends_nothing(
 def test_a_lease_lost_after_the_post_never_overwrites_a_newer_bundle(
     redis_server: RedisServer, server: LocalAuthServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store, connection = make_store(redis_server)
-    store.save(ALICE, expired(server), make_default=True)
-    provider = server.provider(timeout=(1.0, 1.0))
-    key = store.refresh_lock(ALICE).key  # type: ignore[attr-defined]
+    store, connection, provider, key = expired_login(redis_server, server)
     newer = TokenBundle("newer-access", "newer-refresh", expires_at=4102444800.0)
 
     def another_host_wins() -> None:
@@ -116,28 +121,8 @@ def test_threads_of_one_process_queue_locally_and_refresh_once(
     store.save(ALICE, expired(server), make_default=True)
     server.reset_stats()
     provider = server.provider(timeout=(1.0, 1.0))
-    state = {"inflight": 0, "max": 0, "sent": 0, "refused": 0}
+    state = count_lock_requests(connection.client)
     guard = threading.Lock()
-    real_set = connection.client.set
-
-    def counting_set(*args: Any, **kwargs: Any) -> Any:
-        if not kwargs.get("nx"):
-            return real_set(*args, **kwargs)
-        with guard:
-            state["inflight"] += 1
-            state["sent"] += 1
-            state["max"] = max(state["max"], state["inflight"])
-        try:
-            result = real_set(*args, **kwargs)
-        finally:
-            with guard:
-                state["inflight"] -= 1
-        if not result:
-            with guard:
-                state["refused"] += 1
-        return result
-
-    connection.client.set = counting_set  # type: ignore[method-assign]
     barrier = threading.Barrier(8)
     results: list[Optional[str]] = []
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _redis_server import RedisServer
+from _redis_server import RedisServer, count_lock_requests
 
 from requests_refreshauth import Account
 from requests_refreshauth.errors import StoreWriteError
@@ -119,25 +119,7 @@ def test_the_watchdog_keeps_a_hold_alive_across_three_leases(client: Any, key: s
 
 
 def test_threads_of_one_process_ask_redis_one_at_a_time(client: Any, key: str) -> None:
-    state = {"inflight": 0, "max": 0, "refused": 0}
-    guard = threading.Lock()
-    real_set = client.set
-
-    def counting_set(*args: Any, **kwargs: Any) -> Any:
-        with guard:
-            state["inflight"] += 1
-            state["max"] = max(state["max"], state["inflight"])
-        try:
-            result = real_set(*args, **kwargs)
-        finally:
-            with guard:
-                state["inflight"] -= 1
-        if not result:
-            with guard:
-                state["refused"] += 1
-        return result
-
-    client.set = counting_set
+    state = count_lock_requests(client)
     barrier = threading.Barrier(8)
 
     def work() -> None:
@@ -153,7 +135,7 @@ def test_threads_of_one_process_ask_redis_one_at_a_time(client: Any, key: str) -
         worker.start()
     for worker in workers:
         worker.join(30)
-    assert state == {"inflight": 0, "max": 1, "refused": 0}
+    assert (state["inflight"], state["max"], state["refused"]) == (0, 1, 0)
 
 
 def test_redis_down_is_a_typed_error_never_a_hang(own_redis: RedisServer) -> None:
