@@ -9,21 +9,28 @@ spends a refresh token, so everything that follows a POST is in one place.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Callable, Optional
 
 from ._attempt_guard import lock_check, renew_checked
-from ._session_end import client_of, ended_reason, record_ended
+from ._session_end import (
+    applicable_mark,
+    client_of,
+    ended_reason,
+    record_ended,
+    session_ended_error,
+)
 from .bundle import describe_account, fingerprint, seconds_left
-from .errors import RefreshExpiredError, RefreshTransientError, RefreshUnavailableError
+from .errors import AuthError, RefreshExpiredError, RefreshTransientError, RefreshUnavailableError
 from .events import AuthEvent, emit
 from .stores.base import RevisionConflict, StaleFence, status_or_none
 
 if TYPE_CHECKING:
-    from .bundle import Snapshot, TokenBundle
+    from .bundle import Account, Snapshot, TokenBundle
     from .persist import Base
     from .providers.base import AuthProvider
     from .refresh_lock import RefreshLock
-    from .stores.base import TokenStore
+    from .stores.base import AccountStatus, TokenStore
 
 __all__ = ["renew_locked"]
 
@@ -50,6 +57,7 @@ def renew_locked(
     from .persist import Unsaved, persist, save_failed
 
     account = current.account
+    asked = time.time()  # the clock of session-ended marks
     bundle = _to_renew(store, provider, current, base)
     try:
         renewed = renew_checked(provider, bundle, lock_check(lock, account))
@@ -60,6 +68,12 @@ def renew_locked(
             record_ended(store, account, base.revision, base.fingerprint, reason, client_id)
         raise
     except RefreshTransientError as exc:
+        latest = _changed_since_hold_ended(store, account, base, lock, asked)
+        if latest is not None:
+            mark = applicable_mark(latest, client_of(provider))
+            if mark is not None:
+                raise session_ended_error(account, mark) from None
+            return None  # the caller adopts what the new holder stored
         left = seconds_left(current.bundle, clock())
         if not force and rejected_token is None and (left is None or left > 0):
             log.warning(
@@ -104,6 +118,34 @@ def renew_locked(
     )
     emit(AuthEvent("refreshed", account, expires_at=renewed.expires_at))
     return saved
+
+
+def _changed_since_hold_ended(
+    store: TokenStore, account: Account, base: Base, lock: RefreshLock, since: float
+) -> Optional[AccountStatus]:
+    """After a failed attempt: what is stored, when the hold had ended (a holder of a
+    lease paused or cut off past it) and another holder has since saved a bundle or
+    recorded that the server ended the session (a mark made after ``since``). Either
+    is newer than anything this renewal can still produce; ``None`` otherwise."""
+    if not base.lock_token or lock.holds(base.lock_token):
+        return None
+    try:
+        latest = status_or_none(store, account.id)
+    except AuthError:  # the store cannot say either: the attempt's own failure stands
+        return None
+    if latest is None:
+        return None
+    ended = latest.session_ended
+    if latest.revision == base.revision and (ended is None or ended.at < since):
+        return None
+    log.warning(
+        "the refresh lock of %s was no longer held when its token request failed (this "
+        "process was paused or cut off for longer than the lease); another holder has "
+        "%s since",
+        describe_account(account),
+        "seen the session end" if ended is not None else "saved a token, which is used",
+    )
+    return latest
 
 
 def _to_renew(

@@ -107,7 +107,13 @@ class TokenEncryption:
     def __init__(
         self, keys: Mapping[str, Union[bytes, str]], primary: Optional[str] = None
     ) -> None:
-        if not isinstance(keys, Mapping) or not keys:
+        if not isinstance(keys, Mapping):  # never echoed: it may be a key itself
+            raise ConfigurationError(
+                "TokenEncryption takes its keys by key id, {key id: key} (e.g. "
+                "TokenEncryption({'2026-01': key})), not a "
+                f"{type(keys).__name__}: the key id in each sealed record names its key."
+            )
+        if not keys:
             raise ConfigurationError("TokenEncryption needs at least one key: {key id: key}.")
         raws = {_check_key_id(key_id): _key_bytes(key_id, key) for key_id, key in keys.items()}
         aesgcm = _aesgcm()

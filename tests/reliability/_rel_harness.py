@@ -28,7 +28,9 @@ class Worker:
     tail is shown when the worker misbehaves.
     """
 
-    def __init__(self, mode: str, config: dict[str, Any]) -> None:
+    def __init__(
+        self, mode: str, config: dict[str, Any], env: Optional[dict[str, str]] = None
+    ) -> None:
         self.mode = mode
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
         self.proc = subprocess.Popen(
@@ -37,7 +39,7 @@ class Worker:
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             bufsize=0,
-            env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
+            env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1", **(env or {})),
         )
         assert self.proc.stdout is not None
         self._fd = self.proc.stdout.fileno()
@@ -123,6 +125,10 @@ class Worker:
     def send(self, line: str) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.write(line.encode() + b"\n")
+
+    def send_signal(self, sig: int) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
 
     def sigkill(self) -> None:
         if self.proc.poll() is None:

@@ -18,12 +18,20 @@ Modes:
   each save and its file write) until killed or ``seconds`` pass.
 - ``writers``: saves its own account ``rounds`` times and, by role, a shared account
   (last write wins) or a compare-and-swap counter (no increment may be lost).
+- ``pause``: one request through ``RefreshAuth``; at ``config["pause"]`` (``before`` the
+  provider's renew, ``during`` it: the server has answered and the answer is not yet
+  read, ``after`` it: before the save) it prints ``M paused <point>`` and waits for a line,
+  so the parent can SIGSTOP it there (the lock's watchdog thread stops with it).
+
+Every mode takes its store from the config (:func:`_store`): ``records`` is a
+FileTokenStore, ``redis_url`` with ``namespace`` (and ``lease``) a RedisTokenStore.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import sys
 import time
@@ -42,7 +50,7 @@ from requests_refreshauth import (
 )
 from requests_refreshauth.events import AuthEvent
 from requests_refreshauth.providers.base import BeforeAttempt
-from requests_refreshauth.stores.base import RevisionConflict
+from requests_refreshauth.stores.base import RevisionConflict, TokenStore
 
 
 def marker(text: str) -> None:
@@ -86,6 +94,26 @@ def _mark_writes() -> None:
     RecordsFile._write = _write  # type: ignore[method-assign]
 
 
+def _store(config: dict[str, Any]) -> TokenStore:
+    if config.get("redis_url"):
+        from requests_refreshauth import RedisTokenStore
+
+        return RedisTokenStore(
+            config["redis_url"],
+            namespace=config["namespace"],
+            lease=float(config.get("lease", 90.0)),
+            timeout=float(config.get("redis_timeout", 5.0)),
+        )
+    return FileTokenStore(config["records"])
+
+
+def _log_to_stderr() -> None:
+    """The library's log lines (never a token) go to stderr, which the parent reads."""
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
 def _http() -> requests.Session:
     session = requests.Session()
     session.trust_env = False  # never send 127.0.0.1 through a proxy
@@ -114,7 +142,8 @@ def _request(http: requests.Session, url: str) -> dict[str, Any]:
 
 def herd(config: dict[str, Any]) -> None:
     _warm_imports()
-    store = FileTokenStore(config["records"])
+    _log_to_stderr()
+    store = _store(config)
     provider = _provider(config)
     http = _http()
     print("ready", flush=True)
@@ -173,6 +202,10 @@ class _MarkedStore(FileTokenStore):
 class _MarkedProvider:
     def __init__(self, inner: PkceProvider) -> None:
         self._inner = inner
+
+    @property
+    def client_id(self) -> str:
+        return self._inner.client_id
 
     @property
     def uses_refresh_token(self) -> bool:
@@ -263,7 +296,62 @@ def writers(config: dict[str, Any]) -> None:
     emit(result)
 
 
-MODES = {"herd": herd, "kill": kill, "bigwriter": bigwriter, "writers": writers}
+# ----------------------------------------------------------------------------- pause
+
+
+class _PausingProvider(_MarkedProvider):
+    """Stops once at ``point`` until the parent sends a line (then SIGSTOPs and resumes)."""
+
+    def __init__(self, inner: PkceProvider, point: str) -> None:
+        super().__init__(inner)
+        self.point: Optional[str] = point
+
+    def pause(self, point: str) -> None:
+        if self.point == point:
+            self.point = None
+            marker(f"paused {point}")
+            wait_line()
+            marker(f"resumed {point}")
+
+    def renew(
+        self, current: Optional[TokenBundle], *, before_attempt: Optional[BeforeAttempt] = None
+    ) -> TokenBundle:
+        self.pause("before")
+        renewed = super().renew(current, before_attempt=before_attempt)
+        self.pause("after")
+        return renewed
+
+
+def pause(config: dict[str, Any]) -> None:
+    _warm_imports()
+    _log_to_stderr()
+    inner = _provider(config)
+    provider = _PausingProvider(inner, config["pause"])
+    send = inner.session.send
+
+    def send_then_pause(request: Any, **kwargs: Any) -> Any:
+        response = send(request, **kwargs)  # the server has answered (and rotated)
+        provider.pause("during")
+        return response
+
+    inner.session.send = send_then_pause  # type: ignore[method-assign]
+    http = _http()
+    http.auth = RefreshAuth(_store(config), provider)
+    print("ready", flush=True)
+    wait_line()
+    marker("start")
+    result = _request(http, config["url"])
+    marker("done")
+    emit(result)
+
+
+MODES = {
+    "herd": herd,
+    "kill": kill,
+    "bigwriter": bigwriter,
+    "writers": writers,
+    "pause": pause,
+}
 
 if __name__ == "__main__":
     MODES[sys.argv[1]](json.loads(sys.argv[2]))

@@ -19,9 +19,13 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from _redis_server import RedisServer, start_redis
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 HERE = Path(__file__).resolve().parent
 MARKER = "reliability"
@@ -109,3 +113,11 @@ def _write_report() -> str:
     except OSError as exc:  # a read-only checkout must not fail the run
         return f"{path}: not written ({exc.strerror})"
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def fleet_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server for one module of fleet tests (each test takes its own namespace)."""
+    server = start_redis(tmp_path_factory.mktemp("fleet-redis"))
+    yield server
+    server.kill()

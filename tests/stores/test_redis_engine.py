@@ -2,8 +2,8 @@
 nothing; one lost between the POST and the save never overwrites a newer bundle; the
 threads of one process ask Redis one at a time (a real redis-server, LocalAuthServer).
 
-Until ``stores/redis.py`` is in, the store is a RecordStore of in-memory records with
-inline secrets and the Redis lock (what RedisTokenStore composes, minus the records key).
+The store is the public ``RedisTokenStore``: from a URL, or from a redis-py client where
+a test needs to watch the client's requests.
 """
 
 from __future__ import annotations
@@ -16,13 +16,9 @@ from typing import Any, Optional
 import pytest
 from _redis_server import RedisServer, count_lock_requests
 
-from requests_refreshauth import Account, TokenBundle, refresh_access_token
+from requests_refreshauth import Account, RedisTokenStore, TokenBundle, refresh_access_token
 from requests_refreshauth.errors import RefreshTransientError
-from requests_refreshauth.stores._inline import InlineSecrets
-from requests_refreshauth.stores._places import MemoryRecords
-from requests_refreshauth.stores._recordstore import RecordStore
-from requests_refreshauth.stores._redis_client import RedisConnection, connect
-from requests_refreshauth.stores._redis_lock import RedisLock
+from requests_refreshauth.stores._redis_client import RedisConnection
 from requests_refreshauth.testing import LocalAuthServer
 
 pytestmark = pytest.mark.integration
@@ -31,19 +27,17 @@ ALICE = Account("alice", "Alice")
 LEASE = 6.0  # > the provider's 2 s per attempt + 3 s
 
 
-class RedisLocks:
-    def __init__(self, connection: RedisConnection, namespace: str) -> None:
-        self.connection, self.namespace = connection, namespace
-
-    def refresh_lock(self, account: Account) -> RedisLock:
-        key = f"refreshauth:{{{self.namespace}}}:lock:{account.id}"
-        return RedisLock(self.connection, key, lease=LEASE, account=account)
+def namespace() -> str:
+    return f"t-{uuid.uuid4().hex[:8]}"
 
 
-def make_store(redis_server: RedisServer) -> tuple[RecordStore, RedisConnection]:
-    connection = connect(redis_server.url, 5.0)
-    locks = RedisLocks(connection, f"t-{uuid.uuid4().hex[:8]}")
-    return RecordStore(MemoryRecords(), InlineSecrets("memory"), locks), connection
+def make_store(
+    redis_server: RedisServer, client: Any = None
+) -> tuple[RedisTokenStore, RedisConnection]:
+    """A RedisTokenStore of a fresh namespace, from the URL or from ``client``."""
+    target = redis_server.url if client is None else client
+    store = RedisTokenStore(target, namespace=namespace(), lease=LEASE)
+    return store, store.connection
 
 
 def expired(server: LocalAuthServer) -> TokenBundle:
@@ -73,7 +67,7 @@ def hook_renew(provider: Any, before: Any = None, after: Any = None) -> None:
 
 def expired_login(
     redis_server: RedisServer, server: LocalAuthServer
-) -> tuple[RecordStore, RedisConnection, Any, str]:
+) -> tuple[RedisTokenStore, RedisConnection, Any, str]:
     """A store holding an expired login, a provider with 1 s timeouts, the lock's key."""
     store, connection = make_store(redis_server)
     store.save(ALICE, expired(server), make_default=True)
@@ -117,11 +111,13 @@ def test_a_lease_lost_after_the_post_never_overwrites_a_newer_bundle(
 def test_threads_of_one_process_queue_locally_and_refresh_once(
     redis_server: RedisServer, server: LocalAuthServer
 ) -> None:
-    store, connection = make_store(redis_server)
+    client = redis_server.client()  # the user's own client, its SET NX requests counted
+    state = count_lock_requests(client)
+    store, connection = make_store(redis_server, client)
+    assert connection.client is client
     store.save(ALICE, expired(server), make_default=True)
     server.reset_stats()
     provider = server.provider(timeout=(1.0, 1.0))
-    state = count_lock_requests(connection.client)
     guard = threading.Lock()
     barrier = threading.Barrier(8)
     results: list[Optional[str]] = []
@@ -146,23 +142,11 @@ def test_threads_of_one_process_queue_locally_and_refresh_once(
 
 _CHILD = """
 import sys
-from requests_refreshauth import Account, refresh_access_token
+from requests_refreshauth import RedisTokenStore, refresh_access_token
 from requests_refreshauth.providers.pkce import PkceProvider
-from requests_refreshauth.stores._inline import InlineSecrets
-from requests_refreshauth.stores._places import FileRecords
-from requests_refreshauth.stores._recordstore import RecordStore
-from requests_refreshauth.stores._redis_client import connect
-from requests_refreshauth.stores._redis_lock import RedisLock
 
-url, namespace, records, client_id, endpoint = sys.argv[1:6]
-connection = connect(url, 5.0)
-
-class Locks:
-    def refresh_lock(self, account):
-        key = "refreshauth:{%s}:lock:%s" % (namespace, account.id)
-        return RedisLock(connection, key, lease=6.0, account=account)
-
-store = RecordStore(FileRecords(records), InlineSecrets("file"), Locks())
+url, namespace, client_id, endpoint = sys.argv[1:5]
+store = RedisTokenStore(url, namespace=namespace, lease=6.0)
 import requests
 session = requests.Session()
 session.trust_env = False
@@ -176,23 +160,16 @@ print("ok", flush=True)
 
 @pytest.mark.reliability
 def test_two_processes_share_one_refresh(
-    redis_server: RedisServer, server: LocalAuthServer, tmp_path: Any
+    redis_server: RedisServer, server: LocalAuthServer
 ) -> None:
     import subprocess
     import sys
 
-    from requests_refreshauth.stores._places import FileRecords
-
-    records = str(tmp_path / "records.json")
-    namespace = f"t-{uuid.uuid4().hex[:8]}"
-    store = RecordStore(
-        FileRecords(records),
-        InlineSecrets("file"),
-        RedisLocks(connect(redis_server.url, 5.0), namespace),
-    )
-    store.save(ALICE, expired(server), make_default=True)
+    store, _ = make_store(redis_server)
+    before = expired(server)
+    store.save(ALICE, before, make_default=True)
     server.reset_stats()
-    args = [redis_server.url, namespace, records, server.client_id, server.token_endpoint]
+    args = [redis_server.url, store.namespace, server.client_id, server.token_endpoint]
     children = [
         subprocess.Popen(
             [sys.executable, "-c", _CHILD, *args],
@@ -209,3 +186,5 @@ def test_two_processes_share_one_refresh(
         assert out.strip() == "ok"
     assert server.stats().refresh_served == 1
     assert server.stats().refresh_failed == 0
+    stored = store.active()  # the winner's save is in Redis, seen by this process too
+    assert stored is not None and stored.bundle.refresh_token != before.refresh_token
