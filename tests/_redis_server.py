@@ -204,21 +204,27 @@ def start_redis(
 
 
 def count_lock_requests(client: Any) -> dict[str, int]:
-    """Wrap ``client.set`` to count the lock's ``SET NX`` requests: how many were sent,
-    refused, and at most in flight at once (the dict fills in as they happen)."""
+    """Wrap ``client.evalsha`` to count the lock's takes (its ``SET NX PX`` script): how
+    many were sent, refused, and at most in flight at once (the dict fills in as they
+    happen)."""
+    import hashlib
+
+    from requests_refreshauth.stores._redis_lock import TAKE_SCRIPT
+
+    take = hashlib.sha1(TAKE_SCRIPT.encode()).hexdigest()  # how Redis names a script
     state = {"inflight": 0, "max": 0, "sent": 0, "refused": 0}
     guard = threading.Lock()
-    real_set = client.set
+    real_evalsha = client.evalsha
 
-    def counting_set(*args: Any, **kwargs: Any) -> Any:
-        if not kwargs.get("nx"):
-            return real_set(*args, **kwargs)
+    def counting_evalsha(sha: str, *args: Any, **kwargs: Any) -> Any:
+        if sha != take:
+            return real_evalsha(sha, *args, **kwargs)
         with guard:
             state["inflight"] += 1
             state["sent"] += 1
             state["max"] = max(state["max"], state["inflight"])
         try:
-            result = real_set(*args, **kwargs)
+            result = real_evalsha(sha, *args, **kwargs)
         finally:
             with guard:
                 state["inflight"] -= 1
@@ -227,7 +233,7 @@ def count_lock_requests(client: Any) -> dict[str, int]:
                 state["refused"] += 1
         return result
 
-    client.set = counting_set
+    client.evalsha = counting_evalsha
     return state
 
 

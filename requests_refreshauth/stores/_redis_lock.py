@@ -52,6 +52,23 @@ log = logging.getLogger("requests_refreshauth.lock")
 FIRST_POLL = 0.001
 MAX_POLL = 0.01
 
+# KEYS[1]: the lock key; ARGV[1]: the new hold's token; ARGV[2]: the lease in ms.
+# ``SET NX PX`` that is idempotent: redis-py resends a command whose reply was lost (its
+# retry on a dropped connection, a user client's retry policy), and a plain SET NX would
+# then be refused by this very hold and poll against itself for the whole lease.
+TAKE_SCRIPT = """
+local held = redis.call('get', KEYS[1])
+if held == ARGV[1] then
+    redis.call('pexpire', KEYS[1], ARGV[2])
+    return 1
+end
+if held then
+    return 0
+end
+redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[2])
+return 1
+"""
+
 # KEYS[1]: the lock key; ARGV[1]: the hold's token; ARGV[2]: the lease in ms.
 EXTEND_SCRIPT = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -233,9 +250,10 @@ class watchdog_paused:
 
 
 class _Scripts:
-    __slots__ = ("extend", "release")
+    __slots__ = ("extend", "release", "take")
 
     def __init__(self, connection: RedisConnection) -> None:
+        self.take: Callable[..., Any] = connection.script(TAKE_SCRIPT)
         self.extend: Callable[..., Any] = connection.script(EXTEND_SCRIPT)
         self.release: Callable[..., Any] = connection.script(RELEASE_SCRIPT)
 
@@ -275,7 +293,8 @@ class RedisLock:
         return hold if hold is not None and hold.pid == os.getpid() else None
 
     def acquire(self, timeout: Optional[float] = None) -> bool:
-        """The local lock, then ``SET key token NX PX lease`` polled until ``timeout``.
+        """The local lock, then ``SET key token NX PX lease`` (:data:`TAKE_SCRIPT`) polled
+        until ``timeout``.
 
         Raises :class:`~..errors.StoreWriteError` when Redis cannot be asked."""
         if self._current() is not None:
@@ -297,15 +316,19 @@ class RedisLock:
 
     def _take(self, deadline: Optional[float]) -> Optional[_Hold]:
         token = os.urandom(16).hex()  # new per hold; not a secret, still never logged
-        client = self.connection.client
+        take = self.scripts.take
         delay = FIRST_POLL
         while True:
             sent = time.monotonic()
-            taken = self.connection.call(
-                "take the refresh lock",
-                lambda: client.set(self.key, token, nx=True, px=self.lease_ms),
-                write=True,
-            )
+            try:
+                taken = self.connection.call(
+                    "take the refresh lock",
+                    lambda: take(keys=[self.key], args=[token, self.lease_ms]),
+                    write=True,
+                )
+            except BaseException:
+                self._abandon(token)
+                raise
             if taken:
                 return _Hold(self, token, sent)
             now = time.monotonic()
@@ -316,6 +339,14 @@ class RedisLock:
                 pause = min(pause, deadline - now)
             time.sleep(pause)
             delay = next_poll(delay)
+
+    def _abandon(self, token: str) -> None:
+        """After a take that failed: a take whose reply was lost may have set the key;
+        delete it if it holds ``token`` (best effort: otherwise the lease ends it)."""
+        try:
+            self.scripts.release(keys=[self.key], args=[token])
+        except Exception as exc:  # noqa: BLE001 - the failure being raised matters more
+            log.debug("could not clear an abandoned take of %s: %s", self.key, type(exc).__name__)
 
     def release(self) -> None:
         """Compare-and-delete; a no-op when this thread does not hold it through this

@@ -18,6 +18,10 @@ Modes:
   each save and its file write) until killed or ``seconds`` pass.
 - ``writers``: saves its own account ``rounds`` times and, by role, a shared account
   (last write wins) or a compare-and-swap counter (no increment may be lost).
+- ``saver``: saves its own account in a loop for ``seconds`` (and every third round
+  increments a compare-and-swap counter), counting typed store errors instead of
+  stopping, while the parent kills and restarts the Redis server: it reports the last
+  round Redis acknowledged, so the parent can check that no acknowledged save was lost.
 - ``pause``: one request through ``RefreshAuth``; at ``config["pause"]`` (``before`` the
   provider's renew, ``during`` it: the server has answered and the answer is not yet
   read, ``after`` it: before the save) it prints ``M paused <point>`` and waits for a line,
@@ -264,7 +268,7 @@ def bigwriter(config: dict[str, Any]) -> None:
 
 
 def writers(config: dict[str, Any]) -> None:
-    store = FileTokenStore(config["records"])
+    store = _store(config)
     index, rounds, nonce, role = config["index"], config["rounds"], config["nonce"], config["role"]
     own = Account(f"w-{index:02d}", f"writer {index}")
     print("ready", flush=True)
@@ -293,6 +297,53 @@ def writers(config: dict[str, Any]) -> None:
                 result["cas"].append([value + 1, saved.revision])
                 break
     result["seconds"] = round(time.monotonic() - started, 3)
+    emit(result)
+
+
+# ----------------------------------------------------------------------------- saver
+
+
+def saver(config: dict[str, Any]) -> None:
+    store = _store(config)
+    index, nonce = config["index"], config["nonce"]
+    own = Account(f"s-{index:02d}")
+    print("ready", flush=True)
+    wait_line()
+    deadline = time.monotonic() + float(config["seconds"])
+    result: dict[str, Any] = {"index": index, "acked": -1, "attempted": -1, "errors": {}}
+    result.update(cas_acked=0, cas_attempted=0, slowest=0.0)
+
+    def typed(exc: AuthError) -> None:
+        result["errors"][exc.code] = result["errors"].get(exc.code, 0) + 1
+        time.sleep(0.02)  # Redis is down: do not spin
+
+    n = 0
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        result["attempted"] = n
+        try:
+            store.save(own, TokenBundle(f"at-{nonce}-{index}-{n}", expires_at=1e9 + n))
+            result["acked"] = n
+        except AuthError as exc:
+            typed(exc)
+        if n % 3 == 0:
+            try:
+                snapshot = store.active("counter")
+                assert snapshot is not None
+                value = int(snapshot.bundle.access_token.rsplit("-", 1)[1])
+                result["cas_attempted"] += 1
+                store.save(
+                    Account("counter"),
+                    TokenBundle(f"ctr-{nonce}-{value + 1}"),
+                    expected_revision=snapshot.revision,
+                )
+                result["cas_acked"] += 1
+            except RevisionConflict:
+                pass
+            except AuthError as exc:
+                typed(exc)
+        result["slowest"] = max(result["slowest"], round(time.monotonic() - started, 3))
+        n += 1
     emit(result)
 
 
@@ -351,6 +402,7 @@ MODES = {
     "bigwriter": bigwriter,
     "writers": writers,
     "pause": pause,
+    "saver": saver,
 }
 
 if __name__ == "__main__":

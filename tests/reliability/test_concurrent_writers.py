@@ -1,4 +1,5 @@
-"""32 processes write one FileTokenStore at once: no lost update, revisions strictly increase.
+"""32 processes write one store at once (a FileTokenStore; a RedisTokenStore): no lost
+update, revisions strictly increase.
 
 Every worker saves its own account ``ROUNDS`` times. On top of that, by role:
 
@@ -23,13 +24,18 @@ import secrets
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 from _rel_harness import Worker
 
-from requests_refreshauth import Account, FileTokenStore, TokenBundle
+from requests_refreshauth import Account, FileTokenStore, RedisTokenStore, TokenBundle
 from requests_refreshauth.stores.records import FORMAT
+
+if TYPE_CHECKING:
+    from _redis_server import RedisServer
+
+    from requests_refreshauth.stores._recordstore import RecordStore
 
 pytestmark = pytest.mark.reliability
 
@@ -41,13 +47,35 @@ def _role(index: int) -> str:
     return {0: "shared", 1: "cas"}.get(index % 4, "own")
 
 
-def _watch(store: FileTokenStore, stop: threading.Event, seen: dict[str, Any]) -> None:
-    """Parse the file continuously; record failures and any revision going backwards."""
+class Backing:
+    """The store under test, how workers open it, and its raw records document."""
+
+    def __init__(self, kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+        self.kind = kind
+        self.store: RecordStore
+        if kind == "file":
+            path = tmp_path / "tokens.json"
+            self.store = FileTokenStore(path)
+            self.config: dict[str, Any] = {"records": str(path)}
+            self.document: Callable[[], Any] = lambda: json.loads(path.read_text("utf-8"))
+        else:
+            server: RedisServer = request.getfixturevalue("fleet_redis")
+            namespace = f"writers-{secrets.token_hex(4)}"
+            self.store = RedisTokenStore(server.url, namespace=namespace)
+            self.config = {"redis_url": server.url, "namespace": namespace}
+            client = server.client()
+            request.addfinalizer(client.close)
+            key = f"refreshauth:{{{namespace}}}:records"
+            self.document = lambda: json.loads(client.get(key) or b"null")
+
+
+def _watch(backing: Backing, stop: threading.Event, seen: dict[str, Any]) -> None:
+    """Parse the records continuously; record failures and any revision going backwards."""
     last = -1
     while not stop.is_set():
         try:
-            revision = store.records_file.load().revision
-            store.accounts()
+            revision = backing.document()["revision"]
+            backing.store.accounts()
         except Exception as exc:  # any failure of a reader is a finding
             seen["errors"].append(type(exc).__name__)
             return
@@ -57,19 +85,22 @@ def _watch(store: FileTokenStore, stop: threading.Event, seen: dict[str, Any]) -
         seen["reads"] += 1
 
 
-def test_32_concurrent_writers_lose_nothing(tmp_path: Path, reliability_report: Any) -> None:
-    section = reliability_report.section("concurrent_writers")
+@pytest.mark.parametrize("kind", ["file", "redis"])
+def test_32_concurrent_writers_lose_nothing(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, reliability_report: Any
+) -> None:
+    section = reliability_report.section(f"concurrent_writers ({kind})")
     started = time.monotonic()
-    path = tmp_path / "tokens.json"
     nonce = secrets.token_hex(4)
-    store = FileTokenStore(path)
+    backing = Backing(kind, tmp_path, request)
+    store = backing.store
     store.save(Account("counter"), TokenBundle(f"ctr-{nonce}-0"), make_default=True)
-    base_revision = store.records_file.load().revision
+    base_revision = backing.document()["revision"]
     workers = [
         Worker(
             "writers",
             {
-                "records": str(path),
+                **backing.config,
                 "index": index,
                 "rounds": ROUNDS,
                 "nonce": nonce,
@@ -80,7 +111,7 @@ def test_32_concurrent_writers_lose_nothing(tmp_path: Path, reliability_report: 
     ]
     seen: dict[str, Any] = {"errors": [], "backwards": 0, "reads": 0}
     stop = threading.Event()
-    reader = threading.Thread(target=_watch, args=(store, stop, seen), daemon=True)
+    reader = threading.Thread(target=_watch, args=(backing, stop, seen), daemon=True)
     try:
         for worker in workers:
             worker.wait_ready(timeout=120)
@@ -96,8 +127,8 @@ def test_32_concurrent_writers_lose_nothing(tmp_path: Path, reliability_report: 
     reader.join(10)
     assert codes == [0] * WORKERS
 
-    # The file: valid JSON, the library's format, no temp files left.
-    document = json.loads(path.read_text("utf-8"))
+    # The records: valid JSON, the library's format, no temp files left.
+    document = backing.document()
     assert document["format"] == FORMAT
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == []
 
