@@ -13,7 +13,11 @@ naming a server with an option (``--issuer``, an endpoint) uses none of them.
 
 Tokens go to the OS keyring (records file under the user's config directory) unless
 ``--store file`` is given (tokens in a records file of its own, never the keyring
-store's: ``--records`` names either). Every failure exits with the code of its typed error
+store's: ``--records`` names either), or ``--store redis`` (tokens and refresh locks in
+Redis at ``--redis-url``, under ``--redis-namespace``: a laptop's login straight into a
+fleet's store; the URL's password is never shown, and is safer in
+``REFRESHAUTH_REDIS_URL`` than on the command line, where ``ps`` shows it). Every
+failure exits with the code of its typed error
 (:data:`~requests_refreshauth.cli.EXIT_CODES`; 9 for an unusable configuration such as a
 plain-http endpoint in the discovered metadata, 1 for an unexpected error) and, under
 ``--json``, one JSON document on stdout. Tracebacks are shown only with
@@ -27,12 +31,12 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .cli import AuthCommands, add_auth_verbs, user_before_verb
 from .demo import add_demo_arguments, run_demo
 from .errors import ConfigurationError
-from .standalone import ENV, FLAGS, StandaloneConfig, records_path
+from .standalone import ENV, FLAGS, STORE_KINDS, StandaloneConfig, records_path
 
 if TYPE_CHECKING:
     from .providers.base import AuthProvider
@@ -76,15 +80,31 @@ def build_parser() -> tuple[argparse.ArgumentParser, _StandaloneCommands]:
     )
     option(
         "--store",
-        choices=("keyring", "file"),
+        choices=STORE_KINDS,
         default=None,
         help="where tokens live (keyring, the default, falls back to the records file when "
-        f"none exists) [{ENV['store_kind']}]",
+        f"none exists; redis: a fleet's store, see --redis-url) [{ENV['store_kind']}]",
     )
     option(
         "--records",
         type=Path,
-        help=f"records file (default: per server, client and --store) [{ENV['records']}]",
+        help="records file of the keyring and file stores (default: per server and client) "
+        f"[{ENV['records']}]",
+    )
+    option(
+        FLAGS["redis_url"],
+        metavar="URL",
+        help="--store redis: redis://[user:password@]host:port/db (rediss:// for TLS, "
+        "unix:///path.sock). A password here is visible to other users (ps): put the URL "
+        f"in {ENV['redis_url']} instead, with the rest of the configuration "
+        f"[{ENV['redis_url']}]",
+    )
+    option(
+        FLAGS["redis_namespace"],
+        metavar="NS",
+        help="--store redis: the keys' namespace, the same on every host of the fleet "
+        "(default: tokens-<16 hex>, one per server and client, like the records file) "
+        f"[{ENV['redis_namespace']}]",
     )
     commands = _StandaloneCommands(parser)
     verbs = add_auth_verbs(parser, commands)
@@ -117,6 +137,8 @@ _DEST = {
     "client_auth": "client_auth",
     "store_kind": "store",
     "records": "records",
+    "redis_url": "redis_url",
+    "redis_namespace": "redis_namespace",
 }
 
 
@@ -136,6 +158,7 @@ class _StandaloneCommands(AuthCommands):
         )
         self.parser = parser
         self.args: Optional[argparse.Namespace] = None
+        self._showing_where = False  # status: add where a Redis store keeps the tokens
 
     def _config(self) -> StandaloneConfig:
         """The configuration, or a usage error (exit 2) naming the option and variable."""
@@ -151,6 +174,28 @@ class _StandaloneCommands(AuthCommands):
 
     def _make_store(self) -> TokenStore:
         return self._config().store()
+
+    def status(self, *, as_json: bool = False, user: Optional[str] = None) -> int:
+        """The account's status, and, for ``--store redis``, where its tokens are."""
+        self._showing_where = True
+        try:
+            return super().status(as_json=as_json, user=user)
+        finally:
+            self._showing_where = False
+
+    def _emit(self, as_json: bool, data: Any, human: str) -> None:
+        where = self._where() if self._showing_where else None
+        if where is not None and isinstance(data, dict):
+            data = {**data, "store": where}
+            human += f"\nRedis:    {where['url']}, namespace {where['namespace']!r}"
+        super()._emit(as_json, data, human)
+
+    def _where(self) -> Optional[dict[str, str]]:
+        """The Redis store's URL (no credentials) and namespace; ``None`` for others."""
+        config = self._config()
+        if config.store_kind != "redis" or config.redis_where is None:
+            return None
+        return {"kind": "redis", "url": config.redis_where, "namespace": config.namespace}
 
     def _make_provider(self) -> AuthProvider:
         config = self._config()
@@ -193,7 +238,24 @@ def _invocation(
         words += ["--store", store]
     if records:
         words += ["--records", shlex.quote(str(records))]
+    if store in (None, "redis"):
+        words += _redis_words(args)
     return " ".join(words)
+
+
+def _redis_words(args: argparse.Namespace) -> list[str]:
+    """The Redis options as given, but a URL with credentials is left out (never
+    printed): the hint then asks for it, and REFRESHAUTH_REDIS_URL is where it goes."""
+    from .standalone import hint_url
+
+    words = []
+    url = getattr(args, "redis_url", None)
+    if url and hint_url(url):
+        words += [FLAGS["redis_url"], shlex.quote(url)]
+    namespace = getattr(args, "redis_namespace", None)
+    if namespace:
+        words += [FLAGS["redis_namespace"], shlex.quote(namespace)]
+    return words
 
 
 def _file_store_hint(args: argparse.Namespace) -> Optional[str]:

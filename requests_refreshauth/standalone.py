@@ -12,6 +12,10 @@ The provider is an issuer (metadata discovered) or, for a provider that publishe
 discovery document (GitHub), its endpoints given one by one. A confidential client's
 secret is never part of the configuration: only the NAME of the environment variable
 holding it, read when the provider is built.
+
+``store_kind="redis"``: the tokens are in Redis at ``redis_url``, a fleet's store (its
+hosts use the same configuration). Its password is never shown; on the command line
+``ps`` shows it to every user, so ``REFRESHAUTH_REDIS_URL`` is the safer place for it.
 """
 
 from __future__ import annotations
@@ -23,13 +27,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from ._standalone_redis import redis_store, settings_problem, shown_url
+from ._standalone_redis import url_for_hint as hint_url
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
     from .providers.pkce import PkceProvider
     from .stores.base import TokenStore
 
-__all__ = ["ENV", "FLAGS", "StandaloneConfig", "records_path"]
+__all__ = ["ENV", "FLAGS", "STORE_KINDS", "StandaloneConfig", "hint_url", "records_path"]
 
 #: The environment variable of each setting (the CLI's flags default to them).
 ENV: dict[str, str] = {
@@ -44,6 +50,8 @@ ENV: dict[str, str] = {
     "client_auth": "REFRESHAUTH_CLIENT_AUTH",
     "store_kind": "REFRESHAUTH_STORE",
     "records": "REFRESHAUTH_RECORDS",
+    "redis_url": "REFRESHAUTH_REDIS_URL",
+    "redis_namespace": "REFRESHAUTH_REDIS_NAMESPACE",
 }
 
 #: The standalone CLI's flag of each setting.
@@ -59,6 +67,8 @@ FLAGS: dict[str, str] = {
     "client_auth": "--client-auth",
     "store_kind": "--store",
     "records": "--records",
+    "redis_url": "--redis-url",
+    "redis_namespace": "--redis-namespace",
 }
 
 #: Where the server is: an issuer, or endpoints. Flags giving any of them name another
@@ -79,6 +89,9 @@ ISSUER_SCOPES: tuple[str, ...] = ("openid", "offline_access")
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
+#: The ``--store`` kinds.
+STORE_KINDS = ("keyring", "file", "redis")
+
 
 def _named(field: str) -> str:
     """``--issuer (REFRESHAUTH_ISSUER)``: how a message names a setting."""
@@ -97,7 +110,7 @@ def records_path(issuer: str, client_id: str, store: str, records: Optional[Path
 
     if records:
         return Path(records)
-    key = hashlib.sha256(f"{issuer}\n{client_id}".encode()).hexdigest()[:16]
+    key = _server_client_key(issuer, client_id)
     shared = user_dir("config") / f"tokens-{key}.json"
     legacy = shared.with_name(f"tokens-{key}-file.json")
     if legacy.exists():
@@ -105,6 +118,11 @@ def records_path(issuer: str, client_id: str, store: str, records: Optional[Path
 
         migrate_records(shared, legacy)
     return shared
+
+
+def _server_client_key(server: str, client_id: str) -> str:
+    """16 hex digits naming one server and client (the records file's and Redis's name)."""
+    return hashlib.sha256(f"{server}\n{client_id}".encode()).hexdigest()[:16]
 
 
 class StandaloneConfig:
@@ -133,6 +151,8 @@ class StandaloneConfig:
     client_auth: str
     store_kind: str
     records: Optional[Path]
+    redis_url: Optional[str]
+    redis_namespace: Optional[str]
 
     def __init__(
         self,
@@ -148,6 +168,8 @@ class StandaloneConfig:
         client_auth: str = "basic",
         store_kind: str = "keyring",
         records: Optional[os.PathLike[str] | str] = None,
+        redis_url: Optional[str] = None,
+        redis_namespace: Optional[str] = None,
     ) -> None:
         values: dict[str, Any] = dict(
             issuer=issuer,
@@ -161,6 +183,8 @@ class StandaloneConfig:
             client_auth=client_auth,
             store_kind=store_kind,
             records=None if records is None else Path(records),
+            redis_url=redis_url,
+            redis_namespace=redis_namespace,
         )
         problem = _problem(values)
         if problem:
@@ -187,9 +211,9 @@ class StandaloneConfig:
     def __hash__(self) -> int:
         return hash(self._values())
 
-    def __repr__(self) -> str:  # no secret here: only the name of its variable
+    def __repr__(self) -> str:  # no secret: the secret's variable name; no Redis password
         shown = ", ".join(
-            f"{name}={getattr(self, name)!r}"
+            f"{name}={self.redis_where if name == 'redis_url' else getattr(self, name)!r}"
             for name in self.__slots__
             if getattr(self, name) not in (None, ())
         )
@@ -203,8 +227,9 @@ class StandaloneConfig:
         that are not ``None`` (the CLI's flags) win. An empty variable is an unset one.
 
         The variables describe ONE whole configuration: when ``given`` names a server (an
-        issuer or any endpoint), none of them is used, ``REFRESHAUTH_STORE`` and
-        ``REFRESHAUTH_RECORDS`` included (all or nothing)."""
+        issuer or any endpoint), none of them is used, ``REFRESHAUTH_STORE``,
+        ``REFRESHAUTH_RECORDS`` and ``REFRESHAUTH_REDIS_URL`` included (all or nothing:
+        the variables' store holds the tokens of the variables' server)."""
         env = os.environ if environ is None else environ
         unknown = set(given) - set(ENV)
         if unknown:
@@ -246,8 +271,25 @@ class StandaloneConfig:
             return f"requests-refreshauth:{self.issuer}"
         return f"requests-refreshauth:{self.token_endpoint}#client_id={self.client_id}"
 
+    @property
+    def namespace(self) -> str:
+        """The Redis namespace: ``redis_namespace``, else ``tokens-<key>``, the records
+        file's name: one per server and client, and always a valid hash tag."""
+        key = _server_client_key(self.server_key, self.client_id)
+        return self.redis_namespace or f"tokens-{key}"
+
+    @property
+    def redis_where(self) -> Optional[str]:
+        """``redis_url`` without user, password or options (``None`` without a URL)."""
+        return None if self.redis_url is None else shown_url(self.redis_url)
+
     def store(self) -> TokenStore:
-        """The token store: the OS keyring (records file beside) or the records file."""
+        """The token store: the OS keyring (records file beside), the records file, or
+        Redis (``redis_url``, :attr:`namespace`; redis-py missing: a
+        :class:`~requests_refreshauth.errors.ConfigurationError` naming the extra)."""
+        if self.store_kind == "redis":
+            assert self.redis_url is not None  # checked when made
+            return redis_store(self.redis_url, self.namespace, _named("redis_url"))
         if self.store_kind == "file":
             from .stores.file import FileTokenStore
 
@@ -341,12 +383,12 @@ def _problem(config: Mapping[str, Any]) -> Optional[str]:
         return f"{_named('client_id')} is required."
     if config["client_auth"] not in ("basic", "post"):
         return f"{_named('client_auth')} must be 'basic' or 'post'."
-    if config["store_kind"] not in ("keyring", "file"):
-        return f"{_named('store_kind')} must be 'keyring' or 'file'."
+    if config["store_kind"] not in STORE_KINDS:
+        return f"{_named('store_kind')} must be 'keyring', 'file' or 'redis'."
     name = config["client_secret_env"]
     if name is not None and not _ENV_NAME.match(name):  # never echoed: it may be the secret
         return (
             f"{_named('client_secret_env')} takes the NAME of an environment variable "
             "holding the client secret (letters, digits, _), never the secret itself."
         )
-    return None
+    return settings_problem(config, _named)
