@@ -189,10 +189,13 @@ def refresh_access_token(
         own = own_account(provider, ref)
         # Decide from the records (no secret read); read the access token only to use it.
         status: Optional[AccountStatus]
+        first: Optional[Snapshot] = None  # read with the status, where that is one read
         if known is not None:
             status = _status(store, known.account)
         elif own is not None:
             status = status_or_none(store, own.id)
+        elif hasattr(store, "status_and_snapshot"):
+            status, first = store.status_and_snapshot(ref)
         else:
             status = store.status(ref)
         if status is None:
@@ -205,7 +208,7 @@ def refresh_access_token(
                 return acquired
             status = _status(store, own)  # a peer acquired one while we waited
         account = status.account
-        usable = known if known is not None and known.revision == status.revision else None
+        usable = known if known is not None and known.revision == status.revision else first
         return _refresh(
             store,
             provider,

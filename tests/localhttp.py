@@ -498,7 +498,7 @@ class TokenEndpointScript:
 class CountingStore:
     """A token-store proxy counting the calls that do I/O (or take locks)."""
 
-    COUNTED = ("active", "status", "save", "refresh_lock", "accounts")
+    COUNTED = ("active", "status", "status_and_snapshot", "save", "refresh_lock", "accounts")
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner

@@ -12,8 +12,9 @@ import time
 from typing import Any, Optional
 
 from ..bundle import Account, Snapshot, TokenBundle, fingerprint
-from ..errors import StoreWriteError
+from ..errors import AuthError, StoreWriteError
 from ..refresh_lock import Fence, RefreshLock
+from ._inline import InlineSecrets
 from ._parts import Held, LockPlace, RecordsPlace, Save, SecretsPlace, Written
 from ._schema import (
     PLAINTEXT,
@@ -91,6 +92,23 @@ class RecordStore:
     def status(self, ref: Optional[str] = None) -> Optional[AccountStatus]:
         records, account = self._resolve(ref)
         return None if account is None else self._status(records, account)
+
+    def status_and_snapshot(
+        self, ref: Optional[str] = None
+    ) -> tuple[Optional[AccountStatus], Optional[Snapshot]]:
+        """:meth:`status` and, where the secrets are in the record (one read holds both),
+        the snapshot of the same read (else ``None``): the engine's first read of a cold
+        process then costs one read of the records (one Redis round trip), not two."""
+        records, account = self._resolve(ref)
+        if account is None:
+            return None, None
+        status = self._status(records, account)
+        if not isinstance(self._secrets, InlineSecrets):
+            return status, None
+        try:
+            return status, self._snapshot(records, account)
+        except AuthError:  # unreadable here: the engine's own read reports it, if used
+            return status, None
 
     def accounts(self) -> list[AccountStatus]:
         records = self._records.load()

@@ -15,6 +15,7 @@ redis-py is imported here, lazily: ``import requests_refreshauth`` never imports
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 from urllib.parse import unquote, urlsplit
 
@@ -96,7 +97,13 @@ def _uses_tls(client: Any) -> bool:
 
 
 def _has_deadline(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+    """A positive, finite number of seconds (``inf`` is no deadline at all)."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
 
 
 class RedisConnection:
@@ -112,6 +119,10 @@ class RedisConnection:
         self.timeout = timeout
         self._secrets = secrets  # scrubbed out of any server text, just in case
         self._exceptions = redis.exceptions
+        # not a RedisError: a cluster client's own failures (no node reachable, ...)
+        self._cluster_error: type[Exception] = getattr(
+            redis.exceptions, "RedisClusterException", redis.exceptions.RedisError
+        )
 
     def __repr__(self) -> str:
         return f"RedisConnection({self.where!r}, timeout={self.timeout})"
@@ -124,7 +135,7 @@ class RedisConnection:
         """``fn()``, with every redis-py (or socket) failure as a typed store error."""
         try:
             return fn()
-        except (self._exceptions.RedisError, OSError) as exc:
+        except (self._exceptions.RedisError, OSError, self._cluster_error) as exc:
             raise self.error(what, exc, write=write) from None
 
     def error(
@@ -202,7 +213,7 @@ def _diagnose(errors: Any, exc: BaseException, timeout: float) -> tuple[str, str
 def connect(url_or_client: Any, timeout: float) -> RedisConnection:
     """A :class:`RedisConnection` from a ``redis://``/``rediss://``/``unix://`` URL or a client."""
     if not _has_deadline(timeout):
-        raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        raise ValueError(f"timeout must be a positive, finite number of seconds, not {timeout!r}")
     try:
         import redis
         from redis.backoff import NoBackoff

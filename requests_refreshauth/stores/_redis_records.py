@@ -51,6 +51,14 @@ _warned: set[tuple[str, str]] = set()
 _warned_lock = threading.Lock()
 
 
+def _is_cluster(client: Any) -> bool:
+    return getattr(client, "nodes_manager", None) is not None  # redis.cluster.RedisCluster
+
+
+def _wrong_type(exc: BaseException) -> bool:
+    return str(exc).upper().startswith("WRONGTYPE")
+
+
 def check_namespace(namespace: object) -> str:
     """A namespace that can sit inside a hash tag (``{...}``) and a message."""
     if not isinstance(namespace, str) or not namespace:
@@ -103,12 +111,27 @@ class RedisRecords:
 
     # ------------------------------------------------------------------ reading
 
-    def _get(self) -> Optional[str]:
+    def _get(self, *, write: bool = False) -> Optional[str]:
         """The stored text; the first read also asks for the eviction policy, in the same
-        round trip (a refused CONFIG, as on managed Redis, is ignored)."""
+        round trip (a refused CONFIG, as on managed Redis, is ignored). ``write``: the
+        read of a save, whose failure to reach Redis is a failed save."""
+        what = "save the tokens" if write else "read the tokens"
         client = self.connection.client
+
+        def one() -> Any:
+            try:
+                return client.get(self.key)
+            except Exception as exc:  # only WRONGTYPE is an answer here
+                if _wrong_type(exc):
+                    return exc
+                raise
+
         if self._checked_policy:
-            raw = self.connection.call("read the tokens", lambda: client.get(self.key), write=False)
+            raw = self.connection.call(what, one, write=write)
+        elif _is_cluster(client):  # a cluster refuses CONFIG in a pipeline: asked apart
+            raw = self.connection.call(what, one, write=write)
+            self._checked_policy = True
+            self._warn_policy(self._cluster_policy(client))
         else:
 
             def both() -> list[Any]:
@@ -118,12 +141,14 @@ class RedisRecords:
                 result: list[Any] = pipe.execute(raise_on_error=False)
                 return result
 
-            got = self.connection.call("read the tokens", both, write=False)
+            got = self.connection.call(what, both, write=write)
             self._checked_policy = True
             raw, policy = got[0], got[1]
-            if isinstance(raw, Exception):
-                raise self.connection.error("read the tokens", raw, write=False)
             self._warn_policy(policy)
+        if isinstance(raw, Exception):
+            if _wrong_type(raw):
+                raise self._foreign(f"holds a Redis {self._type(what, write)}, not a string")
+            raise self.connection.error(what, raw, write=write)
         if raw is None:
             return None
         if isinstance(raw, bytes):
@@ -132,6 +157,23 @@ class RedisRecords:
             except UnicodeDecodeError:
                 raise self._foreign("is not UTF-8 text") from None
         return str(raw)
+
+    def _cluster_policy(self, client: Any) -> Any:
+        """The policy of the node holding the records key (one more round trip, once);
+        a refusal (a managed cluster) is ignored, as in the pipeline."""
+        try:
+            return client.config_get(
+                "maxmemory-policy", target_nodes=client.get_node_from_key(self.key)
+            )
+        except Exception:  # noqa: BLE001 - the warning is advice, never a failure
+            return None
+
+    def _type(self, what: str, write: bool) -> str:
+        """The Redis type of the records key (for a message)."""
+        kind = self.connection.call(
+            what, lambda: self.connection.client.type(self.key), write=write
+        )
+        return kind.decode("ascii", "replace") if isinstance(kind, bytes) else str(kind)
 
     def _warn_policy(self, policy: Any) -> None:
         if not isinstance(policy, dict):
@@ -197,7 +239,7 @@ class RedisRecords:
         deadline = time.monotonic() + max(1.0, float(self.connection.timeout))
         delay = 0.001
         while True:
-            text = self._get()
+            text = self._get(write=True)
             records = self._decode(text)
             before = records.to_json()
             result = mutate(records)
@@ -232,5 +274,6 @@ class RedisRecords:
             yield
 
     def preflight(self) -> None:
-        """Reachability, authentication and the document's format, writing nothing."""
-        self.load()
+        """Reachability, authentication and the document's format, writing nothing: the
+        error a save would raise."""
+        self._decode(self._get(write=True))

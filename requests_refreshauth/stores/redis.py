@@ -13,6 +13,7 @@ only when a store is made.
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Any, Optional
 
 from ..bundle import Account
@@ -44,8 +45,9 @@ class RedisTokenStore(RecordStore):
 
     ``url_or_client``: a ``redis://``, ``rediss://`` (TLS) or ``unix://`` URL (an ACL
     user and password may be in it: they never appear in messages), or a redis-py client
-    (``redis.Redis``, a Sentinel ``master_for`` client, ``RedisCluster``, Valkey's) with
-    ``socket_timeout`` and ``socket_connect_timeout`` set. ``timeout``: the deadline of
+    (``redis.Redis``; ``redis.cluster.RedisCluster``, tested; a Sentinel ``master_for``
+    client or Valkey's take the same API, untested) with ``socket_timeout`` and
+    ``socket_connect_timeout`` set. ``timeout``: the deadline of
     every Redis call made through a URL. ``lease``: the refresh lock's lease (see
     :data:`DEFAULT_LEASE`). ``encryption``: a
     :class:`~.encryption.TokenEncryption`, so a dump of Redis reveals no token.
@@ -72,8 +74,17 @@ class RedisTokenStore(RecordStore):
         from ._redis_client import connect
 
         lease = float(lease)
-        if not lease > 0:
-            raise ValueError("lease must be a positive number of seconds")
+        if not (math.isfinite(lease) and lease > 0):
+            raise ValueError("lease must be a positive, finite number of seconds")
+        if encryption is not None:
+            from .encryption import TokenEncryption
+
+            if not isinstance(encryption, TokenEncryption):  # never echoed: it may be a key
+                raise TypeError(
+                    "encryption must be a TokenEncryption (e.g. "
+                    "encryption=TokenEncryption({'2026-01': key})), not a "
+                    f"{type(encryption).__name__}"
+                )
         self.connection = connect(url_or_client, timeout)
         self.namespace = namespace
         self.lease = lease
@@ -95,4 +106,6 @@ class RedisTokenStore(RecordStore):
         rotation, before the old key is dropped); how many records were rewritten."""
         if self.encryption is None:
             raise ValueError("this store has no encryption to re-encrypt with")
+        if not self._redis_records.load().accounts:
+            return 0  # nothing to rewrite: a mistyped namespace is not created
         return self._redis_records.update(lambda records: len(records.accounts), force=True)

@@ -228,10 +228,28 @@ class _MarkedProvider:
         return renewed
 
 
+def _marked(store: TokenStore) -> TokenStore:
+    """``store`` with markers around its refresh lock and its saves (any store kind)."""
+    lock_of, save = store.refresh_lock, store.save
+
+    def refresh_lock(account: Account) -> Any:
+        return _MarkedLock(lock_of(account))
+
+    def marked_save(*args: Any, **kwargs: Any) -> Any:
+        marker("save")
+        snapshot = save(*args, **kwargs)
+        marker("saved")
+        return snapshot
+
+    store.refresh_lock = refresh_lock  # type: ignore[method-assign]
+    store.save = marked_save  # type: ignore[method-assign]
+    return store
+
+
 def kill(config: dict[str, Any]) -> None:
     _warm_imports()
     _mark_writes()
-    store = _MarkedStore(config["records"])
+    store = _marked(_store(config)) if config.get("redis_url") else _MarkedStore(config["records"])
     http = _http()
     http.auth = RefreshAuth(store, _MarkedProvider(_provider(config)))
     print("ready", flush=True)
