@@ -210,6 +210,34 @@ def _diagnose(errors: Any, exc: BaseException, timeout: float) -> tuple[str, str
     )
 
 
+def _url_options(redis: Any, scheme: str, timeout: float) -> dict[str, Any]:
+    """The options of a client made from a URL that its connection class takes: the
+    connect deadline (redis-py 4.x's unix sockets have none: a local connect does not
+    wait), and a lean handshake, so a new connection costs at most one round trip
+    (AUTH, with credentials): RESP2, so no ``HELLO 3`` (nor maintenance notifications,
+    which need RESP3), and no ``CLIENT SETINFO`` pair. A cold CLI process opens a
+    connection on every run; redis-py 4.5 sends none of these, 5-7 the SETINFO pair,
+    8 all four."""
+    import inspect
+
+    kind = {"unix": redis.UnixDomainSocketConnection, "rediss": redis.SSLConnection}.get(
+        scheme, redis.Connection
+    )
+    accepted: set[str] = set()
+    for cls in kind.__mro__:  # an __init__ taking **kwargs passes them to its base's
+        if "__init__" in vars(cls):
+            parameters = inspect.signature(vars(cls)["__init__"]).parameters.values()
+            accepted.update(parameter.name for parameter in parameters)
+            if all(parameter.kind is not parameter.VAR_KEYWORD for parameter in parameters):
+                break
+    wanted: dict[str, Any] = {"socket_connect_timeout": timeout, "protocol": 2}
+    if "driver_info" in accepted:
+        wanted["driver_info"] = None
+    else:
+        wanted.update(lib_name=None, lib_version=None)
+    return {name: value for name, value in wanted.items() if name in accepted}
+
+
 def connect(url_or_client: Any, timeout: float) -> RedisConnection:
     """A :class:`RedisConnection` from a ``redis://``/``rediss://``/``unix://`` URL or a client."""
     if not _has_deadline(timeout):
@@ -230,11 +258,11 @@ def connect(url_or_client: Any, timeout: float) -> RedisConnection:
         client = redis.Redis.from_url(
             url_or_client,
             socket_timeout=timeout,
-            socket_connect_timeout=timeout,
             # one retry after a dropped connection, none after a timeout (see the module docs)
             retry=Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
             retry_on_error=[redis.exceptions.ConnectionError],
             retry_on_timeout=False,
+            **_url_options(redis, parts.scheme, timeout),
         )
         return RedisConnection(client, describe_url(url_or_client), timeout, secrets)
     kwargs = _connection_kwargs(url_or_client)

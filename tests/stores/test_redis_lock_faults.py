@@ -23,10 +23,13 @@ ALICE = Account("alice", "Alice")
 
 @pytest.fixture
 def client(redis_server: RedisServer) -> Iterator[Any]:
+    import redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    made = redis_server.client(retry=Retry(NoBackoff(), 1), retry_on_error=[ConnectionError])
+    # as a URL store's client: one retry after a dropped connection
+    dropped = redis.exceptions.ConnectionError
+    made = redis_server.client(retry=Retry(NoBackoff(), 1), retry_on_error=[dropped])
     yield made
     made.close()
 
