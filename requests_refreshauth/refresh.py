@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Callable, Optional, TypeVar
 
 from ._attempt_guard import lock_token
 from ._first_token import acquire_first_token, own_account
+from ._lock_wait import acquire_unless
 from ._renewal import renew_locked
 from ._session_end import EndedGate, Retry, client_of, session_ended_error
 from .bundle import Account, Snapshot, TokenState, describe_account, fingerprint
@@ -268,7 +269,19 @@ def _refresh(
     lock = store.refresh_lock(account)
     wait = lock_timeout if lock_timeout is not None else lock_timeout_for(provider)
     started = time.monotonic()
-    if not lock.acquire(timeout=wait):
+
+    def settled() -> bool:
+        """A peer saved what we need, or saw the session end (raises), meanwhile."""
+        if gate.dead:  # only a rescue can help: looked for under the lock
+            return False
+        late = _status(store, account)
+        gate.refuse(late)
+        return not needed(late.state, status.state)
+
+    got = acquire_unless(lock, wait, settled)
+    if got is None:
+        return _adopt(store, account)
+    if not got:
         late = _status(store, account)
         gate.refuse(late)
         if not needed(late.state, status.state):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import random
 import shutil
 import signal
 import socket
@@ -46,7 +47,25 @@ def require_redis_server() -> str:
     pytest.skip(reason)
 
 
-def _free_port() -> int:
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _free_port(cluster_bus: bool = False) -> int:
+    """A free port; with ``cluster_bus``, one whose cluster bus port (+10000, which must
+    stay below 65536: the kernel's free ports often do not) is free too."""
+    if cluster_bus:
+        rng = random.Random()
+        for _ in range(200):
+            port = rng.randrange(20000, 45000)
+            if _bindable(port) and _bindable(port + 10000):
+                return port
+        raise RuntimeError("no free port pair for a cluster node")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
@@ -181,15 +200,17 @@ def start_redis(
     appendonly: bool = False,
     appendfsync: str = "always",
     extra: Sequence[str] = (),
+    cluster_bus: bool = False,
 ) -> RedisServer:
-    """A started and PINGed redis-server on 127.0.0.1 and a free port, data in ``directory``."""
+    """A started and PINGed redis-server on 127.0.0.1 and a free port, data in ``directory``
+    (``cluster_bus``: a port whose cluster bus port is free too, for ``--cluster-enabled``)."""
     binary = require_redis_server()
     directory.mkdir(parents=True, exist_ok=True)
     for attempt in range(3):  # the free port can be taken between probe and bind
         server = RedisServer(
             binary,
             directory,
-            _free_port(),
+            _free_port(cluster_bus),
             appendonly=appendonly,
             appendfsync=appendfsync,
             extra=extra,

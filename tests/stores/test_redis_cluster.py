@@ -54,7 +54,7 @@ def start_cluster(base: Path, size: int = 3) -> list[RedisServer]:
                 "--cluster-config-file", str(directory / "nodes.conf"),
                 "--cluster-node-timeout", "2000",
             ]  # fmt: skip
-            servers.append(start_redis(directory, extra=extra))
+            servers.append(start_redis(directory, extra=extra, cluster_bus=True))
         addresses = [f"127.0.0.1:{server.port}" for server in servers]
         created = subprocess.run(
             [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
