@@ -62,9 +62,9 @@ def _free_port(cluster_bus: bool = False) -> int:
     if cluster_bus:
         rng = random.Random()
         for _ in range(200):
-            port = rng.randrange(20000, 45000)
-            if _bindable(port) and _bindable(port + 10000):
-                return port
+            candidate = rng.randrange(20000, 45000)
+            if _bindable(candidate) and _bindable(candidate + 10000):
+                return candidate
         raise RuntimeError("no free port pair for a cluster node")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))

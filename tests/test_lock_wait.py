@@ -54,7 +54,12 @@ def hold_lock_and(store: Any, work: Any) -> tuple[threading.Event, threading.Thr
 def test_a_waiter_adopts_a_peers_save_while_the_peer_still_holds_the_lock(store: Any) -> None:
     store.save(ALICE, bundle(-10), make_default=True)
     fresh = bundle(300)
-    release, holder = hold_lock_and(store, lambda: (time.sleep(0.05), store.save(ALICE, fresh)))
+
+    def peer_refreshes() -> None:
+        time.sleep(0.05)
+        store.save(ALICE, fresh)
+
+    release, holder = hold_lock_and(store, peer_refreshes)
     provider = FakeProvider()
     started = time.monotonic()
     try:
