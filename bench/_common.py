@@ -19,7 +19,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -122,12 +122,19 @@ class Report:
             Path(json_path).write_text(json.dumps(asdict(self)), encoding="utf-8")
 
 
-def arguments(description: str, argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def arguments(
+    description: str,
+    argv: Optional[Sequence[str]] = None,
+    extra: Optional[Callable[[argparse.ArgumentParser], None]] = None,
+) -> argparse.Namespace:
+    """``--json`` and ``--quick``; ``extra`` adds a benchmark's own options."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--json", help="also write the report here (used by run_all.py)")
     parser.add_argument(
         "--quick", action="store_true", help="fewer repetitions (a smoke test, not a result)"
     )
+    if extra is not None:
+        extra(parser)
     return parser.parse_args(argv)
 
 

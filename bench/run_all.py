@@ -33,7 +33,15 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 VENV = BENCH / ".venv"
 VENV_PYTHON = VENV / "bin" / "python"
-BENCHMARKS = ("cold_start", "hot_path", "keyring_reads", "herd", "herd_incumbents")
+BENCHMARKS = (
+    "cold_start",
+    "hot_path",
+    "keyring_reads",
+    "herd",
+    "herd_incumbents",
+    "redis_round_trips",
+    "fleet_herd",
+)
 #: What a clean copy of the distribution needs (no build/, .tox/, caches, tests).
 SOURCE_FILES = ("pyproject.toml", "setup.cfg", "README.md", "LICENSE")
 
@@ -94,8 +102,8 @@ def prepare_venv() -> None:
             source / "requests_refreshauth",
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
         )
-        log("installing bench/requirements.txt and the library (non-editable)")
-        _pip("install", "-q", "-r", str(BENCH / "requirements.txt"), str(source))
+        log("installing bench/requirements.txt and the library (non-editable, [redis] extra)")
+        _pip("install", "-q", "-r", str(BENCH / "requirements.txt"), f"{source}[redis]")
         # Same version number as last run: force the freshly built copy in.
         _pip("install", "-q", "--force-reinstall", "--no-deps", str(source))
 
