@@ -9,8 +9,7 @@ spends a refresh token, so everything that follows a POST is in one place.
 from __future__ import annotations
 
 import logging
-import time
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from ._attempt_guard import lock_check, renew_checked
 from ._session_end import (
@@ -23,14 +22,14 @@ from ._session_end import (
 from .bundle import describe_account, fingerprint, seconds_left
 from .errors import AuthError, RefreshExpiredError, RefreshTransientError, RefreshUnavailableError
 from .events import AuthEvent, emit
-from .stores.base import RevisionConflict, StaleFence, status_or_none
+from .stores.base import RevisionConflict, SessionEnded, StaleFence, status_or_none
 
 if TYPE_CHECKING:
     from .bundle import Account, Snapshot, TokenBundle
     from .persist import Base
     from .providers.base import AuthProvider
     from .refresh_lock import RefreshLock
-    from .stores.base import AccountStatus, TokenStore
+    from .stores.base import TokenStore
 
 __all__ = ["renew_locked"]
 
@@ -46,6 +45,7 @@ def renew_locked(
     clock: Callable[[], float],
     base: Base,
     lock: RefreshLock,
+    retried: Optional[SessionEnded] = None,
 ) -> Optional[Snapshot]:
     """Renew ``current`` and save the result over ``base``, both under ``lock`` (checked
     before every attempt of the POST; the save is fenced by its hold); ``None`` when a
@@ -53,11 +53,10 @@ def renew_locked(
     save (the result is discarded: the caller adopts what is stored).
 
     Raises ``SnapshotChanged`` (nothing sent) when the store's refresh token is no longer
-    ``current``'s."""
+    ``current``'s. ``retried``: the session-ended mark this call is the explicit retry of."""
     from .persist import Unsaved, persist, save_failed
 
     account = current.account
-    asked = time.time()  # the clock of session-ended marks
     bundle = _to_renew(store, provider, current, base)
     try:
         renewed = renew_checked(provider, bundle, lock_check(lock, account))
@@ -68,11 +67,12 @@ def renew_locked(
             record_ended(store, account, base.revision, base.fingerprint, reason, client_id)
         raise
     except RefreshTransientError as exc:
-        latest = _changed_since_hold_ended(store, account, base, lock, asked)
-        if latest is not None:
-            mark = applicable_mark(latest, client_of(provider))
-            if mark is not None:
-                raise session_ended_error(account, mark) from None
+        after = _after_hold_ended(
+            store, provider, account, base, lock, clock(), rejected_token, retried
+        )
+        if isinstance(after, SessionEnded):
+            raise session_ended_error(account, after) from None
+        if after:
             return None  # the caller adopts what the new holder stored
         left = seconds_left(current.bundle, clock())
         if not force and rejected_token is None and (left is None or left > 0):
@@ -120,32 +120,49 @@ def renew_locked(
     return saved
 
 
-def _changed_since_hold_ended(
-    store: TokenStore, account: Account, base: Base, lock: RefreshLock, since: float
-) -> Optional[AccountStatus]:
-    """After a failed attempt: what is stored, when the hold had ended (a holder of a
-    lease paused or cut off past it) and another holder has since saved a bundle or
-    recorded that the server ended the session (a mark made after ``since``). Either
-    is newer than anything this renewal can still produce; ``None`` otherwise."""
+def _after_hold_ended(
+    store: TokenStore,
+    provider: AuthProvider,
+    account: Account,
+    base: Base,
+    lock: RefreshLock,
+    now: float,
+    rejected_token: Optional[str],
+    retried: Optional[SessionEnded],
+) -> Union[bool, SessionEnded, None]:
+    """After a failed attempt whose hold had ended (a lease holder paused or cut off past
+    it), what the next holder left: the mark when it saw the session end (one for this
+    client, not the one this call retries), ``True`` when it stored a token this call can
+    use instead (another than ``base``'s, not expired, not the one refused); ``None``
+    otherwise, and the attempt's own failure stands."""
     if not base.lock_token or lock.holds(base.lock_token):
         return None
     try:
         latest = status_or_none(store, account.id)
-    except AuthError:  # the store cannot say either: the attempt's own failure stands
+    except AuthError:  # the store cannot say either
         return None
     if latest is None:
         return None
-    ended = latest.session_ended
-    if latest.revision == base.revision and (ended is None or ended.at < since):
+    mark = applicable_mark(latest, client_of(provider))
+    state = latest.state
+    usable = (
+        mark is None
+        and latest.revision != base.revision
+        and state.access_fingerprint != base.fingerprint
+        and (state.expires_at is None or state.expires_at > now)
+        and (rejected_token is None or state.access_fingerprint != fingerprint(rejected_token))
+    )
+    ended = mark is not None and mark != retried
+    if not (ended or usable):
         return None
     log.warning(
         "the refresh lock of %s was no longer held when its token request failed (this "
         "process was paused or cut off for longer than the lease); another holder has "
         "%s since",
         describe_account(account),
-        "seen the session end" if ended is not None else "saved a token, which is used",
+        "seen the session end" if ended else "saved a token, which is used",
     )
-    return latest
+    return mark if ended else True
 
 
 def _to_renew(

@@ -95,6 +95,11 @@ class EndedGate:
         #: Marked and not retried: only a rescue can help (looked for under the lock).
         self.dead = ended is not None and not self.retrying
 
+    @property
+    def retried(self) -> Optional[SessionEnded]:
+        """The mark this call is the explicit retry of (``None``: not a retry)."""
+        return self._seen if self.retrying else None
+
     def blocking(self, status: AccountStatus) -> Optional[SessionEnded]:
         """The mark this call may not pass in ``status`` (read later), if any."""
         ended = applicable_mark(status, self._client_id) if self._applies else None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, Optional
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 if TYPE_CHECKING:
     from .stores.base import TokenStore
@@ -62,7 +62,7 @@ def url_problem(url: str, named: str) -> Optional[str]:
             parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError:
         return f"{named} is not a valid URL (check the host and port)."
-    if parts.scheme not in REDIS_SCHEMES:
+    if parts.scheme not in REDIS_SCHEMES or (parts.scheme != "unix" and not parts.netloc):
         return (
             f"{named} must start with redis://, rediss:// (TLS) or unix:// "
             "(e.g. redis://host:6379/0)."
@@ -95,8 +95,9 @@ def url_for_hint(url: str) -> Optional[str]:
         parts = urlsplit(url)
     except ValueError:  # (hints are made before the configuration is checked)
         return None
-    if "@" in parts.netloc or parts.scheme not in REDIS_SCHEMES:
-        return None
+    options = {name.lower() for name in parse_qs(parts.query, keep_blank_values=True)}
+    if "@" in parts.netloc or "password" in options or parts.scheme not in REDIS_SCHEMES:
+        return None  # credentials (in the address or as ?password=): never printed
     return url
 
 

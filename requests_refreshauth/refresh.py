@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Callable, Optional, TypeVar
 
 from ._attempt_guard import lock_token
 from ._first_token import acquire_first_token, own_account
-from ._lock_wait import acquire_unless
+from ._lock_wait import acquire_unless, shared_look
 from ._renewal import renew_locked
 from ._session_end import EndedGate, Retry, client_of, session_ended_error
 from .bundle import Account, Snapshot, TokenState, describe_account, fingerprint
@@ -48,6 +48,7 @@ from .errors import (
     RefreshExpiredError,
     RefreshTransientError,
     RefreshUnavailableError,
+    StoreReadError,
 )
 from .events import AuthEvent, EventKind, emit
 from .providers.base import AuthProvider
@@ -274,7 +275,10 @@ def _refresh(
         """A peer saved what we need, or saw the session end (raises), meanwhile."""
         if gate.dead:  # only a rescue can help: looked for under the lock
             return False
-        late = _status(store, account)
+        try:
+            late = shared_look((id(store), account.id), lambda: _status(store, account))
+        except StoreReadError:  # a blip of the store: go on waiting for the lock
+            return False
         gate.refuse(late)
         return not needed(late.state, status.state)
 
@@ -319,8 +323,9 @@ def _refresh(
                 if base is None:
                     return current  # rescued, and fresh: nothing to POST
                 saved = renew_locked(
-                    store, provider, current, force, rejected_token, clock, base, lock
-                )
+                    store, provider, current, force, rejected_token, clock, base, lock,
+                    gate.retried,
+                )  # fmt: skip
                 return saved if saved is not None else _active(store, account)
             except SnapshotChanged:
                 # A new login (or a logout) replaced the account after it was read: nothing

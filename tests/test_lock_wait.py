@@ -93,3 +93,38 @@ def test_a_waiter_learns_of_a_session_a_peer_saw_end_without_the_lock(store: Any
         holder.join(10)
     assert provider.calls == 0
     assert waited < 6.0
+
+
+def test_threads_waiting_on_one_lock_share_their_looks_at_the_store(store: Any) -> None:
+    """16 threads wait 0.6 s for a holder: alone, each would read the records every 5-25 ms
+    (~400 reads in all); together they read about once a slice."""
+    from localhttp import CountingStore
+
+    store.save(ALICE, bundle(-10), make_default=True)
+    fresh = bundle(300)
+    counting = CountingStore(store)
+
+    def slow_refresh() -> None:
+        time.sleep(0.6)
+        store.save(ALICE, fresh)
+
+    release, holder = hold_lock_and(store, slow_refresh)
+    provider = FakeProvider()
+    results: list[str] = []
+    guard = threading.Lock()
+
+    def waiter() -> None:
+        got = refresh_access_token(counting, provider, lock_timeout=12.0)
+        with guard:
+            results.append(got.bundle.access_token)
+
+    threads = [threading.Thread(target=waiter) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    release.set()
+    holder.join(10)
+    assert results == [fresh.access_token] * 16
+    assert provider.calls == 0
+    assert counting.counts["status"] < 200, counting.counts

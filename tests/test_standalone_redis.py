@@ -558,6 +558,21 @@ def test_the_login_hint_reproduces_the_redis_options() -> None:
     with_password = [*argv[:-4], "--redis-url", f"redis://u:{PASSWORD}@h:6379/0"]
     hint = _invocation(build_parser()[0].parse_args([*with_password, "status"]))
     assert PASSWORD not in hint and "--redis-url" not in hint and "--store redis" in hint
+    as_option = [*argv[:-4], "--redis-url", f"redis://h:6379/0?password={PASSWORD}"]
+    hint = _invocation(build_parser()[0].parse_args([*as_option, "status"]))
+    assert PASSWORD not in hint and "--redis-url" not in hint
+
+
+def test_a_url_without_its_slashes_is_refused_and_never_shown() -> None:
+    """``redis:user:pw@host:6379/0`` has no address part: the "path" holds the password."""
+    from requests_refreshauth.standalone import StandaloneConfig
+    from requests_refreshauth.stores._redis_client import describe_url
+
+    url = f"redis:app:{PASSWORD}@10.0.0.5:6379/0"
+    with pytest.raises(ConfigurationError) as caught:
+        StandaloneConfig(issuer=ISSUER, client_id="c", store_kind="redis", redis_url=url)
+    assert PASSWORD not in str(caught.value)
+    assert PASSWORD not in describe_url(url)
 
 
 def module_cli(env: dict[str, str], *words: str) -> subprocess.CompletedProcess[str]:

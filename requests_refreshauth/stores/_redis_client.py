@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from .._scrub import server_text
 from ..errors import StoreReadError, StoreWriteError
@@ -51,6 +51,8 @@ def describe_url(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"
     db = parts.path.strip("/") or "0"
+    if not db.isdigit():  # e.g. "redis:user:pw@host/0" (no "//"): the "path" holds secrets
+        db = "?"
     return f"{scheme}://{host}:{port}/{db}"
 
 
@@ -217,7 +219,8 @@ def _url_options(redis: Any, scheme: str, timeout: float) -> dict[str, Any]:
     (AUTH, with credentials): RESP2, so no ``HELLO 3`` (nor maintenance notifications,
     which need RESP3), and no ``CLIENT SETINFO`` pair. A cold CLI process opens a
     connection on every run; redis-py 4.5 sends none of these, 5-7 the SETINFO pair,
-    8 all four."""
+    8 all four (7.2.0, 7.2.1, 7.3.0 and 7.4.0 send the pair whatever they are told: two
+    more round trips per new connection there)."""
     import inspect
 
     kind = {"unix": redis.UnixDomainSocketConnection, "rediss": redis.SSLConnection}.get(
@@ -254,7 +257,8 @@ def connect(url_or_client: Any, timeout: float) -> RedisConnection:
             raise ValueError(
                 f"not a Redis URL: {describe_url(url_or_client)!r} (use redis://, rediss:// or unix://)"
             )
-        secrets = tuple(unquote(s) for s in (parts.password,) if s)
+        given = [parts.password, *parse_qs(parts.query).get("password", [])]
+        secrets = tuple(unquote(s) for s in given if s)  # a ?password= counts too
         client = redis.Redis.from_url(
             url_or_client,
             socket_timeout=timeout,

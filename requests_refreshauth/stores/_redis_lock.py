@@ -317,7 +317,8 @@ class RedisLock:
     def _take(self, deadline: Optional[float]) -> Optional[_Hold]:
         token = os.urandom(16).hex()  # new per hold; not a secret, still never logged
         take = self.scripts.take
-        delay = FIRST_POLL
+        # A wait in slices (the engine looks at the store between them) keeps its backoff.
+        delay: float = getattr(self._held, "poll", FIRST_POLL)
         while True:
             sent = time.monotonic()
             try:
@@ -326,13 +327,15 @@ class RedisLock:
                     lambda: take(keys=[self.key], args=[token, self.lease_ms]),
                     write=True,
                 )
-            except BaseException:
+            except Exception:  # (not on Ctrl-C: no more Redis calls then)
                 self._abandon(token)
                 raise
             if taken:
+                self._held.poll = FIRST_POLL
                 return _Hold(self, token, sent)
             now = time.monotonic()
             if deadline is not None and now >= deadline:
+                self._held.poll = delay
                 return None
             pause = delay * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not a secret
             if deadline is not None:

@@ -97,3 +97,47 @@ def test_an_attempt_that_failed_after_the_hold_ended_reports_the_session_a_peer_
     assert caught.value.exit_status == 3
     assert "Log in again" in str(caught.value)
     assert "no longer held" in caplog.text
+
+
+def _fails_after_the_hold_ends(provider: Any, store: Any, key: str, peer: Any) -> None:
+    """The attempt is allowed, then the hold ends, ``peer()`` writes, the attempt fails."""
+
+    def renew(current: Any, *, before_attempt: Any = None) -> Any:
+        before_attempt(1.0)
+        store.connection.client.set(key, "another-host", px=60000)
+        peer()
+        raise RefreshTransientError("no complete answer in time; it may have reached the server")
+
+    provider.renew = renew
+
+
+def test_a_rejected_token_saved_again_by_a_peer_is_not_handed_back(
+    redis_server: RedisServer, server: LocalAuthServer
+) -> None:
+    """A peer re-saving the same token under a new revision (a late save landing) is no
+    answer to a 401: the attempt's failure stands."""
+    store = RedisTokenStore(redis_server.url, namespace=f"t-{uuid.uuid4().hex[:8]}", lease=6.0)
+    live = server.login("alice")
+    store.save(ALICE, live, make_default=True)
+    provider = server.provider(timeout=(1.0, 1.0))
+    key = store.refresh_lock(ALICE).key  # type: ignore[attr-defined]
+    _fails_after_the_hold_ends(provider, store, key, lambda: store.save(ALICE, live))
+    with pytest.raises(RefreshTransientError):
+        refresh_access_token(store, provider, rejected_token=live.access_token)
+
+
+def test_another_clients_mark_is_no_reason_to_adopt_an_expired_token(
+    redis_server: RedisServer, server: LocalAuthServer
+) -> None:
+    store, provider, key = _expired_login(redis_server, server)
+    status = store.status("alice")
+    assert status is not None
+
+    def other_client_refused() -> None:
+        assert store.mark_session_ended(
+            "alice", status.revision, "invalid_grant: x", client_id="another-client"
+        )
+
+    _fails_after_the_hold_ends(provider, store, key, other_client_refused)
+    with pytest.raises(RefreshTransientError):
+        refresh_access_token(store, provider)
