@@ -212,3 +212,40 @@ def without_mark(raw: bytes) -> Any:
 def marked(raw: bytes) -> bool:
     """Whether any account of a records file carries a ``session_ended`` mark."""
     return any("session_ended" in record for record in json.loads(raw)["accounts"].values())
+
+
+def kill_after_marker(
+    worker: Worker, trigger: Optional[str], delay: float
+) -> tuple[list[str], bool]:
+    """Release ``worker`` and SIGKILL it ``delay`` s after it announces the marker
+    ``trigger`` (its first word), or after the release when ``trigger`` is ``None``.
+    Returns (markers, completed). A worker that exits by itself other than by completing
+    (a crash) fails the test."""
+    markers: list[str] = []
+    completed = False
+    released = time.monotonic()
+    worker.send("go")
+    kill_at = released + (delay if trigger is None else 30.0)
+    while True:
+        got = worker.next_line(kill_at)
+        if got is None:
+            break  # time to kill (or the worker already exited)
+        arrived, line = got
+        if line.startswith("M "):
+            markers.append(line[2:])
+            if trigger is not None and line[2:].split()[0] == trigger:
+                kill_at = arrived + delay
+                trigger = None
+        elif line.startswith("{"):
+            completed = True
+    worker.sigkill()
+    for _, line in worker.drain():
+        if line.startswith("M "):
+            markers.append(line[2:])
+        elif line.startswith("{"):
+            completed = True
+    code = worker.close()
+    assert code == -signal.SIGKILL or (completed and code == 0), (
+        f"worker exited {code} after markers {markers}\n{worker.stderr_tail()}"
+    )
+    return markers, completed

@@ -17,7 +17,6 @@ of the whole refresh. Then:
 from __future__ import annotations
 
 import random
-import signal
 import time
 import uuid
 from collections import Counter
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import pytest
 import requests
-from _rel_harness import WarmPool, Worker, wait_until
+from _rel_harness import WarmPool, Worker, kill_after_marker, wait_until
 
 from requests_refreshauth import Account, AuthError, RedisTokenStore, RefreshAuth
 from requests_refreshauth.errors import RefreshExpiredError
@@ -42,34 +41,6 @@ PROVIDER_TIMEOUT = 0.5
 #: Trials by kill point: the marker after which the worker is killed (None: uniform).
 TRIALS = {"locked": 2, "post": 2, "posted": 2, "save": 2, None: 4}
 NEXT_BOUND = LEASE + 10.0
-
-
-def _kill_at(worker: Worker, trigger: Optional[str], delay: float) -> tuple[list[str], bool]:
-    """Release ``worker``; SIGKILL it ``delay`` s after ``trigger`` (or after the release)."""
-    markers: list[str] = []
-    completed = False
-    worker.send("go")
-    kill_at = time.monotonic() + (delay if trigger is None else 30.0)
-    while True:
-        got = worker.next_line(kill_at)
-        if got is None:
-            break
-        arrived, line = got
-        if line.startswith("M "):
-            markers.append(line[2:])
-            if trigger is not None and line[2:] == trigger:
-                kill_at = arrived + delay
-                trigger = None
-        elif line.startswith("{"):
-            completed = True
-    worker.sigkill()
-    for _, line in worker.drain():
-        if line.startswith("M "):
-            markers.append(line[2:])
-        completed = completed or line.startswith("{")
-    code = worker.close()
-    assert code == -signal.SIGKILL or (completed and code == 0), worker.stderr_tail()
-    return markers, completed
 
 
 def test_sigkill_during_a_refresh_through_redis(
@@ -111,7 +82,7 @@ def test_sigkill_during_a_refresh_through_redis(
                 before = server.stats()
                 server.inject("delay", 1, seconds=0.05)  # the POST is a wide target
                 delay = rng.uniform(0.0, 0.15) if trigger is None else rng.uniform(0, 0.002)
-                markers, completed = _kill_at(pool.take(), trigger, delay)
+                markers, completed = kill_after_marker(pool.take(), trigger, delay)
                 killed = time.monotonic()
                 time.sleep(0.1)  # a request in flight reaches the server's handler
                 server.clear_faults()

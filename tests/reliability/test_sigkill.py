@@ -32,7 +32,6 @@ import glob
 import json
 import os
 import random
-import signal
 import statistics
 import time
 from collections import Counter
@@ -43,7 +42,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from _rel_harness import WarmPool, Worker, marked, wait_until, without_mark
+from _rel_harness import WarmPool, Worker, kill_after_marker, marked, wait_until, without_mark
 
 from requests_refreshauth import (
     Account,
@@ -138,38 +137,8 @@ def _probe_locks(locks: Sequence[RefreshLock | HostLock]) -> float:
 
 def _run_until_kill(worker: Worker, mode: str, delay: float) -> tuple[list[str], bool]:
     """Release ``worker`` and SIGKILL it: ``delay`` s after the release (``uniform``) or
-    after it announces the marker ``TRIGGERS[mode]``. Returns (markers, completed).
-
-    A worker that exits by itself other than by completing (a crash) fails the test."""
-    trigger = TRIGGERS.get(mode)
-    markers: list[str] = []
-    completed = False
-    released = time.monotonic()
-    worker.send("go")
-    kill_at = released + (delay if trigger is None else 30.0)
-    while True:
-        got = worker.next_line(kill_at)
-        if got is None:
-            break  # time to kill (or the worker already exited)
-        arrived, line = got
-        if line.startswith("M "):
-            markers.append(line[2:])
-            if trigger is not None and line[2:].split()[0] == trigger:
-                kill_at = arrived + delay
-                trigger = None
-        elif line.startswith("{"):
-            completed = True
-    worker.sigkill()
-    for _, line in worker.drain():
-        if line.startswith("M "):
-            markers.append(line[2:])
-        elif line.startswith("{"):
-            completed = True
-    code = worker.close()
-    assert code == -signal.SIGKILL or (completed and code == 0), (
-        f"worker exited {code} after markers {markers}\n{worker.stderr_tail()}"
-    )
-    return markers, completed
+    after it announces the marker ``TRIGGERS[mode]``. Returns (markers, completed)."""
+    return kill_after_marker(worker, TRIGGERS.get(mode), delay)
 
 
 # ----------------------------------------------------------------------------- refresh
