@@ -29,11 +29,43 @@ if TYPE_CHECKING:
     from .persist import Base
     from .providers.base import AuthProvider
     from .refresh_lock import RefreshLock
-    from .stores.base import TokenStore
+    from .stores.base import AccountStatus, TokenStore
 
-__all__ = ["renew_locked"]
+__all__ = ["check_renewable", "check_status", "renew_locked"]
 
 log = logging.getLogger("requests_refreshauth.refresh")
+
+
+def check_renewable(
+    account: Account,
+    has_refresh_token: bool,
+    refresh_expires_at: Optional[float],
+    provider: AuthProvider,
+    now: float,
+) -> None:
+    """Whether the account can be renewed at all (a refresh token, not past its end of
+    life); raises the error that says to log in again otherwise."""
+    from .refresh import refresh_expired  # (the pure decision lives with the engine's)
+
+    if not provider.uses_refresh_token:
+        return
+    if not has_refresh_token:
+        raise RefreshUnavailableError(
+            f"The access token for {describe_account(account)} has expired and no refresh "
+            "token is stored. Log in again."
+        )
+    if refresh_expired(refresh_expires_at, now):
+        raise RefreshExpiredError(
+            f"The session for {describe_account(account)} has expired (the refresh token "
+            "reached its end of life). Log in again."
+        )
+
+
+def check_status(status: AccountStatus, provider: AuthProvider, now: float) -> None:
+    """:func:`check_renewable` from the records alone."""
+    check_renewable(
+        status.account, status.has_refresh_token, status.refresh_expires_at, provider, now
+    )
 
 
 def renew_locked(

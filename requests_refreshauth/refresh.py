@@ -38,16 +38,14 @@ from typing import TYPE_CHECKING, Callable, Optional, TypeVar
 from ._attempt_guard import lock_token
 from ._first_token import acquire_first_token, own_account
 from ._lock_wait import acquire_unless, shared_look
-from ._renewal import renew_locked
+from ._renewal import check_renewable, check_status, renew_locked
 from ._session_end import EndedGate, Retry, client_of, session_ended_error
 from .bundle import Account, Snapshot, TokenState, describe_account, fingerprint
 from .errors import (
     AccountNotFoundError,
     AuthError,
     NotAuthenticatedError,
-    RefreshExpiredError,
     RefreshTransientError,
-    RefreshUnavailableError,
     StoreReadError,
 )
 from .events import AuthEvent, EventKind, emit
@@ -121,33 +119,6 @@ def lock_timeout_for(provider: AuthProvider) -> float:
 
 
 _describe = describe_account
-
-
-def _check_renewable(
-    account: Account,
-    has_refresh_token: bool,
-    refresh_expires_at: Optional[float],
-    provider: AuthProvider,
-    now: float,
-) -> None:
-    if not provider.uses_refresh_token:
-        return
-    if not has_refresh_token:
-        raise RefreshUnavailableError(
-            f"The access token for {_describe(account)} has expired and no refresh "
-            "token is stored. Log in again."
-        )
-    if refresh_expired(refresh_expires_at, now):
-        raise RefreshExpiredError(
-            f"The session for {_describe(account)} has expired (the refresh token "
-            "reached its end of life). Log in again."
-        )
-
-
-def _check_status(status: AccountStatus, provider: AuthProvider, now: float) -> None:
-    _check_renewable(
-        status.account, status.has_refresh_token, status.refresh_expires_at, provider, now
-    )
 
 
 def refresh_access_token(
@@ -265,7 +236,7 @@ def _refresh(
     if not gate.dead:  # marked: only a rescue can help, looked for under the lock
         if not needed(status.state, None):
             return snapshot if snapshot is not None else _active(store, account)
-        _check_status(status, provider, clock())
+        check_status(status, provider, clock())
 
     lock = store.refresh_lock(account)
     wait = lock_timeout if lock_timeout is not None else lock_timeout_for(provider)
@@ -398,7 +369,7 @@ def _what_to_renew(
 
     account = status.account
     if found is None:
-        _check_status(status, provider, clock())
+        check_status(status, provider, clock())
         current = snapshot
         if current is None or current.revision != status.revision:
             current = _active(store, account)
@@ -413,7 +384,7 @@ def _what_to_renew(
         return current, None
     bundle = current.bundle
     has_refresh = bundle.refresh_token is not None
-    _check_renewable(account, has_refresh, bundle.refresh_expires_at, provider, clock())
+    check_renewable(account, has_refresh, bundle.refresh_expires_at, provider, clock())
     chain = found.superseded
     if taken.saved:  # the store holds it now: a plain base
         fp = current.state.access_fingerprint
