@@ -189,6 +189,12 @@ def _diagnose(errors: Any, exc: BaseException, timeout: float) -> tuple[str, str
             "Redis is out of memory (maxmemory)",
             "Free memory or raise maxmemory on the Redis server, then retry.",
         )
+    if "CERTIFICATE_VERIFY_FAILED" in upper:
+        return (
+            "the Redis server's TLS certificate is not trusted here",
+            "Give the CA that signed it: rediss://...?ssl_ca_certs=/path/to/ca.pem (or the "
+            "client's ssl_ca_certs=), then retry.",
+        )
     if isinstance(exc, errors.TimeoutError):
         return (
             f"Redis did not answer within {timeout:g} s",
