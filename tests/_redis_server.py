@@ -20,6 +20,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -29,7 +30,17 @@ import pytest
 if TYPE_CHECKING:
     import redis
 
-__all__ = ["RedisServer", "require_redis_server", "start_redis"]
+__all__ = [
+    "ACL_RULES",
+    "RedisServer",
+    "add_acl_user",
+    "closed_port",
+    "count_lock_requests",
+    "lock_keys",
+    "namespace",
+    "require_redis_server",
+    "start_redis",
+]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 START_DEADLINE = 10.0
@@ -45,6 +56,41 @@ def require_redis_server() -> str:
     if IN_CI:
         pytest.fail(f"CI=true but {reason}")
     pytest.skip(reason)
+
+
+def namespace(prefix: str = "t") -> str:
+    """A namespace of one test's own (tests share a redis-server, never keys)."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (it was free a moment ago)."""
+    return _free_port()
+
+
+def lock_keys(server: RedisServer, space: str) -> list[bytes]:
+    """The refresh-lock keys of namespace ``space`` that exist now."""
+    client = server.client()
+    try:
+        return list(client.scan_iter(match=f"refreshauth:{{{space}}}:lock:*"))
+    finally:
+        client.close()
+
+
+#: What the README advises for the store's ACL user (plus ``+config|get`` for the
+#: eviction check).
+ACL_RULES = ("~refreshauth:*", "+@read", "+@write", "+@scripting")
+
+
+def add_acl_user(server: RedisServer, user: str, password: str, *rules: str) -> None:
+    """An ACL user of ``server`` with the README's rules and ``rules`` besides."""
+    admin = server.client()
+    try:
+        admin.execute_command(
+            "ACL", "SETUSER", user, "reset", "on", f">{password}", *ACL_RULES, *rules
+        )
+    finally:
+        admin.close()
 
 
 def _bindable(port: int) -> bool:

@@ -12,6 +12,8 @@ import os
 import secrets
 import select
 import signal
+import subprocess
+import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 from urllib.parse import parse_qs, urlsplit
@@ -22,7 +24,7 @@ import requests
 # tests/ is not a package: pytest puts tests/ itself on sys.path
 from _oidc_server import node_available
 
-from requests_refreshauth import FileTokenStore, PkceProvider, Snapshot, TokenBundle, TokenStore
+from requests_refreshauth import PkceProvider, Snapshot, TokenBundle, TokenStore
 
 if TYPE_CHECKING:
     from _oidc_server import OidcServer
@@ -69,11 +71,31 @@ def oidc_login(server: OidcServer, provider: PkceProvider, login: str = "alice")
     return provider.exchange_code(query["code"][0], request)
 
 
-def expire(store: FileTokenStore, account: str = "alice", *, by: float = 10.0) -> None:
-    """Make the stored access token look expired (the server would still accept it)."""
+def expire(store: TokenStore, account: str = "alice", *, by: float = 10.0) -> int:
+    """Make the stored access token look expired (the server would still accept it); the
+    revision of that save."""
     snap = store.active(account)
     assert snap is not None
-    store.save(snap.account, full_bundle(store, snap).replace(expires_at=time.time() - by))
+    bundle = full_bundle(store, snap).replace(expires_at=time.time() - by)
+    return store.save(snap.account, bundle).revision
+
+
+def full_text(exc: BaseException) -> str:
+    """Everything a log or a traceback could show of ``exc``."""
+    import traceback
+
+    return "\n".join([str(exc), repr(exc), *traceback.format_exception(type(exc), exc, None)])
+
+
+def module_cli(env: dict[str, str], *words: str) -> subprocess.CompletedProcess[str]:
+    """``python -m requests_refreshauth WORDS`` in a subprocess with ``env``."""
+    return subprocess.run(
+        [sys.executable, "-m", "requests_refreshauth", *words],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def full_bundle(store: TokenStore, snapshot: Snapshot) -> TokenBundle:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import module_cli
 
 from requests_refreshauth.errors import ConfigurationError
 from requests_refreshauth.testing import LocalAuthServer
@@ -558,16 +559,6 @@ def test_login_without_any_sign_in_endpoint_says_what_to_configure(
 
 
 # ------------------------------------------------------------------ the journey
-
-
-def module_cli(env: dict[str, str], *words: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "requests_refreshauth", *words],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 @pytest.mark.journey

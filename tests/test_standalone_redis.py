@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -23,24 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _redis_server import RedisServer
+from _redis_server import ACL_RULES, RedisServer, closed_port, namespace
+from support import module_cli
 
 from requests_refreshauth.errors import ConfigurationError
 from requests_refreshauth.testing import LocalAuthServer
 
 ISSUER = "https://auth.example.com"
 USER = "fleet-cli"
-
-
-def namespace() -> str:
-    return f"t-{uuid.uuid4().hex[:8]}"
-
-
-def closed_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port  # nothing listens on it now
 
 
 @pytest.fixture(autouse=True)
@@ -87,9 +76,8 @@ def acl(redis_server: RedisServer) -> Iterator[Acl]:
     admin = redis_server.client()
     try:
         admin.execute_command(
-            "ACL", "SETUSER", USER, "reset", "on", f">{user.password}", "~refreshauth:*",
-            "+@read", "+@write", "+@scripting", "+config|get",
-        )  # fmt: skip
+            "ACL", "SETUSER", USER, "reset", "on", f">{user.password}", *ACL_RULES, "+config|get"
+        )
         yield user
     finally:
         admin.execute_command("ACL", "DELUSER", USER)
@@ -573,16 +561,6 @@ def test_a_url_without_its_slashes_is_refused_and_never_shown() -> None:
         StandaloneConfig(issuer=ISSUER, client_id="c", store_kind="redis", redis_url=url)
     assert PASSWORD not in str(caught.value)
     assert PASSWORD not in describe_url(url)
-
-
-def module_cli(env: dict[str, str], *words: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "requests_refreshauth", *words],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 @pytest.mark.journey

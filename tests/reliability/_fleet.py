@@ -7,7 +7,6 @@ authorization server are the only things the hosts have in common.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,9 +15,8 @@ from _rel_harness import Worker
 if TYPE_CHECKING:
     from _oidc_server import OidcServer
 
-    from requests_refreshauth.stores.base import TokenStore
 
-__all__ = ["expire", "host_env", "oidc_config", "start_hosts"]
+__all__ = ["host_env", "oidc_config", "start_hosts"]
 
 
 def host_env(root: Path, host: int) -> dict[str, str]:
@@ -62,14 +60,3 @@ def start_hosts(
         for worker in group:
             worker.wait_ready(timeout=120)
     return groups
-
-
-def expire(store: TokenStore, account: str = "alice") -> int:
-    """Mark the stored access token expired (the server would still take it); the
-    revision of that save."""
-    snapshot = store.active(account)
-    assert snapshot is not None
-    bundle = snapshot.bundle.replace(
-        refresh_token=store.read_refresh_token(snapshot), expires_at=time.time() - 5.0
-    )
-    return store.save(snapshot.account, bundle).revision

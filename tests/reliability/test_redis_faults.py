@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from _fleet import expire, oidc_config, start_hosts
-from _redis_server import start_redis
+from _fleet import oidc_config, start_hosts
+from _redis_server import lock_keys, start_redis
 from _rel_harness import Worker, wait_until
-from support import make_provider, oidc_login
+from support import expire, make_provider, oidc_login
 
 from requests_refreshauth import Account, RedisTokenStore, TokenBundle, refresh_access_token
 from requests_refreshauth.errors import RefreshExpiredError, StoreReadError, StoreWriteError
@@ -116,14 +116,6 @@ def test_a_redis_crash_and_restart_loses_no_acknowledged_save(
     assert max(r["slowest"] for r in results) < CALL_BOUND, section
 
 
-def _lock_keys(server: RedisServer, namespace: str) -> list[bytes]:
-    client = server.client()
-    try:
-        return list(client.scan_iter(match=f"refreshauth:{{{namespace}}}:lock:*"))
-    finally:
-        client.close()
-
-
 def _kill_clients(server: RedisServer, stop: threading.Event, kills: list[int]) -> None:
     client = server.client()
     try:
@@ -155,7 +147,7 @@ def test_a_herd_rides_out_a_redis_restart_and_killed_connections(
     cycles: list[dict[str, Any]] = []
 
     def cycle(fault: str, delay: float = 0.0) -> dict[str, Any]:
-        expire(store)
+        expire(store, by=5.0)
         before = oidc.stats()
         stop, kills = threading.Event(), list[int]()
         killer = threading.Thread(target=_kill_clients, args=(durable_redis, stop, kills))
@@ -202,7 +194,7 @@ def test_a_herd_rides_out_a_redis_restart_and_killed_connections(
             crashed = cycle("restart", delay)
             assert crashed["reuse_detected"] <= 1, crashed
             # A hold the crash cut short ends with its lease; then the fleet goes on.
-            assert wait_until(lambda: not _lock_keys(durable_redis, namespace), LEASE + 5)
+            assert wait_until(lambda: not lock_keys(durable_redis, namespace), LEASE + 5)
             unsaved = any(
                 "could not save the refreshed token" in worker.stderr_tail(10**7)[start:]
                 for worker, start in zip(workers, logs_before)

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from _fleet import expire, oidc_config, start_hosts
-from support import make_provider, oidc_login
+from _fleet import oidc_config, start_hosts
+from support import expire, make_provider, oidc_login
 
 from requests_refreshauth import (
     Account,
@@ -75,7 +75,7 @@ def test_fleet_of_4_hosts_refreshes_once_per_expiry(
     cycles: list[dict[str, Any]] = []
     try:
         for cycle in range(CYCLES):
-            revision = expire(store)
+            revision = expire(store, by=5.0)
             before = oidc.stats()
             results, elapsed = _run_cycle(groups)
             after = oidc.stats()
@@ -130,7 +130,7 @@ def test_the_same_fleet_on_per_host_file_stores_loses_the_grant(
     provider = make_provider(oidc)
     original = FileTokenStore(tmp_path / "login.json")
     original.save(Account("alice", "Alice"), oidc_login(oidc, provider), make_default=True)
-    expire(original)
+    expire(original, by=5.0)
     copies = []
     for host in range(HOSTS):
         copy = tmp_path / f"host-{host}" / "tokens.json"

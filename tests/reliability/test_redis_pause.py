@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from _fleet import expire, host_env, oidc_config, start_hosts
+from _fleet import host_env, oidc_config, start_hosts
+from _redis_server import lock_keys
 from _rel_harness import Worker, wait_until
-from support import make_provider, oidc_login
+from support import expire, make_provider, oidc_login
 
 from requests_refreshauth import Account, RedisTokenStore, refresh_access_token
 from requests_refreshauth.errors import RefreshExpiredError
@@ -55,14 +56,6 @@ def _wait_marker(worker: Worker, text: str, timeout: float = 60.0) -> None:
             return
 
 
-def _lock_keys(server: RedisServer, namespace: str) -> list[bytes]:
-    client = server.client()
-    try:
-        return list(client.scan_iter(match=f"refreshauth:{{{namespace}}}:lock:*"))
-    finally:
-        client.close()
-
-
 @pytest.mark.parametrize("point", ["before", "during", "after"])
 def test_a_holder_paused_past_its_lease_never_loses_or_reverts_an_update(
     point: str,
@@ -76,7 +69,7 @@ def test_a_holder_paused_past_its_lease_never_loses_or_reverts_an_update(
     namespace = f"pause-{uuid.uuid4().hex[:8]}"
     store = RedisTokenStore(fleet_redis.url, namespace=namespace, lease=LEASE)
     store.save(Account("alice", "Alice"), oidc_login(oidc, provider), make_default=True)
-    expire(store)
+    expire(store, by=5.0)
     spent = store.active("alice")
     assert spent is not None
     common = {
@@ -93,9 +86,9 @@ def test_a_holder_paused_past_its_lease_never_loses_or_reverts_an_update(
         holder.send("go")
         _wait_marker(holder, f"paused {point}")
         holder.send_signal(signal.SIGSTOP)
-        assert _lock_keys(fleet_redis, namespace), "the holder holds the refresh lock"
+        assert lock_keys(fleet_redis, namespace), "the holder holds the refresh lock"
         paused = time.monotonic()
-        assert wait_until(lambda: not _lock_keys(fleet_redis, namespace), LEASE + 5.0), (
+        assert wait_until(lambda: not lock_keys(fleet_redis, namespace), LEASE + 5.0), (
             "the paused holder's lease did not run out"
         )
         for peer in peers:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import pytest
 import requests
+from _redis_server import lock_keys
 from _rel_harness import WarmPool, Worker, kill_after_marker, wait_until
 
 from requests_refreshauth import Account, AuthError, RedisTokenStore, RefreshAuth
@@ -52,9 +53,7 @@ def test_sigkill_during_a_refresh_through_redis(
     violations: list[str] = []
     longest_next = 0.0
     namespace = f"kill-{uuid.uuid4().hex[:8]}"
-    pattern = f"refreshauth:{{{namespace}}}:lock:*"
     store = RedisTokenStore(fleet_redis.url, namespace=namespace, lease=LEASE)
-    client = fleet_redis.client()
     alice = Account("alice", "Alice")
     with LocalAuthServer(access_token_ttl=300) as server:
         provider = server.provider(timeout=PROVIDER_TIMEOUT)
@@ -118,14 +117,13 @@ def test_sigkill_during_a_refresh_through_redis(
                 if seconds > NEXT_BOUND:
                     violations.append(f"{where}: next invocation took {seconds:.1f}s")
                 left = killed + LEASE + 1.0 - time.monotonic()
-                if not wait_until(lambda: not client.keys(pattern), max(0.0, left)):
+                if not wait_until(lambda: not lock_keys(fleet_redis, namespace), max(0.0, left)):
                     violations.append(f"{where}: a lock key outlived its lease")
                 if outcome == "log_in_again":
                     store.save(alice, server.login("alice"), make_default=True)
         finally:
             pool.close()
             http.close()
-            client.close()
         final = server.stats()
     section.update(
         trials=len(plan),

@@ -13,14 +13,13 @@ import select
 import socket
 import threading
 import time
-import traceback
-import uuid
 from collections.abc import Iterator
 from typing import Optional
 from urllib.parse import quote
 
 import pytest
-from _redis_server import RedisServer
+from _redis_server import RedisServer, add_acl_user, closed_port, namespace
+from support import full_text
 
 from requests_refreshauth import Account, RedisTokenStore, TokenBundle
 from requests_refreshauth.errors import StoreReadError, StoreWriteError
@@ -39,34 +38,6 @@ DEADLINE = 10.0  # "no hang": a 0.5 s timeout must end well within this
 
 def bundle(n: int = 1) -> TokenBundle:
     return TokenBundle(f"at-{n}", f"rt-{n}", expires_at=FRESH)
-
-
-def namespace() -> str:
-    return f"t-{uuid.uuid4().hex[:8]}"
-
-
-def closed_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port  # nothing listens on it now
-
-
-def full_text(exc: BaseException) -> str:
-    """Everything a log or a traceback could show of ``exc``."""
-    return "\n".join([str(exc), repr(exc), *traceback.format_exception(type(exc), exc, None)])
-
-
-def add_acl_user(server: RedisServer, password: str, *rules: str) -> None:
-    """The user the README's advice describes: refreshauth:* keys, read/write/scripting."""
-    admin = server.client()
-    try:
-        admin.execute_command(
-            "ACL", "SETUSER", USER, "reset", "on", f">{password}", "~refreshauth:*",
-            "+@read", "+@write", "+@scripting", *rules,
-        )  # fmt: skip
-    finally:
-        admin.close()
 
 
 class DroppingProxy:
@@ -179,7 +150,7 @@ def silent_port() -> Iterator[int]:
 def test_an_acl_user_works_end_to_end_and_its_password_never_shows(
     own_redis: RedisServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    add_acl_user(own_redis, PASSWORD, "+config|get")
+    add_acl_user(own_redis, USER, PASSWORD, "+config|get")
     own_redis.client().config_set("maxmemory-policy", "allkeys-lru")  # a warning to log
     monkeypatch.setattr(_redis_records, "_warned", set())
     store = RedisTokenStore(
@@ -210,7 +181,7 @@ def test_an_acl_user_works_end_to_end_and_its_password_never_shows(
 def test_a_wrong_password_is_a_typed_error_naming_the_server_not_the_password(
     own_redis: RedisServer,
 ) -> None:
-    add_acl_user(own_redis, PASSWORD)
+    add_acl_user(own_redis, USER, PASSWORD)
     url = f"redis://{USER}:{WRONG}@127.0.0.1:{own_redis.port}/0"
     store = RedisTokenStore(url, namespace(), timeout=2.0)
     with pytest.raises(StoreReadError) as read:
@@ -230,7 +201,7 @@ def test_a_wrong_password_is_a_typed_error_naming_the_server_not_the_password(
 
 def test_a_password_with_url_escapes_works_and_is_never_shown(own_redis: RedisServer) -> None:
     odd = "p@ss:w/rd%"
-    add_acl_user(own_redis, odd)
+    add_acl_user(own_redis, USER, odd)
     url = f"redis://{USER}:{quote(odd, safe='')}@127.0.0.1:{own_redis.port}/0"
     store = RedisTokenStore(url, namespace(), timeout=2.0)
     store.save(ALICE, bundle(), make_default=True)

@@ -11,13 +11,12 @@ import logging
 import shutil
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _redis_server import IN_CI, RedisServer, start_redis
+from _redis_server import IN_CI, RedisServer, namespace, start_redis
 
 from requests_refreshauth import Account, RedisTokenStore, TokenBundle, refresh_access_token
 from requests_refreshauth.errors import StoreReadError, StoreWriteError
@@ -31,10 +30,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 ALICE = Account("alice", "Alice")
 FRESH = 4102444800.0
 FORM_DEADLINE = 30.0
-
-
-def namespace() -> str:
-    return f"t-{uuid.uuid4().hex[:8]}"
 
 
 def start_cluster(base: Path, size: int = 3) -> list[RedisServer]:

@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import socket
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 import pytest
-from _redis_server import RedisServer, start_redis
+from _redis_server import RedisServer, namespace, start_redis
 
 from requests_refreshauth import (
     Account,
@@ -72,10 +71,6 @@ def store_of(
     keys = {k: every[k] for k in key_ids}
     encryption = TokenEncryption(keys, primary) if keys else None
     return RedisTokenStore(server.url, namespace=ns, encryption=encryption)
-
-
-def namespace() -> str:
-    return f"t-{uuid.uuid4().hex[:8]}"
 
 
 def records_key(ns: str) -> str:

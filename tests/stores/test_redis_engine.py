@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from typing import Any, Optional
 
 import pytest
-from _redis_server import RedisServer, count_lock_requests
+from _redis_server import RedisServer, count_lock_requests, namespace
 
 from requests_refreshauth import Account, RedisTokenStore, TokenBundle, refresh_access_token
 from requests_refreshauth.errors import RefreshTransientError
@@ -25,10 +24,6 @@ pytestmark = pytest.mark.integration
 
 ALICE = Account("alice", "Alice")
 LEASE = 6.0  # > the provider's 2 s per attempt + 3 s
-
-
-def namespace() -> str:
-    return f"t-{uuid.uuid4().hex[:8]}"
 
 
 def make_store(

@@ -4,11 +4,10 @@ nothing and adopts what the other host stored (a real redis-server, LocalAuthSer
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 import pytest
-from _redis_server import RedisServer
+from _redis_server import RedisServer, namespace
 
 from requests_refreshauth import Account, RedisTokenStore, TokenBundle, refresh_access_token
 from requests_refreshauth.errors import RefreshExpiredError, RefreshTransientError
@@ -27,7 +26,7 @@ def server() -> Any:
 
 
 def _expired_login(redis_server: RedisServer, server: LocalAuthServer) -> tuple[Any, Any, str]:
-    store = RedisTokenStore(redis_server.url, namespace=f"t-{uuid.uuid4().hex[:8]}", lease=6.0)
+    store = RedisTokenStore(redis_server.url, namespace=namespace(), lease=6.0)
     store.save(ALICE, server.login("alice").replace(expires_at=1.0), make_default=True)
     server.reset_stats()
     provider = server.provider(timeout=(1.0, 1.0))
@@ -116,7 +115,7 @@ def test_a_rejected_token_saved_again_by_a_peer_is_not_handed_back(
 ) -> None:
     """A peer re-saving the same token under a new revision (a late save landing) is no
     answer to a 401: the attempt's failure stands."""
-    store = RedisTokenStore(redis_server.url, namespace=f"t-{uuid.uuid4().hex[:8]}", lease=6.0)
+    store = RedisTokenStore(redis_server.url, namespace=namespace(), lease=6.0)
     live = server.login("alice")
     store.save(ALICE, live, make_default=True)
     provider = server.provider(timeout=(1.0, 1.0))

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
 import requests
-from _redis_server import RedisServer
+from _redis_server import RedisServer, namespace
 
 from requests_refreshauth import Account, RedisTokenStore, RefreshAuth, TokenBundle
 from requests_refreshauth.errors import StoreReadError
@@ -39,10 +38,6 @@ WHERE = "redis://127.0.0.1:6379/0"
 
 def bundle(n: int = 1) -> TokenBundle:
     return TokenBundle(f"at-{n}", f"rt-{n}", expires_at=FRESH)
-
-
-def namespace() -> str:
-    return f"t-{uuid.uuid4().hex[:8]}"
 
 
 def records_key(ns: str) -> str:

@@ -17,19 +17,25 @@ import datetime
 import ipaddress
 import os
 import time
-import traceback
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
 import pytest
-from _redis_server import IN_CI, RedisServer, _free_port, require_redis_server, start_redis
+from _redis_server import (
+    IN_CI,
+    RedisServer,
+    _free_port,
+    namespace,
+    require_redis_server,
+    start_redis,
+)
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from support import full_text
 
 from requests_refreshauth import Account, RedisTokenStore, TokenBundle
 from requests_refreshauth.errors import StoreReadError, StoreWriteError
@@ -45,15 +51,6 @@ TOKENS = ("at-1", "rt-1")
 
 def bundle() -> TokenBundle:
     return TokenBundle("at-1", "rt-1", expires_at=FRESH)
-
-
-def namespace() -> str:
-    return f"t-{uuid.uuid4().hex[:8]}"
-
-
-def full_text(exc: BaseException) -> str:
-    """Everything a log or a traceback could show of ``exc``."""
-    return "\n".join([str(exc), repr(exc), *traceback.format_exception(type(exc), exc, None)])
 
 
 # --- a throwaway PKI ---------------------------------------------------------------------
