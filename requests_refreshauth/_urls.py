@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
+from typing import Callable, Optional, Union
 from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "is_loopback_host",
     "origin_of",
     "require_secure_url",
+    "valid_origins",
 ]
 
 
@@ -235,3 +238,27 @@ def _canonical_host(host: str) -> str | None:
     if not set(host) <= _HOST_CHARS or not all(labels):
         return None
     return host
+
+
+Origin = tuple[str, str, Optional[int]]
+
+
+def valid_origins(
+    given: Union[str, Iterable[str]], parse: Callable[[str], Optional[Origin]]
+) -> frozenset[Origin]:
+    """The origins an ``origin=`` argument names (one URL or several), each read by
+    ``parse`` (``None``: not an http(s) URL with a host); ``ValueError`` if any is not,
+    or if none is given: a scope must never widen to every host."""
+    urls = (given,) if isinstance(given, str) else tuple(given)
+    origins = set()
+    for url in urls:
+        origin = parse(url) if isinstance(url, str) else None
+        if origin is None:
+            raise ValueError(
+                f"origin must be an http(s) URL with a host, got {url!r} "
+                "(a prefix such as 'https://' alone would send the token to every host)"
+            )
+        origins.add(origin)
+    if not origins:
+        raise ValueError("origin must name at least one http(s) URL with a host")
+    return frozenset(origins)

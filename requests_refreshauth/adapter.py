@@ -37,7 +37,7 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from ._provider_call import PROVIDER_CALL
-from ._urls import canonical_origin, origin_of
+from ._urls import canonical_origin, origin_of, valid_origins
 from .bundle import Snapshot
 from .providers.base import AuthProvider
 from .refresh import DEFAULT_SKEW
@@ -250,19 +250,7 @@ def _as_sent(prefix: str) -> str:
 
 
 def _valid_origins(given: Union[str, Iterable[str]]) -> frozenset[Origin]:
-    urls = (given,) if isinstance(given, str) else tuple(given)
-    origins = set()
-    for url in urls:
-        origin = _valid_origin(url) if isinstance(url, str) else None
-        if origin is None:
-            raise ValueError(
-                f"origin must be an http(s) URL with a host, got {url!r} "
-                "(a prefix such as 'https://' alone would send the token to every host)"
-            )
-        origins.add(origin)
-    if not origins:
-        raise ValueError("origin must name at least one http(s) URL with a host")
-    return frozenset(origins)
+    return valid_origins(given, _valid_origin)
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}

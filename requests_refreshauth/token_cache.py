@@ -49,6 +49,14 @@ class TokenCache:
         entry = self._entry
         return entry[0] if entry is not None else None
 
+    def fresh(self) -> Optional[Snapshot]:
+        """The cached snapshot while it may be used without asking, else ``None``: one
+        clock read and one comparison, no I/O (an event loop calls it in its thread)."""
+        entry = self._entry
+        if entry is not None and self._clock() < entry[1]:
+            return entry[0]
+        return None
+
     def current(self) -> Snapshot:
         """A usable snapshot: the cached one while fresh, else whatever the engine gives."""
         entry = self._entry
@@ -84,12 +92,20 @@ class TokenCache:
                 known=known,
             )
         except AuthError as exc:
-            if exc.login_required:
-                self._entry = None
+            self.failed(exc)
             raise
-        return self._keep(snapshot)
+        return self.keep(snapshot)
 
-    def _keep(self, snapshot: Snapshot) -> Snapshot:
+    def failed(self, exc: AuthError) -> None:
+        """The engine raised ``exc`` for this cache's account (here, or in a refresh this
+        cache joined): only a login can help a session the server ended, so the cached
+        token is dropped and the next request asks the engine, which refuses it."""
+        if exc.login_required:
+            self._entry = None
+
+    def keep(self, snapshot: Snapshot) -> Snapshot:
+        """Use ``snapshot`` (what the engine gave, here or to a refresh this cache
+        joined) until it is due for renewal."""
         bundle = snapshot.bundle
         if bundle.expires_at is None:
             until = math.inf  # no expiry known: used until a server answers 401
