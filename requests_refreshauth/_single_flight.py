@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 from collections.abc import Hashable
 from typing import Any, Callable, Generic, Optional, TypeVar
@@ -31,6 +32,18 @@ T = TypeVar("T")
 
 _flights: dict[Hashable, Flight[Any]] = {}
 _guard = threading.Lock()
+
+
+def _forget_in_child() -> None:
+    """A forked child has none of its parent's threads: a flight under way there would
+    never end, and its waiters would wait for ever. The child starts with none."""
+    global _guard
+    _guard = threading.Lock()
+    _flights.clear()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 class Flight(Generic[T]):

@@ -7,8 +7,10 @@ The behaviour every client shares (attach, renew, resend, redirects) is the cont
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import threading
 from typing import Any
 
 import httpx
@@ -163,3 +165,30 @@ def test_httpx2_gets_its_own_auth_class_from_the_same_flow() -> None:
     assert isinstance(auth, httpx2.Auth) and isinstance(auth, RefreshFlow)
     assert not isinstance(auth, httpx.Auth)
     assert httpx2.Client(auth=auth).auth is auth
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+def test_a_forked_child_does_not_wait_for_its_parents_flight() -> None:
+    """The thread of a flight under way in the parent does not exist in a forked child: a
+    child that joined it would wait for ever. The child starts its own."""
+    import asyncio
+
+    from support import child_report, fork_child
+
+    from requests_refreshauth import _single_flight
+
+    release = threading.Event()
+    key = ("fork-test", id(release))
+    parent_flight = _single_flight.join(key, lambda: release.wait(30) and "parent")
+    try:
+
+        def child() -> dict[str, Any]:
+            flight = _single_flight.join(key, lambda: "child")
+            return {"got": asyncio.run(_single_flight.wait(flight))}
+
+        pid, read_fd = fork_child(child)
+        report = child_report(pid, read_fd, timeout=10)
+    finally:
+        release.set()
+    assert report == {"got": "child"}
+    assert asyncio.run(_single_flight.wait(parent_flight)) == "parent"
