@@ -315,6 +315,34 @@ def test_exactly_one_refresh(local_auth_server, tmp_path):
     assert (stats.reuse_detected, stats.resource_unauthorized, stats.resource_ok) == (0, 0, 4)
 
 
+def test_httpx_clients(local_auth_server):
+    import asyncio
+
+    import httpx
+
+    from requests_refreshauth.httpx import RefreshAuth
+
+    store = MemoryTokenStore()
+    store.save(Account("alice"), local_auth_server.login("alice"))
+    auth = RefreshAuth(store, local_auth_server.provider())  # one auth for both clients
+    local_auth_server.expire_access_tokens()  # every request below starts with a 401
+    local_auth_server.reset_stats()
+
+    async def fifty_at_once():
+        async with httpx.AsyncClient(auth=auth, trust_env=False) as client:
+            url = local_auth_server.resource_url
+            replies = await asyncio.gather(*(client.get(url) for _ in range(50)))
+        return [reply.status_code for reply in replies]
+
+    assert asyncio.run(fifty_at_once()) == [200] * 50
+    with httpx.Client(auth=auth, trust_env=False) as client:
+        assert client.get(local_auth_server.resource_url).status_code == 200
+
+    stats = local_auth_server.stats()
+    assert stats.refresh_served == 1  # fifty coroutines refused at once: one refresh
+    assert (stats.reuse_detected, stats.resource_ok) == (0, 51)
+
+
 def test_the_documented_recipes_are_these_tests() -> None:
     """docs/testing.md shows the recipes above: each test function there must be, line for
     line, the one in this file, so the page cannot drift from what runs."""
@@ -334,7 +362,7 @@ def test_the_documented_recipes_are_these_tests() -> None:
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
                 assert here.get(node.name) == ast.get_source_segment(block, node), node.name
                 shown += 1
-    assert shown == 7
+    assert shown == 8
 
 
 SOURCE = Path(__file__).read_text(encoding="utf-8")
