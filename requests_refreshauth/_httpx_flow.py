@@ -29,6 +29,7 @@ from collections.abc import AsyncGenerator, Generator, Hashable, Iterable, Mutab
 from typing import Any, Callable, ClassVar, Generic, Optional, Protocol, TypeVar, Union
 
 from . import _single_flight
+from ._cookie_header import merged_cookie_header
 from ._urls import Origin, valid_origins
 from .bundle import Snapshot, fingerprint
 from .challenge import refresh_may_help
@@ -43,6 +44,18 @@ __all__ = ["Origin", "RefreshFlow"]
 log = logging.getLogger("requests_refreshauth.httpx")
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: A 401 is read before the resend (httpx reads it then anyway); a larger declared body is
+#: returned unread, so a streamed request is not held by a hostile server's endless body.
+_MAX_401_BODY = 1 << 20
+
+
+def _small(content_length: Optional[str]) -> bool:
+    """Whether a 401 body of this ``Content-Length`` is read (unknown: yes, as httpx
+    would read it; a value that is not a number: no)."""
+    if content_length is None:
+        return True
+    value = content_length.strip()
+    return value.isdigit() and int(value) <= _MAX_401_BODY
 
 
 class _URL(Protocol):
@@ -95,12 +108,11 @@ def origin_of(url: _URL) -> Origin:
 class RefreshFlow(Generic[RequestT, ResponseT]):
     """``httpx.Auth`` behaviour; a subclass per httpx flavour names its classes."""
 
-    #: Set by each flavour: its ``URL``, ``InvalidURL``, ``ByteStream`` (the bodies that can be sent
-    #: again: in memory) and ``Cookies`` classes.
+    #: Set by each flavour: its ``URL`` and ``InvalidURL`` classes, and ``ByteStream``
+    #: (the bodies that can be sent again: in memory).
     _url_class: ClassVar[Any]
     _invalid_url: ClassVar[type[Exception]]
     _replayable: ClassVar[type]
-    _cookies_class: ClassVar[Any]
 
     requires_request_body = False
     requires_response_body = False
@@ -146,10 +158,11 @@ class RefreshFlow(Generic[RequestT, ResponseT]):
         response = yield request
         if response.status_code != 401 or not self._may_resend(request, response, authorization):
             return
-        response.read()  # a small body; the connection goes back to the pool meanwhile
+        response.read()  # at most _MAX_401_BODY; the connection goes back to the pool
         snapshot = self.source.after_rejection(authorization.partition(" ")[2])
-        if self._prepare_resend(request, response, snapshot, authorization):
-            yield request
+        refused: RequestT = response.request
+        if self._prepare_resend(refused, response, snapshot, authorization):
+            yield refused
 
     # -- async ------------------------------------------------------------------------
 
@@ -168,8 +181,9 @@ class RefreshFlow(Generic[RequestT, ResponseT]):
         await response.aread()
         rejected = authorization.partition(" ")[2]
         snapshot = await self._shared(lambda: self.source.after_rejection(rejected), rejected)
-        if self._prepare_resend(request, response, snapshot, authorization):
-            yield request
+        refused: RequestT = response.request
+        if self._prepare_resend(refused, response, snapshot, authorization):
+            yield refused
 
     async def _shared(self, work: Callable[[], Snapshot], rejected: Optional[str]) -> Snapshot:
         """``work()`` (an engine call), run off the loop in the account's single flight.
@@ -186,20 +200,22 @@ class RefreshFlow(Generic[RequestT, ResponseT]):
             source.skew,
             None if rejected is None else fingerprint(rejected),
         )
-        flight = _single_flight.join(key, work)
+        # Every caller's cache keeps the result, even one cancelled while it waited.
+        flight = _single_flight.join(key, work, source.keep)
         try:
-            snapshot = await _single_flight.wait(flight)
+            return await _single_flight.wait(flight)
         except AuthError as exc:
             source.failed(exc)
             raise
-        return source.keep(snapshot)
 
     # -- shared -----------------------------------------------------------------------
 
     def _may_resend(self, request: RequestT, response: ResponseT, authorization: str) -> bool:
-        """Whether a 401 is answered by one renewal and one resend: the hop refused still
-        carried our token, to the origin it was attached for, a new token may help, and
-        the body can be sent again (warned if not)."""
+        """Whether a 401 is answered by one renewal and one resend of the refused hop (not
+        of ``request``: a POST redirected by a 303 must not be sent twice): that hop still
+        carried our token, to the origin it was attached for, a new token may help, its
+        body can be sent again and the 401's body is small enough to read (warned if not).
+        """
         refused = response.request
         if refused.headers.get("Authorization") != authorization:
             return False  # not our token on that hop (dropped on a redirect, or replaced)
@@ -207,11 +223,18 @@ class RefreshFlow(Generic[RequestT, ResponseT]):
             return False  # an https upgrade keeps the header; the origin is not ours
         if not refresh_may_help(response.headers.get("WWW-Authenticate")):
             return False
-        if not isinstance(request.stream, self._replayable):
+        if not isinstance(refused.stream, self._replayable):
             log.warning(
                 "the server rejected the access token (401) but the request body is a "
                 "stream that cannot be sent again; returning the 401. Send the body as "
                 "bytes (content=...) to get an automatic retry."
+            )
+            return False
+        if not _small(response.headers.get("Content-Length")):
+            log.warning(
+                "the server rejected the access token (401) with a body larger than %d "
+                "bytes; returning the 401 unread instead of reading it to retry",
+                _MAX_401_BODY,
             )
             return False
         return True
@@ -225,8 +248,11 @@ class RefreshFlow(Generic[RequestT, ResponseT]):
         if renewed == authorization:
             return False
         request.headers["Authorization"] = renewed
-        if response.cookies:
-            self._cookies_class(response.cookies).set_cookie_header(request=request)
+        cookies = merged_cookie_header(
+            request.headers.get("Cookie"), [(c.name, c.value) for c in response.cookies.jar]
+        )
+        if cookies is not None:
+            request.headers["Cookie"] = cookies
         log.debug("resending a request rejected with 401 with a refreshed token")
         return True
 

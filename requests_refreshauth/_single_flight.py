@@ -21,14 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import Hashable
+from types import TracebackType
 from typing import Any, Callable, Generic, Optional, TypeVar
 
 __all__ = ["Flight", "join", "wait"]
 
 T = TypeVar("T")
+
+log = logging.getLogger("requests_refreshauth.httpx")
 
 _flights: dict[Hashable, Flight[Any]] = {}
 _guard = threading.Lock()
@@ -49,13 +53,17 @@ if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
 class Flight(Generic[T]):
     """One call of ``work`` in its own thread, and the callbacks that wake its waiters."""
 
-    __slots__ = ("_done", "_error", "_value", "_wakers")
+    __slots__ = ("_done", "_error", "_results", "_traceback", "_value", "_wakers")
 
     def __init__(self) -> None:
         self._done = threading.Event()
         self._value: Optional[T] = None
         self._error: Optional[BaseException] = None
+        self._traceback: Optional[TracebackType] = None
         self._wakers: list[Callable[[], None]] = []
+        #: Called with the result in the flight's thread, for every caller that joined:
+        #: each keeps it, even one whose wait was cancelled meanwhile.
+        self._results: list[Callable[[T], object]] = []
 
     def __repr__(self) -> str:
         return f"<Flight done={self._done.is_set()} waiters={len(self._wakers)}>"
@@ -66,19 +74,31 @@ class Flight(Generic[T]):
 
     def outcome(self) -> T:
         """The work's result, or its exception raised (the same object for every waiter,
-        as an ``asyncio.Future`` does)."""
+        as an ``asyncio.Future`` does, with the work's own traceback each time: raising it
+        again must not pile up every waiter's frames on it)."""
         if self._error is not None:
-            raise self._error
+            raise self._error.with_traceback(self._traceback)
         return self._value  # type: ignore[return-value]  # set, since no error was
 
 
-def join(key: Hashable, work: Callable[[], T], name: str = "refreshauth-refresh") -> Flight[T]:
-    """The flight under way for ``key``, or a new one running ``work`` in a new thread."""
+def join(
+    key: Hashable,
+    work: Callable[[], T],
+    on_result: Optional[Callable[[T], object]] = None,
+    name: str = "refreshauth-refresh",
+) -> Flight[T]:
+    """The flight under way for ``key``, or a new one running ``work`` in a new thread.
+
+    ``on_result`` is called with the result, in the flight's thread, whether or not this
+    caller is still waiting then (not if the work raised).
+    """
     with _guard:
         flight = _flights.get(key)
         if flight is None:
             flight = _flights[key] = Flight()
             threading.Thread(target=_run, args=(key, flight, work), name=name).start()
+        if on_result is not None:
+            flight._results.append(on_result)
         return flight
 
 
@@ -86,11 +106,19 @@ def _run(key: Hashable, flight: Flight[T], work: Callable[[], T]) -> None:
     try:
         flight._value = work()
     except BaseException as exc:  # noqa: BLE001 - handed to the waiters, who raise it
-        flight._error = exc
+        flight._error, flight._traceback = exc, exc.__traceback__
     finally:
         with _guard:
             if _flights.get(key) is flight:
                 del _flights[key]
+            results, flight._results = flight._results, []
+        if flight._error is None:
+            for keep in results:
+                try:
+                    keep(flight._value)  # type: ignore[arg-type]  # set: no error
+                except Exception:  # a caller's cache must not stop the others' wake-up
+                    log.exception("a single-flight result callback failed")
+        with _guard:
             flight._done.set()
             wakers, flight._wakers = flight._wakers, []
         for wake in wakers:

@@ -43,4 +43,3 @@ class RefreshAuth(RefreshFlow[httpx.Request, httpx.Response], httpx.Auth):
     _url_class = httpx.URL
     _invalid_url = httpx.InvalidURL
     _replayable = httpx.ByteStream
-    _cookies_class = httpx.Cookies

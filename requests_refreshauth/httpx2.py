@@ -26,4 +26,3 @@ class RefreshAuth(RefreshFlow[httpx2.Request, httpx2.Response], httpx2.Auth):
     _url_class = httpx2.URL
     _invalid_url = httpx2.InvalidURL
     _replayable = httpx2.ByteStream
-    _cookies_class = httpx2.Cookies

@@ -15,6 +15,7 @@ from requests import PreparedRequest, Response
 from requests.cookies import extract_cookies_to_jar
 from requests.utils import rewind_body
 
+from ._cookie_header import merged_cookie_header
 from .bundle import Snapshot
 from .challenge import refresh_may_help
 from .errors import AuthError
@@ -83,5 +84,11 @@ def resend_copy(
     retry = request.copy()
     rewind(retry)
     extract_cookies_to_jar(retry._cookies, sent, response.raw)  # type: ignore[attr-defined,no-untyped-call]
-    retry.prepare_cookies(retry._cookies)  # type: ignore[attr-defined]
+    existing = retry.headers.get("Cookie")
+    if existing is None:
+        retry.prepare_cookies(retry._cookies)  # type: ignore[attr-defined]
+    else:  # prepare_cookies keeps a header that is there: set what the 401 replaced
+        merged = merged_cookie_header(existing, [(c.name, str(c.value)) for c in response.cookies])
+        if merged is not None:
+            retry.headers["Cookie"] = merged
     return retry

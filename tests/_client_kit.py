@@ -60,10 +60,10 @@ class _RequestsClient:
     def __init__(self, session: requests.Session) -> None:
         self.session = session
 
-    def send(self, method: str, url: str, body: Any = None) -> Outcome:
+    def send(self, method: str, url: str, body: Any = None, headers: Any = None) -> Outcome:
         if body == "stream":
             body = _chunks()
-        response = self.session.request(method, url, data=body, timeout=5)
+        response = self.session.request(method, url, data=body, headers=headers, timeout=5)
         return Outcome(response.status_code, [r.status_code for r in response.history])
 
 
@@ -71,10 +71,10 @@ class _HttpxSync:
     def __init__(self, module: Any, auth: Any) -> None:
         self.module, self.auth = module, auth
 
-    def send(self, method: str, url: str, body: Any = None) -> Outcome:
+    def send(self, method: str, url: str, body: Any = None, headers: Any = None) -> Outcome:
         content = _chunks() if body == "stream" else body
         with self.module.Client(auth=self.auth, trust_env=False, follow_redirects=True) as c:
-            response = c.request(method, url, content=content, timeout=5)
+            response = c.request(method, url, content=content, headers=headers, timeout=5)
         return Outcome(response.status_code, [r.status_code for r in response.history])
 
 
@@ -82,13 +82,15 @@ class _HttpxAsync:
     def __init__(self, module: Any, auth: Any, runner: Callable[[Any], Any]) -> None:
         self.module, self.auth, self.runner = module, auth, runner
 
-    def send(self, method: str, url: str, body: Any = None) -> Outcome:
+    def send(self, method: str, url: str, body: Any = None, headers: Any = None) -> Outcome:
         async def main() -> Outcome:
             content = _async_chunks() if body == "stream" else body
             async with self.module.AsyncClient(
                 auth=self.auth, trust_env=False, follow_redirects=True
             ) as client:
-                response = await client.request(method, url, content=content, timeout=5)
+                response = await client.request(
+                    method, url, content=content, headers=headers, timeout=5
+                )
             return Outcome(response.status_code, [r.status_code for r in response.history])
 
         result: Outcome = self.runner(main)

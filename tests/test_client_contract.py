@@ -211,6 +211,45 @@ def test_the_cookies_a_401_sets_are_sent_with_the_resend(kind: str, servers: Ser
     assert "affinity=node-7" in (server.requests[-1].headers.get("Cookie") or "")
 
 
+def test_a_cookie_the_401_replaces_is_sent_with_its_new_value(
+    kind: str, servers: ServerFactory
+) -> None:
+    store = logged_in()
+    server = servers()
+    rejected = TokenGate(store).revoke_current()
+
+    def resource(request: Any) -> Reply:
+        if request.bearer == rejected:
+            return Reply(401, headers={"WWW-Authenticate": "Bearer", "Set-Cookie": "s=new; Path=/"})
+        return Reply(200, body=b"ok")
+
+    server.route("/r", resource)
+    client = make_client(kind, store, FakeProvider(), server.url)
+    outcome = client.send("GET", server.url_for("/r"), headers={"Cookie": "s=old; keep=1"})
+    assert (outcome.status, outcome.history) == (200, [401])
+    assert server.requests[-1].headers.get("Cookie") == "s=new; keep=1"
+
+
+def test_a_401_after_a_303_resends_the_refused_hop_not_the_post(
+    kind: str, servers: ServerFactory
+) -> None:
+    store = logged_in()
+    server, gate = protected(servers, store)
+    gate.revoke_current()
+    server.redirect("/order", server.url_for("/r"), status=303)
+    provider = FakeProvider()
+    outcome = make_client(kind, store, provider, server.url).send(
+        "POST", server.url_for("/order"), b"one order"
+    )
+    assert outcome.status == 200
+    assert [(r.method, r.path) for r in server.requests] == [
+        ("POST", "/order"),
+        ("GET", "/r"),
+        ("GET", "/r"),
+    ]
+    assert provider.calls == 1
+
+
 def test_a_refusal_in_the_401_path_raises_the_typed_error_without_the_token(
     kind: str, servers: ServerFactory
 ) -> None:

@@ -107,13 +107,14 @@ def test_a_401_to_a_hop_whose_token_was_replaced_is_not_answered() -> None:
     assert provider.calls == 0
 
 
-def test_a_401_to_a_same_origin_hop_with_our_token_renews_and_resends_the_request() -> None:
+def test_a_401_to_a_same_origin_hop_with_our_token_renews_and_resends_that_hop() -> None:
     store = logged_in()
     provider = FakeProvider()
     flow, sent = _flow(RefreshAuth(store, provider), "https://api.example.com/x")
     old = sent.headers["Authorization"]
-    again = _answer(flow, _refused_hop(sent, "https://api.example.com/y", old))
-    assert again is sent  # the original request, to be redirected again by httpx
+    hop = _refused_hop(sent, "https://api.example.com/y", old)
+    again = _answer(flow, hop)
+    assert again is hop.request  # the refused hop: a redirected POST is not sent again
     assert again.headers["Authorization"] == "Bearer " + stored(store).access_token != old
     assert provider.calls == 1
     assert _answer(flow, httpx.Response(200, request=again)) is None  # no second resend
