@@ -37,6 +37,7 @@ from typing import (
     overload,
 )
 
+from ._quiet_logs import quiet_server_side_oauthlib
 from .clients import Client
 from .endpoints import OAuthServer
 from .faults import FaultQueue
@@ -189,6 +190,7 @@ class LocalAuthServer:
                 clock=self._clock,
             )
             self._router = Router(self._oauth, self._counters, self._faults, self)
+            quiet_server_side_oauthlib()
             self._thread = threading.Thread(
                 target=httpd.serve_forever,
                 kwargs={"poll_interval": 0.05},
