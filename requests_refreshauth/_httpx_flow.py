@@ -226,8 +226,9 @@ class RefreshFlow(Generic[RequestT, ResponseT]):
         if not isinstance(refused.stream, self._replayable):
             log.warning(
                 "the server rejected the access token (401) but the request body is a "
-                "stream that cannot be sent again; returning the 401. Send the body as "
-                "bytes (content=...) to get an automatic retry."
+                "stream (an iterator, a file, or files= uploads) that cannot be sent "
+                "again; returning the 401. Send the body as bytes (content=, data=, "
+                "json=) to get an automatic retry."
             )
             return False
         if not _small(response.headers.get("Content-Length")):
