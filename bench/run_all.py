@@ -3,7 +3,8 @@
 1. Creates ``bench/.venv`` with Python 3.11 (``$BENCH_PYTHON`` or ``python3.11``), or reuses it.
 2. Installs the library from a clean copy of the source tree, *not* editable, so imports
    are measured the way users get them (reinstalled on every run, so edits are picked
-   up), plus ``bench/requirements.txt`` (requests-oauthlib, Authlib: benchmark-only).
+   up), with its ``[redis,httpx]`` extras, plus ``bench/requirements.txt``
+   (requests-oauthlib, Authlib, httpx-auth, trio: benchmark-only).
 3. Runs each benchmark in that venv as its own process (each starts what it needs: a
    ``LocalAuthServer``, a private Secret Service), prints its table as it finishes.
 4. Prints one summary table and writes it with every section to ``bench/results.md``.
@@ -41,6 +42,9 @@ BENCHMARKS = (
     "herd_incumbents",
     "redis_round_trips",
     "fleet_herd",
+    "httpx_hot_path",
+    "httpx_loop_lag",
+    "httpx_incumbents",
 )
 #: What a clean copy of the distribution needs (no build/, .tox/, caches, tests).
 SOURCE_FILES = ("pyproject.toml", "setup.cfg", "README.md", "LICENSE")
@@ -102,8 +106,8 @@ def prepare_venv() -> None:
             source / "requests_refreshauth",
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
         )
-        log("installing bench/requirements.txt and the library (non-editable, [redis] extra)")
-        _pip("install", "-q", "-r", str(BENCH / "requirements.txt"), f"{source}[redis]")
+        log("installing bench/requirements.txt and the library (non-editable, [redis,httpx])")
+        _pip("install", "-q", "-r", str(BENCH / "requirements.txt"), f"{source}[redis,httpx]")
         # Same version number as last run: force the freshly built copy in.
         _pip("install", "-q", "--force-reinstall", "--no-deps", str(source))
 
