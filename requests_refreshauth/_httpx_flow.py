@@ -158,7 +158,7 @@ class RefreshFlow(Generic[RequestT, ResponseT]):
         response = yield request
         if response.status_code != 401 or not self._may_resend(request, response, authorization):
             return
-        response.read()  # at most _MAX_401_BODY; the connection goes back to the pool
+        response.read()  # as httpx would before the resend; a declared size is capped
         snapshot = self.source.after_rejection(authorization.partition(" ")[2])
         refused: RequestT = response.request
         if self._prepare_resend(refused, response, snapshot, authorization):
