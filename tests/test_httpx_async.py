@@ -15,7 +15,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, TypeVar, Union
@@ -24,6 +24,7 @@ import anyio
 import httpx
 import pytest
 import trio
+from _event_loops import LOOPS, Runner
 from localhttp import Clock, CountingStore, Reply, ServerFactory
 from support import full_bundle, full_text, wait_until
 
@@ -46,17 +47,7 @@ ALICE = Account("alice", "Alice")
 Outcome = Union[httpx.Response, BaseException]
 
 
-class Runner:
-    """Runs ``main()`` in a new event loop: ``asyncio.run`` or ``trio.run``."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __call__(self, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        return asyncio.run(main()) if self.name == "asyncio" else trio.run(main)
-
-
-@pytest.fixture(params=["asyncio", "trio"])
+@pytest.fixture(params=LOOPS)
 def run(request: pytest.FixtureRequest) -> Runner:
     return Runner(request.param)
 

@@ -13,13 +13,13 @@ import itertools
 import os
 import threading
 import traceback
-from collections.abc import Coroutine
 from typing import Any, Callable, TypeVar
 
 import anyio
 import pytest
 import sniffio
 import trio
+from _event_loops import LOOPS, Runner
 from support import child_report, fork_child, wait_until
 
 from requests_refreshauth import _single_flight
@@ -29,17 +29,7 @@ T = TypeVar("T")
 _names = itertools.count()
 
 
-class Runner:
-    """Runs ``main()`` in a new event loop: ``asyncio.run`` or ``trio.run``."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __call__(self, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        return asyncio.run(main()) if self.name == "asyncio" else trio.run(main)
-
-
-@pytest.fixture(params=["asyncio", "trio"])
+@pytest.fixture(params=LOOPS)
 def run(request: pytest.FixtureRequest) -> Runner:
     return Runner(request.param)
 
