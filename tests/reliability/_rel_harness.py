@@ -22,19 +22,24 @@ class WorkerError(AssertionError):
 
 
 class Worker:
-    """One ``_rel_worker.py`` process: stdin commands, stdout lines with arrival times.
+    """One ``_rel_worker.py`` process (or ``script``, speaking the same protocol): stdin
+    commands, stdout lines with arrival times.
 
     stderr goes to a temporary file (a chatty worker can never block on a full pipe); its
     tail is shown when the worker misbehaves.
     """
 
     def __init__(
-        self, mode: str, config: dict[str, Any], env: Optional[dict[str, str]] = None
+        self,
+        mode: str,
+        config: dict[str, Any],
+        env: Optional[dict[str, str]] = None,
+        script: Path = WORKER,
     ) -> None:
         self.mode = mode
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
         self.proc = subprocess.Popen(
-            [sys.executable, str(WORKER), mode, json.dumps(config)],
+            [sys.executable, str(script), mode, json.dumps(config)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,

@@ -34,7 +34,6 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-import _rel_harness
 import pytest
 from _fleet import oidc_config
 from _redis_server import namespace
@@ -70,12 +69,7 @@ Server = Union[LocalAuthServer, "OidcServer"]
 
 def spawn(mode: str, config: dict[str, Any]) -> Worker:
     """A worker of :mod:`_httpx_worker` (``mode``: sync, asyncio or trio)."""
-    original = _rel_harness.WORKER  # the harness runs one script; point it at ours
-    _rel_harness.WORKER = HTTPX_WORKER
-    try:
-        return Worker(mode, config)
-    finally:
-        _rel_harness.WORKER = original
+    return Worker(mode, config, script=HTTPX_WORKER)
 
 
 class Pool:
