@@ -96,7 +96,11 @@ def join(
         flight = _flights.get(key)
         if flight is None:
             flight = _flights[key] = Flight()
-            threading.Thread(target=_run, args=(key, flight, work), name=name).start()
+            try:
+                threading.Thread(target=_run, args=(key, flight, work), name=name).start()
+            except BaseException:  # no thread (a limit reached): no flight to wait for
+                del _flights[key]
+                raise
         if on_result is not None:
             flight._results.append(on_result)
         return flight

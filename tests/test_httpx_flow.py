@@ -193,3 +193,25 @@ def test_a_forked_child_does_not_wait_for_its_parents_flight() -> None:
         release.set()
     assert report == {"got": "child"}
     assert asyncio.run(_single_flight.wait(parent_flight)) == "parent"
+
+
+def test_a_flight_whose_thread_cannot_start_is_not_left_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``can't start new thread`` (a process at its limit) must raise to the caller, and
+    not leave a flight that every later caller of the account would wait on for ever."""
+    import asyncio
+
+    from requests_refreshauth import _single_flight
+
+    key = ("no-thread", object())
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(threading.Thread, "start", refuse)
+        with pytest.raises(RuntimeError, match="start new thread"):
+            _single_flight.join(key, lambda: "first")
+    flight = _single_flight.join(key, lambda: "second")
+    assert asyncio.run(_single_flight.wait(flight)) == "second"
