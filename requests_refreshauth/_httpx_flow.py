@@ -250,7 +250,7 @@ class RefreshFlow(Generic[RequestT, ResponseT]):
             return False
         request.headers["Authorization"] = renewed
         cookies = merged_cookie_header(
-            request.headers.get("Cookie"), [(c.name, c.value) for c in response.cookies.jar]
+            request.headers.get("Cookie"), [(c.name, c.value or "") for c in response.cookies.jar]
         )
         if cookies is not None:
             request.headers["Cookie"] = cookies

@@ -88,7 +88,7 @@ def resend_copy(
     if existing is None:
         retry.prepare_cookies(retry._cookies)  # type: ignore[attr-defined]
     else:  # prepare_cookies keeps a header that is there: set what the 401 replaced
-        merged = merged_cookie_header(existing, [(c.name, str(c.value)) for c in response.cookies])
+        merged = merged_cookie_header(existing, [(c.name, c.value or "") for c in response.cookies])
         if merged is not None:
             retry.headers["Cookie"] = merged
     return retry
