@@ -15,7 +15,8 @@ import argparse
 import os
 import sys
 import time
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
 __all__ = ["add_demo_arguments", "run_demo"]
 
@@ -50,6 +51,7 @@ def _worker(
     import requests
 
     from .auth import RefreshAuth
+    from .bundle import fingerprint
     from .errors import AuthError
     from .providers.pkce import PkceProvider
     from .stores.file import FileTokenStore
@@ -67,12 +69,19 @@ def _worker(
     api.auth = RefreshAuth(FileTokenStore(config["records"]), provider)
     latencies: list[float] = []
     failures: list[str] = []
+    # When this process first sent each access token, by fingerprint (never the token).
+    seen: set[str] = set()
+    first_use: dict[str, float] = {}
     start.wait()  # a barrier: everyone has imported and is ready
     last_report = time.monotonic()
     while not stop.is_set():
-        began = time.perf_counter()
+        began, began_at = time.perf_counter(), time.monotonic()
         try:
             response = api.get(config["url"], timeout=10)
+            sent = str(response.request.headers.get("Authorization", "")).partition(" ")[2]
+            if sent and fingerprint(sent) not in seen:
+                seen.add(fingerprint(sent))
+                first_use[fingerprint(sent)] = began_at
             if response.status_code != 200:
                 failures.append(f"HTTP {response.status_code}")
         except AuthError as exc:
@@ -81,12 +90,12 @@ def _worker(
             failures.append(type(exc).__name__)
         latencies.append(time.perf_counter() - began)
         if time.monotonic() - last_report > 0.25:
-            results.put((index, latencies, failures))
-            latencies, failures = [], []
+            results.put((index, latencies, failures, first_use))
+            latencies, failures, first_use = [], [], {}
             last_report = time.monotonic()
         time.sleep(config["interval"])
-    results.put((index, latencies, failures))
-    results.put((index, None, None))
+    results.put((index, latencies, failures, first_use))
+    results.put((index, None, None, None))
 
 
 # --------------------------------------------------------------------------- parent
@@ -96,9 +105,12 @@ class _Tally:
     def __init__(self) -> None:
         self.latencies: list[float] = []
         self.failures: dict[str, int] = {}
+        self.first_use: dict[str, float] = {}
 
-    def add(self, latencies: list[float], failures: list[str]) -> None:
+    def add(self, latencies: list[float], failures: list[str], first_use: dict[str, float]) -> None:
         self.latencies.extend(latencies)
+        for token, when in first_use.items():
+            self.first_use[token] = min(when, self.first_use.get(token, when))
         for failure in failures:
             self.failures[failure] = self.failures.get(failure, 0) + 1
 
@@ -129,6 +141,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from .refresh import refresh_access_token
     from .stores.file import FileTokenStore
     from .testing import LocalAuthServer
+    from .testing.stats import token_id
 
     out = sys.stdout
     err = sys.stderr
@@ -141,7 +154,8 @@ def run_demo(args: argparse.Namespace) -> int:
     ):
         records = os.path.join(tmp, "tokens.json")
         store = FileTokenStore(records)
-        store.save(Account("alice", "Alice (demo)"), server.login("alice"), make_default=True)
+        login = server.login("alice")
+        store.save(Account("alice", "Alice (demo)"), login, make_default=True)
         server.reset_stats()
         print(
             f"Local authorization server at {server.issuer} (access tokens live {ttl:g}s, "
@@ -177,14 +191,14 @@ def run_demo(args: argparse.Namespace) -> int:
                 if elapsed >= args.duration:
                     stop.set()
                 try:
-                    index, latencies, failures = results.get(timeout=0.1)
+                    index, latencies, failures, first_use = results.get(timeout=0.1)
                 except queue.Empty:
-                    latencies = failures = None
+                    latencies = failures = first_use = None
                     index = -1
                 if index >= 0 and latencies is None:
                     finished += 1
                 elif latencies is not None:
-                    tally.add(latencies, failures or [])
+                    tally.add(latencies, failures or [], first_use or {})
                 if time.monotonic() >= next_line:
                     next_line += 1.0
                     _progress(err, live, elapsed, tally, server.stats())
@@ -200,29 +214,129 @@ def run_demo(args: argparse.Namespace) -> int:
         if live:
             print(file=err)
         stats = server.stats()
+        # The access tokens the requests carried, as the server counted them, but the login's.
+        login_carried = stats.requests_with(login.access_token) > 0
+        renewed = len(stats.requests_per_token) - (1 if login_carried else 0)
+        # How close two renewals came: first uses of the refreshed tokens, in order.
+        uses = sorted(
+            when for key, when in tally.first_use.items() if key != token_id(login.access_token)
+        )
+        gaps = [later - earlier for earlier, later in zip(uses, uses[1:])]
         # Is the grant still alive? Refresh once more with what the store holds.
         try:
             refresh_access_token(store, server.provider(), force=True)
             alive = True
         except Exception:  # noqa: BLE001 - reported, not raised
             alive = False
-    # The skew is clamped to half the lifetime, so a token is renewed every ttl/2 seconds.
-    expiries = int(wall // (ttl / 2.0)) + 1
-    ok = (
-        tally.failed == 0
-        and stats.reuse_detected == 0
-        and alive
-        and tally.requests > 0
-        and stats.refresh_served <= expiries
+    observed = Observed(
+        workers=workers,
+        wall=wall,
+        ttl=ttl,
+        requests=tally.requests,
+        failures=dict(tally.failures),
+        refresh_grants=stats.refresh_served,
+        renewed_tokens_carried=renewed,
+        closest_renewals=min(gaps) if gaps else None,
+        reuse_detected=stats.reuse_detected,
+        grants_revoked=stats.grants_revoked,
+        alive=alive,
+        latencies=list(tally.latencies),
     )
-    _summary(out, workers, wall, tally, stats, alive, expiries)
-    print(
-        "PASS: every request succeeded, with one refresh grant per refresh window."
-        if ok
-        else "FAIL: see the table above.",
-        file=out,
-    )
+    _summary(out, observed)
+    ok, line = verdict(observed)
+    print(line, file=out)
     return 0 if ok else 1
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What a demo run saw: the workers' tallies and the server's counters.
+
+    ``renewed_tokens_carried`` counts the access tokens the requests carried (as the
+    server counted them) other than the login's: each is one expiry the requests met,
+    since a worker refreshes only when the token it holds is due and then sends with
+    the new one.
+    """
+
+    workers: int
+    wall: float
+    ttl: float
+    requests: int
+    failures: dict[str, int]
+    refresh_grants: int
+    renewed_tokens_carried: int
+    reuse_detected: int
+    grants_revoked: int
+    alive: bool
+    latencies: list[float] = field(default_factory=list)
+    #: The shortest time between the first uses of two successive refreshed tokens
+    #: (``None`` with fewer than two): two grants for one expiry come milliseconds apart,
+    #: two expiries ttl/2 apart.
+    closest_renewals: Optional[float] = None
+
+    @property
+    def failed(self) -> int:
+        return sum(self.failures.values())
+
+    @property
+    def windows(self) -> int:
+        """The most renewals the run allows: a token is due at half its lifetime (the
+        skew is clamped to ttl/2), so one renewal per ttl/2 window begun."""
+        return int(self.wall // (self.ttl / 2.0)) + 1
+
+
+def _count(number: int, singular: str, plural: str) -> str:
+    return f"{number} {singular if number == 1 else plural}"
+
+
+def verdict(seen: Observed) -> tuple[bool, str]:
+    """``(ok, "PASS: …" or "FAIL: …")`` from the same figures the table shows.
+
+    Checked: requests were made and none failed; the refresh grants the server served
+    equal the expiries the requests met (no grant wasted or duplicated); those expiries
+    are no more than the ttl/2 windows begun, and no two renewals came within ttl/4 of each
+    other (no early renewal, no second grant for one expiry); no refresh-token reuse
+    and no grant revoked at the server; the grant still refreshes afterwards.
+    """
+    grants, met, windows = seen.refresh_grants, seen.renewed_tokens_carried, seen.windows
+    problems: list[str] = []
+    if seen.requests == 0:
+        problems.append("no request was made")
+    elif seen.failed:
+        problems.append(f"{seen.failed} of {seen.requests} requests failed")
+    if grants != met:
+        problems.append(
+            f"{_count(grants, 'refresh grant', 'refresh grants')} for "
+            f"{_count(met, 'expiry', 'expiries')} the requests met"
+        )
+    closest = seen.closest_renewals
+    if closest is not None and closest < seen.ttl / 4:
+        problems.append(
+            f"two renewals {closest:.2f} s apart (one expiry, two grants: expiries are "
+            f"ttl/2 = {seen.ttl / 2:g} s apart)"
+        )
+    if met > windows:
+        problems.append(
+            f"{_count(met, 'expiry', 'expiries')} in {seen.wall:.1f} s, at most {windows} "
+            f"possible (one per ttl/2 = {seen.ttl / 2:g} s)"
+        )
+    if seen.reuse_detected:
+        problems.append(f"{seen.reuse_detected} refresh-token reuse detected by the server")
+    if seen.grants_revoked:
+        problems.append(_count(seen.grants_revoked, "grant revoked", "grants revoked"))
+    if not seen.alive:
+        problems.append("the grant no longer works (a refresh afterwards failed)")
+    if problems:
+        return False, "FAIL: " + "; ".join(problems) + "."
+    spacing = "" if closest is None else f", at least {closest:.1f} s apart"
+    return True, (
+        f"PASS: {seen.requests} requests, 0 failed; "
+        f"{_count(grants, 'refresh grant', 'refresh grants')} for the "
+        f"{_count(met, 'expiry', 'expiries')} the requests met "
+        f"(at most {windows} possible in {seen.wall:.1f} s, one per ttl/2 = {seen.ttl / 2:g} s"
+        f"{spacing}); "
+        "0 refresh-token reuse; 0 grants revoked; the grant still refreshes afterwards."
+    )
 
 
 def _progress(err: Any, live: bool, elapsed: float, tally: _Tally, stats: Any) -> None:
@@ -233,29 +347,31 @@ def _progress(err: Any, live: bool, elapsed: float, tally: _Tally, stats: Any) -
     print("\r" + line if live else line, end="" if live else "\n", file=err, flush=True)
 
 
-def _summary(
-    out: Any,
-    workers: int,
-    wall: float,
-    tally: _Tally,
-    stats: Any,
-    alive: bool,
-    expiries: int,
-) -> None:
+def _summary(out: Any, seen: Observed) -> None:
     import statistics
 
-    latencies = [value * 1000 for value in tally.latencies]
+    latencies = [value * 1000 for value in seen.latencies]
+    half = seen.ttl / 2
     rows = [
-        ("worker processes", f"{workers}"),
-        ("duration", f"{wall:.1f} s"),
-        ("requests", f"{tally.requests}"),
-        ("failures", f"{tally.failed}" + (f"  {tally.failures}" if tally.failures else "")),
+        ("worker processes", f"{seen.workers}"),
+        ("duration", f"{seen.wall:.1f} s"),
+        ("requests", f"{seen.requests}"),
+        ("failures", f"{seen.failed}" + (f"  {seen.failures}" if seen.failures else "")),
+        ("refresh grants served", f"{seen.refresh_grants}"),
         (
-            "refresh grants served",
-            f"{stats.refresh_served}  (refresh windows of ttl/2 elapsed: {expiries})",
+            "expiries the requests met",
+            f"{seen.renewed_tokens_carried}  (new access tokens the requests carried)",
         ),
-        ("refresh-token reuse detected", f"{stats.reuse_detected}"),
-        ("grant alive afterwards", "yes" if alive else "NO"),
+        ("ttl/2 windows begun", f"{seen.windows}  (the most expiries possible)"),
+        (
+            "closest two renewals",
+            "-"
+            if seen.closest_renewals is None
+            else f"{seen.closest_renewals:.1f} s apart  (expiries are ttl/2 = {half:g} s apart)",
+        ),
+        ("refresh-token reuse detected", f"{seen.reuse_detected}"),
+        ("grants revoked", f"{seen.grants_revoked}"),
+        ("grant alive afterwards", "yes" if seen.alive else "NO"),
         ("latency median", f"{statistics.median(latencies):.1f} ms" if latencies else "-"),
         ("latency p95", f"{_percentile(latencies, 0.95):.1f} ms" if latencies else "-"),
     ]

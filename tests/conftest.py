@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 # support.examples(n); this covers the ones on Hypothesis's default of 100.
 settings.register_profile("fast", max_examples=25)
 settings.register_profile("thorough", max_examples=100)
+# tox -e mutation: the same examples for every mutant, so a score does not depend on luck.
+settings.register_profile("mutation", max_examples=50, derandomize=True, database=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
 
 

@@ -21,7 +21,7 @@ from requests_refreshauth.refresh import refresh_access_token
 from requests_refreshauth.refresh_lock import Fence
 from requests_refreshauth.testing import LocalAuthServer
 
-#: The documented contract (README "errors and exit codes", ``__main__``), as it was
+#: The documented contract (docs/errors.md, "Exit codes"; ``__main__``), as it was
 #: before the statuses moved onto the classes: it must never change by accident.
 DOCUMENTED_EXIT_CODES = {
     "NOT_AUTHENTICATED": 3,

@@ -1,6 +1,6 @@
-"""The README's provider table, one test group per row (issue 10, item 4).
+"""The provider table of docs/providers.md, one test group per row (issue 10, item 4).
 
-Each row runs the exact settings the README shows a CLI author (``PkceProvider`` or
+Each row runs the exact settings docs/providers.md shows a CLI author (``PkceProvider`` or
 ``from_issuer``, ``authorization_params``, tenant endpoints, manual endpoints) against a
 stand-in of that provider's documented token endpoint (tests/provider_standins.py):
 sign in, refresh, then the provider's own "session is dead" answer, which must be
@@ -164,7 +164,7 @@ GITHUB_CLIENT_ID = "Iv23liABCDEF012345"
 
 
 def github_provider(stand_in: StandIn) -> PkceProvider:
-    """The README's GitHub settings: manual endpoints, secret in the body."""
+    """docs/providers.md's GitHub settings: manual endpoints, secret in the body."""
     return PkceProvider(
         GITHUB_CLIENT_ID,
         token_endpoint=stand_in.url("/login/oauth/access_token"),
@@ -198,7 +198,7 @@ def test_github_app_login_refresh_and_bad_refresh_token(
 
     github.kill()  # the user revoked the app
     assert_dead_session(github, store, provider, "bad_refresh_token", 200)
-    # The README's settings send the secret in the body, as GitHub documents it (whether
+    # docs/providers.md's settings send the secret in the body, as GitHub documents it (whether
     # GitHub refuses HTTP Basic is not documented: the stand-in accepts both).
     assert github.client_auths and set(github.client_auths) == {"post"}
 
@@ -323,7 +323,7 @@ GOOGLE_CLIENT_ID = "123-abc.apps.googleusercontent.com"
 
 
 def google_provider(google: StandIn, tmp_path: Path, **params: str) -> PkceProvider:
-    """The README's Google settings (``from_issuer("https://accounts.google.com", ...)``)."""
+    """docs/providers.md's Google settings (``from_issuer("https://accounts.google.com", ...)``)."""
     return PkceProvider.from_issuer(
         google.issuer,
         GOOGLE_CLIENT_ID,
@@ -375,7 +375,7 @@ ENTRA_SCOPES = ["openid", "offline_access", "https://graph.microsoft.com/User.Re
 
 
 def entra_provider(entra: StandIn, tmp_path: Path) -> PkceProvider:
-    """The README's Entra settings: the tenant's v2.0 issuer, ``offline_access``."""
+    """docs/providers.md's Entra settings: the tenant's v2.0 issuer, ``offline_access``."""
     return PkceProvider.from_issuer(entra.issuer, ENTRA_CLIENT_ID, ENTRA_SCOPES, cache_dir=tmp_path)
 
 
@@ -624,7 +624,7 @@ SLACK_CLIENT_ID = "2141029472.691202649728"
 
 
 def slack_provider(slack: StandIn) -> PkceProvider:
-    """The README's Slack settings: manual endpoints, the secret as HTTP Basic."""
+    """docs/providers.md's Slack settings: manual endpoints, the secret as HTTP Basic."""
     return PkceProvider(
         SLACK_CLIENT_ID,
         token_endpoint=slack.url("/api/oauth.v2.access"),
