@@ -56,6 +56,8 @@ _USABLE_TOKEN = re.compile(r"[\x21-\x7e]+")
 #: RFC 9110 token characters, for the token_type that becomes the header's scheme.
 _HTTP_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _MAX_RETRY_AFTER = 3600.0
+#: The fields oauthlib converts (and raises on when it cannot).
+_OAUTHLIB_EXPIRIES = ("expires_in", "expires_at")
 
 
 def parse_retry_after(value: Optional[str], now: float) -> Optional[float]:
@@ -134,20 +136,20 @@ def _oauthlib_parse(body: str, scope: Optional[list[str]]) -> dict[str, Any]:
 
 
 def _without_malformed_fields(data: Any) -> Optional[dict[str, Any]]:
-    """A JSON success body minus the optional fields oauthlib cannot digest, or ``None``.
+    """A JSON body minus the fields oauthlib cannot digest, or ``None``.
 
-    Only bodies that carry a string access token and no real error are salvaged.
+    Those are ``expires_in`` (oauthlib wants an integer; the caller puts the raw value back
+    and judges it itself), ``expires_at`` (never read: ``expires_in`` and a JWT's claims
+    are) and a ``scope`` that is neither a string nor a list of strings. A body with a
+    string access token is salvaged so a rotated refresh token is kept; one with an
+    ``error`` so oauthlib judges it by its error code, as it would without the malformed
+    field (a 200 carrying ``invalid_grant`` is a revoked grant, not a reason to retry).
     """
-    if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
+    if not isinstance(data, dict):
         return None
-    if "error" in data:
+    if "error" not in data and not isinstance(data.get("access_token"), str):
         return None
-    cleaned = dict(data)
-    for key in ("expires_in", "expires_at", "refresh_expires_in", "refresh_token_expires_in"):
-        if key in cleaned and number_or_none(cleaned[key]) is None:
-            del cleaned[key]
-    if "expires_in" in cleaned:
-        cleaned["expires_in"] = int(number_or_none(cleaned["expires_in"]) or 0)
+    cleaned = {key: value for key, value in data.items() if key not in _OAUTHLIB_EXPIRIES}
     scope = cleaned.get("scope")
     if scope is not None and not (
         isinstance(scope, str)
