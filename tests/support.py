@@ -9,11 +9,13 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import secrets
 import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 from urllib.parse import parse_qs, urlsplit
@@ -258,3 +260,56 @@ def wait_until(predicate: Callable[[], object], timeout: float = 5.0) -> bool:
         if time.monotonic() >= deadline:
             return bool(predicate())
         time.sleep(0.01)
+
+
+def in_thread(call: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
+    """Start ``call`` in a daemon thread; the list gets its result or what it raised."""
+    out: list[Any] = []
+
+    def run() -> None:
+        try:
+            out.append(call())
+        except BaseException as exc:  # handed to the test
+            out.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, out
+
+
+# ----------------------------------------------------------------------------- messages
+
+
+def says(text: str, *phrases: str) -> bool:
+    """Whether ``text`` has each phrase as whole words, case included: what a message a
+    user reads must name (an account, a field, a remedy), without pinning its wording."""
+    return all(
+        re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", text) is not None for phrase in phrases
+    )
+
+
+# ----------------------------------------------------------------------------- stores
+
+
+class CallCounter:
+    """A store seen through a wrapper: ``counts[name]`` calls of each method, and
+    ``hooks[name]`` to replace one (it gets the real method, then the arguments)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.counts: dict[str, int] = {}
+        self.hooks: dict[str, Callable[..., Any]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.counts[name] = self.counts.get(name, 0) + 1
+            hook = self.hooks.get(name)
+            if hook is not None:
+                return hook(attr, *args, **kwargs)
+            return attr(*args, **kwargs)
+
+        return call

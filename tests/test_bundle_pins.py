@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import says
 
 from requests_refreshauth import Account, Snapshot, TokenBundle, WriteReport
 from requests_refreshauth import bundle as bundle_module
@@ -21,13 +22,6 @@ from requests_refreshauth.errors import StoreReadError
 
 NOW = 1_750_000_000.0
 LONE = "\ud800"  # a lone surrogate: what a JSON "\ud800" escape decodes to
-
-
-def says(text: str, *phrases: str) -> bool:
-    """Whether ``text`` has each phrase as whole words (case matters: names are names)."""
-    return all(
-        re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", text) is not None for phrase in phrases
-    )
 
 
 # ------------------------------------------------------------- lone surrogates, fingerprints

@@ -4,13 +4,13 @@ adopted, and the lock wait is the caller's. Through ``refresh_access_token`` onl
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from fakes import ClientCredentialsFake, bundle
+from support import CallCounter, in_thread
 
 from requests_refreshauth import (
     Account,
@@ -40,41 +40,8 @@ def service(**kwargs: Any) -> ClientCredentialsFake:
     return provider
 
 
-class Counted:
-    """A store that counts the calls made to it."""
-
-    def __init__(self, inner: MemoryTokenStore) -> None:
-        self.inner = inner
-        self.counts: dict[str, int] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self.inner, name)
-        if not callable(attr):
-            return attr
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            self.counts[name] = self.counts.get(name, 0) + 1
-            return attr(*args, **kwargs)
-
-        return call
-
-
-def in_thread(call: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
-    out: list[Any] = []
-
-    def run() -> None:
-        try:
-            out.append(call())
-        except BaseException as exc:  # handed to the test
-            out.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, out
-
-
 def test_the_first_token_is_requested_once_saved_and_returned(events: list[AuthEvent]) -> None:
-    store = Counted(MemoryTokenStore())
+    store = CallCounter(MemoryTokenStore())
     provider = service()
     snap = refresh_access_token(store, provider)
     assert snap.account == SERVICE and provider.calls == 1
@@ -88,7 +55,7 @@ def test_the_first_token_is_requested_once_saved_and_returned(events: list[AuthE
 def test_a_stored_fresh_token_is_used_without_the_lock() -> None:
     inner = MemoryTokenStore()
     stored = inner.save(SERVICE, bundle(300, refresh=None))
-    store = Counted(inner)
+    store = CallCounter(inner)
     provider = service()
     snap = refresh_access_token(store, provider)
     assert snap.bundle == stored.bundle and provider.calls == 0
@@ -184,3 +151,11 @@ def test_a_session_end_recorded_by_a_user_login_does_not_stop_a_service() -> Non
     provider = service()
     snap = refresh_access_token(store, provider)
     assert provider.calls == 1 and snap.bundle.expires_at is not None
+
+
+def test_the_services_own_account_is_used_not_the_default_one() -> None:
+    store = MemoryTokenStore()
+    store.save(Account("someone"), bundle(300), make_default=True)
+    mine = store.save(SERVICE, bundle(300, refresh=None))
+    snap = refresh_access_token(store, service())
+    assert snap.account == SERVICE and snap.bundle == mine.bundle

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any, Callable, Optional
 
 import pytest
 from fakes import FakeProvider, bundle
+from support import CallCounter, in_thread, says
 
 from requests_refreshauth import (
     Account,
@@ -41,13 +41,6 @@ ALICE = Account("alice", "Alice")
 LOGGER = "requests_refreshauth.refresh"
 
 
-def says(text: str, *phrases: str) -> bool:
-    """Whether ``text`` has each phrase as whole words (case matters)."""
-    return all(
-        re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", text) is not None for phrase in phrases
-    )
-
-
 @pytest.fixture
 def events() -> Iterator[list[AuthEvent]]:
     seen: list[AuthEvent] = []
@@ -64,30 +57,6 @@ def _no_leftover_rescue(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     rescue_mod.forget_process_rescues()
 
 
-class Wrapped:
-    """A store seen through a wrapper: counts calls; ``hooks[name]`` replaces one call
-    (it gets the real method and the arguments)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.counts: dict[str, int] = {}
-        self.hooks: dict[str, Callable[..., Any]] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self.inner, name)
-        if not callable(attr):
-            return attr
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            self.counts[name] = self.counts.get(name, 0) + 1
-            hook = self.hooks.get(name)
-            if hook is not None:
-                return hook(attr, *args, **kwargs)
-            return attr(*args, **kwargs)
-
-        return call
-
-
 class ProtocolOnly:
     """A store with only the protocol's methods (no ``status_and_snapshot`` shortcut)."""
 
@@ -98,21 +67,6 @@ class ProtocolOnly:
         if name == "status_and_snapshot":
             raise AttributeError(name)
         return getattr(self.inner, name)
-
-
-def in_thread(call: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
-    """Start ``call`` in a thread; the list gets its result or the exception it raised."""
-    out: list[Any] = []
-
-    def run() -> None:
-        try:
-            out.append(call())
-        except BaseException as exc:  # handed to the test
-            out.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, out
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -173,7 +127,7 @@ def test_a_renewal_reads_the_secrets_once() -> None:
     """The snapshot read with the status is the one renewed: no second read of it."""
     inner = MemoryTokenStore()
     inner.save(ALICE, bundle(-10, refresh_expires_at=time.time() + 3600))
-    store = Wrapped(inner)
+    store = CallCounter(inner)
     snap = refresh_access_token(store, FakeProvider())
     assert snap.revision == 2
     assert store.counts.get("active", 0) == 0
@@ -183,7 +137,7 @@ def test_a_renewal_reads_the_secrets_once() -> None:
 def test_a_known_snapshot_of_the_current_revision_is_used_without_a_read() -> None:
     inner = MemoryTokenStore()
     known = inner.save(ALICE, bundle(300))
-    store = Wrapped(inner)
+    store = CallCounter(inner)
     assert refresh_access_token(store, FakeProvider(), known=known) is known
     assert set(store.counts) == {"status"}
 
@@ -217,7 +171,7 @@ def test_nothing_logged_in_says_to_log_in() -> None:
 
 
 def test_a_failed_read_is_reported_with_no_account(events: list[AuthEvent]) -> None:
-    store = Wrapped(MemoryTokenStore())
+    store = CallCounter(MemoryTokenStore())
 
     def broken(_real: Any, *_args: Any) -> Any:
         raise StoreReadError("the keyring is locked")
@@ -269,7 +223,7 @@ def test_a_logout_during_the_refresh_says_so() -> None:
 def test_an_account_replaced_before_the_post_is_logged_and_adopted(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    store = Wrapped(MemoryTokenStore())
+    store = CallCounter(MemoryTokenStore())
     store.inner.save(ALICE, bundle(-10))
     login = bundle(300)
 
@@ -359,7 +313,7 @@ def test_a_save_seen_only_after_the_wait_timed_out_is_adopted(force: bool) -> No
     the timeout sees the holder's save: adopted, not an error, forced or not."""
     inner = MemoryTokenStore()
     inner.save(ALICE, bundle(-10) if not force else bundle(300))
-    store = Wrapped(inner)
+    store = CallCounter(inner)
     stale = inner.status("alice")
     renewed = bundle(300)
     lag: list[Any] = []
@@ -390,7 +344,7 @@ def test_a_save_seen_only_after_the_wait_timed_out_is_adopted(force: bool) -> No
 def test_a_store_blip_while_waiting_is_not_taken_for_a_peers_refresh() -> None:
     inner = MemoryTokenStore()
     inner.save(ALICE, bundle(-10))
-    store = Wrapped(inner)
+    store = CallCounter(inner)
     blips = [StoreReadError("the keyring is busy")]
 
     def status(real: Any, ref: Any = None) -> Any:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from typing import Any, Optional
 from urllib.parse import urlencode
 
 import pytest
-from support import jwt
+from support import jwt, says
 
 from requests_refreshauth import (
     RefreshExpiredError,
@@ -42,13 +41,6 @@ PREVIOUS = TokenBundle(
     extra={"instance_url": "https://eu.example.test", "region": "eu"},
 )
 ROTATED = "rt-rotated-1a2b3c4d"
-
-
-def says(text: str, *phrases: str) -> bool:
-    """Whether ``text`` has each phrase as whole words (case matters: names, ``HTTP``)."""
-    return all(
-        re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", text) is not None for phrase in phrases
-    )
 
 
 def ok(**fields: Any) -> TokenBundle:
