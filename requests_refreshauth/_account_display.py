@@ -19,6 +19,10 @@ def describe_account(account: Account) -> str:
     pass for another: an id or label with a parenthesis, a double quote, a backslash or
     surrounding spaces is shown quoted (an account whose id is ``Alice (alice)`` reads
     ``"Alice (alice)"``), so different accounts never read the same.
+
+    >>> from requests_refreshauth import Account
+    >>> describe_account(Account("alice", "Alice")), describe_account(Account("alice"))
+    ('Alice (alice)', 'alice')
     """
     from ._scrub import terminal_safe  # only on message paths, not at import
 

@@ -107,20 +107,28 @@ class AuthCommands:
     # Streams are looked up at use time so test runners that swap sys.stdout see output.
     @property
     def stdout(self) -> IO[str]:
+        """Where results go (``--json`` documents, tokens): the stream given, else stdout."""
         return self._stdout or sys.stdout
 
     @property
     def stderr(self) -> IO[str]:
+        """Where messages for people go (prompts, warnings, errors): the stream given, else
+        ``sys.stderr``.
+        """
         return self._stderr or sys.stderr
 
     @property
     def store(self) -> TokenStore:
+        """The token store, built from its factory on first use (``--help`` builds none)."""
         if self._store is None:
             self._store = _build(self._store_factory)
         return self._store
 
     @property
     def provider(self) -> AuthProvider:
+        """The provider, built from its factory on first use (a verb that needs no server,
+        such as ``status``, never builds it).
+        """
         if self._provider is None:
             self._provider = _build(self._provider_factory)
         return self._provider
@@ -139,6 +147,7 @@ class AuthCommands:
     # ------------------------------------------------------------------ plumbing
 
     def say(self, message: str) -> None:
+        """Tell the user ``message`` on :attr:`stderr`, terminal controls escaped."""
         print(terminal_safe(message, multiline=True), file=self.stderr, flush=True)
 
     def _emit(self, as_json: bool, data: Any, human: str) -> None:
@@ -198,6 +207,11 @@ class AuthCommands:
         port: Optional[int] = None,
         claims: Optional[str] = None,
     ) -> int:
+        """Log in (browser with PKCE, or ``device=True``: the device flow) and save the
+        account; ``default=True`` makes it the default account, ``None`` only when no default
+        is set yet.
+        Returns the exit status (0 on success; an error's ``exit_status`` otherwise).
+        """
         from .errors import ConfigurationError
         from .login import device_login, login
         from .providers.pkce import PkceProvider
@@ -240,6 +254,9 @@ class AuthCommands:
         return 0
 
     def logout(self, *, as_json: bool = False, user: Optional[str] = None) -> int:
+        """Log ``user`` (default: the default account) out: its tokens are revoked at the
+        server where it offers revocation, then removed from the store. Returns the exit status.
+        """
         from .login import logout
 
         provider, unbuilt = self._provider_for_revocation()
@@ -259,6 +276,9 @@ class AuthCommands:
         return 0
 
     def status(self, *, as_json: bool = False, user: Optional[str] = None) -> int:
+        """Show who is logged in and until when, from the records alone (no secret is read,
+        no request is sent). Returns the exit status (3 when nobody is logged in).
+        """
         from .errors import NotAuthenticatedError, RefreshExpiredError
 
         status = self.store.status(user)
@@ -284,6 +304,10 @@ class AuthCommands:
     def token(
         self, *, as_json: bool = False, user: Optional[str] = None, retry_refresh: bool = False
     ) -> int:
+        """Print a usable access token of ``user`` (refreshed first if needed) for scripts
+        (``$(mycli auth token)``); ``retry_refresh=True`` retries a session the server ended
+        once. Returns the exit status.
+        """
         from . import rescue
         from ._session_end import session_ended_error
         from .bundle import is_fresh
@@ -361,6 +385,7 @@ class AuthCommands:
             return True
 
     def accounts_list(self, *, as_json: bool = False) -> int:
+        """List the stored accounts (the default one marked). Returns the exit status."""
         statuses = [self._for_this_client(s) for s in self.store.accounts()]
         if as_json:
             self._emit(True, [status_data(s) for s in statuses], "")
@@ -372,6 +397,7 @@ class AuthCommands:
         return 0
 
     def accounts_use(self, ref: str, *, as_json: bool = False) -> int:
+        """Make ``ref`` the default account. Returns the exit status."""
         account = self.store.set_default(ref)
         data = {"default": account_json(account)}
         self._emit(
@@ -380,4 +406,5 @@ class AuthCommands:
         return 0
 
     def accounts_remove(self, ref: str, *, as_json: bool = False) -> int:
+        """Remove ``ref``: the same as :meth:`logout` of that account."""
         return self.logout(as_json=as_json, user=ref)

@@ -54,10 +54,12 @@ class RefreshAuth(AuthBase):
 
     @property
     def store(self) -> TokenStore:
+        """The token store this auth reads and saves the account's tokens in."""
         return self.source.store
 
     @property
     def provider(self) -> AuthProvider:
+        """The provider this auth renews tokens through."""
         return self.source.provider
 
     def __call__(self, request: PreparedRequest) -> PreparedRequest:

@@ -79,7 +79,11 @@ def _text(value: Any) -> bool:
 
 
 def fingerprint(secret: str) -> str:
-    """A short, non-reversible tag for a token, safe to log ("which token was that?")."""
+    """A short, non-reversible tag for a token, safe to log ("which token was that?").
+
+    >>> fingerprint("example-token")
+    '4d1566a1d7'
+    """
     # surrogatepass: a malformed string (a lone surrogate from a JSON escape) still has a tag.
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()[:10]
 
@@ -152,6 +156,11 @@ class TokenBundle(Value):
 
         Only a token type that is an HTTP authentication scheme (``DPoP``, ``MAC``)
         becomes the scheme; anything else (Slack's ``"bot"``/``"user"``) is a Bearer token.
+
+        >>> TokenBundle("abc123", token_type="bot").authorization
+        'Bearer abc123'
+        >>> TokenBundle("abc123", token_type="DPoP").authorization
+        'DPoP abc123'
         """
         kind = self.token_type.lower()
         scheme = self.token_type if kind in ("dpop", "mac") else "Bearer"
@@ -294,6 +303,9 @@ class Snapshot(Value):
 
     @property
     def state(self) -> TokenState:
+        """The non-secret facts the refresh decision needs (revision, expiry, and a
+        fingerprint of the access token, never the token).
+        """
         return TokenState(
             revision=self.revision,
             expires_at=self.bundle.expires_at,

@@ -22,6 +22,9 @@ __all__ = ["add_demo_arguments", "run_demo"]
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the demo's options (``--workers``, ``--duration``, ``--ttl``, ``--interval``)
+    to ``parser``.
+    """
     parser.add_argument("--workers", type=int, default=8, help="worker processes (default 8)")
     parser.add_argument(
         "--duration", type=float, default=15.0, help="seconds of traffic (default 15)"
@@ -133,6 +136,9 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 def run_demo(args: argparse.Namespace) -> int:
     # Imported here: ``python -m requests_refreshauth`` imports this module for every verb.
+    """Run the demo with parsed ``args`` and print its table and verdict; returns the exit
+    status (0: every check passed, 1 otherwise).
+    """
     import multiprocessing
     import queue
     import tempfile

@@ -59,7 +59,12 @@ class DeviceAuthorization(NamedTuple):
 def start_device_authorization(
     provider: PkceProvider, *, clock: Callable[[], float] = time.time
 ) -> DeviceAuthorization:
-    """Ask the device authorization endpoint for a user code (RFC 8628 §3.1)."""
+    """Ask the device authorization endpoint for a user code (RFC 8628 §3.1).
+
+    Raises:
+        OAuthFlowError: the server has no device authorization endpoint, refused the request, could
+            not be reached, or answered malformed.
+    """
     endpoint = provider.device_authorization_endpoint
     if not endpoint:
         raise OAuthFlowError(
@@ -153,6 +158,10 @@ def poll_device_token(
     ``access_denied`` and ``expired_token`` end the flow with
     :class:`~requests_refreshauth.errors.OAuthFlowError`; running past the code's
     lifetime raises :class:`~requests_refreshauth.errors.CallbackTimeoutError`.
+
+    Raises:
+        CallbackTimeoutError: the device code expired before the sign-in was approved.
+        OAuthFlowError: the sign-in was declined, or the token endpoint's answer was refused.
     """
     from oauthlib.oauth2 import DeviceClient
 

@@ -56,12 +56,16 @@ def add_listener(listener: Listener) -> Callable[[], None]:
 
 
 def remove_listener(listener: Listener) -> None:
+    """Unregister ``listener`` (nothing happens if it was not registered)."""
     global _listeners
     with _lock:
         _listeners = [item for item in _listeners if item is not listener]
 
 
 def emit(event: AuthEvent) -> None:
+    """Hand ``event`` to every listener; a listener that raises is logged and skipped, so
+    one bad listener never breaks a refresh.
+    """
     for listener in _listeners:
         try:
             listener(event)

@@ -123,6 +123,11 @@ def login(
     revokes what was issued (best effort) and its error says so — except for a re-login
     of a stored account: the new sign-in may share the stored login's grant, and
     revoking it could end that login too (see :mod:`._revoking`).
+
+    Raises:
+        ConfigurationError: no browser can be opened and no device flow was offered instead.
+        CallbackTimeoutError: the sign-in did not come back within ``timeout``.
+        OAuthFlowError: the server answered the sign-in with an error, or without a code.
     """
     from secrets import token_urlsafe
 

@@ -153,10 +153,14 @@ class LoopbackServer:
 
     @property
     def port(self) -> int:
+        """The loopback port the server listens on (chosen by the OS unless one was given)."""
         return int(self._server.server_address[1])
 
     @property
     def redirect_uri(self) -> str:
+        """The ``redirect_uri`` to register and send: ``http://127.0.0.1:PORT/PATH``
+        (RFC 8252's loopback redirect, on an IP literal, not ``localhost``).
+        """
         return f"http://127.0.0.1:{self.port}{self.path}"
 
     def __enter__(self) -> LoopbackServer:

@@ -59,6 +59,9 @@ def import_legacy_token(
     ``remove_source`` deletes the legacy file once the store holds the token (also on a
     rerun that finds it already imported). ``make_default=None`` pins the account as the
     default only if no default is pinned yet.
+
+    Raises:
+        StoreReadError: the legacy token file does not exist (or cannot be read).
     """
     path: Optional[str] = None
     if isinstance(token, Mapping):

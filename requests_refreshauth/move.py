@@ -69,6 +69,12 @@ def move_account(
       source's copy is removed.
     - A failure saving into ``target`` leaves the source as it was.
     - ``make_default=None`` makes it the target's default only when none is pinned.
+
+    Raises:
+        MoveRefusedError: the source and the target are the same store.
+        NotAuthenticatedError: the source holds no account.
+        RefreshTransientError: the account is being refreshed and the refresh did not finish in
+            time.
     """
     if source is target:
         raise MoveRefusedError("The source and the target are the same store; nothing was moved.")

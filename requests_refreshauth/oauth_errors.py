@@ -181,6 +181,13 @@ def error_for(
     retry_after: Optional[float],
     fields: Optional[Mapping[str, Any]] = None,
 ) -> Exception:
+    """The typed error for an OAuth ``error`` (or a bare ``status``) answered to a ``grant``:
+    :class:`RefreshTransientError` for a transient error code,
+    :class:`TokenExchangeError` for a code exchange, :class:`RefreshExpiredError` when the
+    user must log in again, :class:`RefreshRejectedError` otherwise (a client
+    configuration problem). Server text is scrubbed; ``fields``: the body's fields, whose
+    diagnostic ones (``trace_id``...) an expired session's error keeps.
+    """
     what = {
         "refresh": "refresh the token",
         "exchange": "exchange the code",
@@ -238,6 +245,7 @@ def error_for(
 
 
 def json_object(body: str) -> Optional[dict[str, Any]]:
+    """``body`` parsed as a JSON object, or ``None`` (not JSON, or not an object)."""
     try:
         data = json.loads(body)
     except PARSE_ERRORS:

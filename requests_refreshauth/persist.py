@@ -100,7 +100,11 @@ def take_rescue(
     lock_token: Optional[str] = None,
 ) -> Taken:
     """Save a rescued bundle into the store (or, if it still fails, use it from memory),
-    fenced by the refresh lock's hold ``lock_token``."""
+    fenced by the refresh lock's hold ``lock_token``.
+
+    Raises:
+        SnapshotChanged: the account was logged out or saved by a new login meanwhile.
+    """
     account = status.account
     where = found.path or "this process's memory"
     if store_is_stuck(store, account):

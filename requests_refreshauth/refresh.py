@@ -156,6 +156,15 @@ def refresh_access_token(
     saw instead retries that refusal only: if a peer's retry was refused meanwhile (a
     newer mark), this one raises without a request. A mark made for another client id
     (a misconfigured client) does not apply.
+
+    Raises:
+        NotAuthenticatedError: no account is stored (or it was logged out during the refresh).
+        RefreshExpiredError: the session has ended (the server refused the refresh token, or it
+            reached its end of life).
+        RefreshUnavailableError: no refresh token is stored.
+        RefreshTransientError: the server or the store failed in a way a retry may fix, or the lock
+            wait timed out.
+        RefreshRejectedError: the server refused the client (its configuration).
     """
     account: Optional[Account] = None
     try:

@@ -172,6 +172,7 @@ def forget_process_rescues() -> None:
 
 
 def process_rescue_count() -> int:
+    """How many rescues this process holds in memory (for tests and diagnostics)."""
     with _process_lock:
         return len(_process)
 

@@ -27,6 +27,9 @@ _IN_MEMORY = (bytes, bytearray, memoryview, str)
 
 
 def can_replay(request: PreparedRequest) -> bool:
+    """Whether ``request`` can be sent again after a 401: no body, an in-memory one, or a
+    seekable stream whose start position requests recorded.
+    """
     body: object = request.body  # the stubs say bytes | str | None; streams exist too
     if body is None or isinstance(body, _IN_MEMORY):
         return True

@@ -136,6 +136,9 @@ class StandaloneConfig:
     :class:`~requests_refreshauth.errors.ConfigurationError` (a ``ValueError``) names the
     flag and the variable of what is wrong. (Not a dataclass: importing ``dataclasses``
     costs the CLI's start-up more than this module.)
+
+    Raises:
+        ConfigurationError: a setting is missing or invalid (the message names it).
     """
 
     __slots__ = tuple(ENV)
@@ -303,7 +306,11 @@ class StandaloneConfig:
 
     def client_secret(self, environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
         """The secret from the variable ``client_secret_env`` names (``None`` for a
-        public client); unset or empty is a ``ConfigurationError``, which shows no value."""
+        public client); unset or empty is a ``ConfigurationError``, which shows no value.
+
+        Raises:
+            ConfigurationError: ``client_secret_env`` names a variable that is unset or empty.
+        """
         if not self.client_secret_env:
             return None
         env = os.environ if environ is None else environ

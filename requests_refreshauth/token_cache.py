@@ -46,6 +46,7 @@ class TokenCache:
 
     @property
     def cached(self) -> Optional[Snapshot]:
+        """The cached snapshot, fresh or not (``None`` when nothing is cached)."""
         entry = self._entry
         return entry[0] if entry is not None else None
 

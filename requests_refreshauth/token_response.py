@@ -61,7 +61,16 @@ _OAUTHLIB_EXPIRIES = ("expires_in", "expires_at")
 
 
 def parse_retry_after(value: Optional[str], now: float) -> Optional[float]:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date),
+    bounded to an hour; ``None`` when absent or unreadable.
+
+    >>> parse_retry_after("120", now=0.0)
+    120.0
+    >>> parse_retry_after("Thu, 01 Jan 1970 00:01:00 GMT", now=0.0)
+    60.0
+    >>> parse_retry_after("soon", now=0.0) is None
+    True
+    """
     if not value:
         return None
     value = value.strip()
@@ -182,6 +191,15 @@ def interpret_token_response(
     ``grant="client_credentials"`` (no user to log in), :class:`RefreshRejectedError`.
     ``secrets``: what the request carried (client secret, code, code verifier, refresh
     token): never kept in the bundle's ``extra``, even echoed under another name.
+
+    Raises:
+        RefreshTransientError: a 5xx, 408, 425 or 429, a transient OAuth error, a body that is not a
+            token response, or no access token.
+        RefreshExpiredError: ``invalid_grant`` (or another sign of a dead session) on a refresh: log
+            in again.
+        RefreshRejectedError: any other refusal, or a redirect or informational status (not
+            retried).
+        TokenExchangeError: a refusal of a code exchange (``grant="exchange"``).
     """
     from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
@@ -283,6 +301,9 @@ def bundle_from_token_response(
     like a refresh token that did not rotate. A field carrying one of ``secrets`` (the
     request's) or of the previous bundle's tokens is not kept. Raises
     :class:`RefreshTransientError` when the access token itself is unusable.
+
+    Raises:
+        RefreshTransientError: the access token is missing or not visible ASCII.
     """
     access_token = params.get("access_token")
     if not isinstance(access_token, str) or not _USABLE_TOKEN.fullmatch(access_token):

@@ -131,10 +131,16 @@ class OAuthClient:
 
     @property
     def session(self) -> requests.Session:
+        """The ``requests.Session`` token requests are sent on (the one supplied, else one of
+        this process's own).
+        """
         return self.sessions.get()
 
     @property
     def renew_timeout(self) -> float:
+        """The worst case of one renewal, in seconds (every attempt and the waits between
+        them): how long a peer waits for the refresh lock.
+        """
         return self.token_endpoint.worst_case_seconds
 
     def _credentials(self, *, client_id: bool) -> dict[str, Any]:
@@ -205,7 +211,12 @@ class OAuthClient:
     # ------------------------------------------------------------------ OIDC userinfo
 
     def userinfo(self, bundle: TokenBundle) -> dict[str, Any]:
-        """The userinfo endpoint's claims for ``bundle``'s access token."""
+        """The userinfo endpoint's claims for ``bundle``'s access token.
+
+        Raises:
+            OAuthFlowError: there is no userinfo endpoint, or it refused, could not be reached, or
+                answered without claims.
+        """
         if not self.userinfo_endpoint:
             raise OAuthFlowError("This provider has no userinfo endpoint.")
         from .. import _http

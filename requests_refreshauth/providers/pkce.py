@@ -173,7 +173,11 @@ class PkceProvider(OAuthClient):
     ) -> TokenBundle:
         """The refresh-token grant (RFC 6749 §6). The old refresh token is kept if none
         comes back; the scope is not sent, so the server keeps the granted one.
-        ``before_attempt``: see :meth:`.base.AuthProvider.renew`."""
+        ``before_attempt``: see :meth:`.base.AuthProvider.renew`.
+
+        Raises:
+            RefreshUnavailableError: ``current`` has no refresh token (log in again).
+        """
         if current is None or not current.refresh_token:
             raise RefreshUnavailableError(
                 "The access token expired and no refresh token is stored. Log in again."

@@ -66,6 +66,9 @@ class SessionFactory:
         self._lock = threading.Lock()
 
     def get(self) -> requests.Session:
+        """The session to send on: the one supplied, else one created for this process (a
+        forked child gets its own: a session's pooled connections are not shared across a fork).
+        """
         if self._supplied is not None:
             return self._supplied
         pid = os.getpid()

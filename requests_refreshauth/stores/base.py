@@ -80,6 +80,7 @@ class AccountStatus(NamedTuple):
 
     @property
     def state(self) -> TokenState:
+        """The non-secret facts the refresh decision needs, from the records alone."""
         return TokenState(
             revision=self.revision,
             expires_at=self.expires_at,
@@ -174,6 +175,11 @@ def resolve_ref(
     several and none pinned → :class:`NoAccountSelectedError`. A string matches an id
     first, then a label; a label shared by several accounts → ``NoAccountSelectedError``;
     no match → :class:`AccountNotFoundError`.
+
+    Raises:
+        AccountNotFoundError: no stored account has that id or label.
+        NoAccountSelectedError: ``ref`` is ``None`` and several accounts are stored with none the
+            default, or a label is shared by several accounts.
     """
     if ref is None:
         if default_id is not None:

@@ -102,7 +102,12 @@ def _check_key_id(key_id: object) -> str:
 
 class TokenEncryption:
     """Key-encryption keys by key id; ``primary`` (default: the first) seals new saves,
-    every key opens. Give old keys for as long as records sealed with them may exist."""
+    every key opens. Give old keys for as long as records sealed with them may exist.
+
+    Raises:
+        ConfigurationError: the keys are not a non-empty ``{key id: key}`` mapping, or the primary
+            key id is not one of them.
+    """
 
     def __init__(
         self, keys: Mapping[str, Union[bytes, str]], primary: Optional[str] = None

@@ -93,10 +93,12 @@ class Records:
     __hash__ = None  # type: ignore[assignment]  # mutable
 
     def next_revision(self) -> int:
+        """Advance the file's revision (every save increases it) and return the new one."""
         self.revision += 1
         return self.revision
 
     def to_json(self) -> str:
+        """The records as the JSON document written to the records file (no secret)."""
         doc: dict[str, Any] = dict(self.extra)
         doc.update(
             format=FORMAT,
@@ -142,7 +144,12 @@ def parse_records(text: str, path: str) -> Records:
 
 
 def records_from_doc(doc: dict[str, Any], path: str) -> Records:
-    """Validate a decoded records document (``path``: how errors name where it is)."""
+    """Validate a decoded records document (``path``: how errors name where it is).
+
+    Raises:
+        StoreReadError: the document is not a records file, is malformed, or was written by a newer
+            version (the message names the file; it is never reset).
+    """
 
     def bad(why: str) -> StoreReadError:
         return _bad(path, why)
@@ -343,7 +350,11 @@ class RecordsFile:
     def preflight(self) -> None:
         """Raise now what a save would raise, without writing the file: its directory
         cannot be created or is not trusted, its lock cannot be taken, the file cannot
-        be read or understood, or the directory is not writable."""
+        be read or understood, or the directory is not writable.
+
+        Raises:
+            StoreWriteError: the records file's directory is not writable (nothing was written).
+        """
         with self.locked():
             self.load()
             directory = os.path.dirname(self.path)

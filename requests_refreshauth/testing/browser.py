@@ -47,6 +47,9 @@ def _fail(status: int, message: str) -> int:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m requests_refreshauth.testing.browser URL``: approve the login at ``URL``
+    as the user the environment names, headlessly. Returns the exit status.
+    """
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         return _fail(2, "usage: python -m requests_refreshauth.testing.browser URL")

@@ -254,6 +254,9 @@ class OAuthServer(
         return dict(endpoint.claims)
 
     def userinfo_claims(self, request: OAuthRequest) -> dict[str, Any]:
+        """The userinfo endpoint's claims for the request's user (``sub``, and ``email``
+        when the user is known).
+        """
         claims: dict[str, Any] = {"sub": request.subject}
         user: Optional[str] = request.user
         if user is not None:

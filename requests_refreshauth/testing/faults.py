@@ -45,6 +45,7 @@ class Fault(NamedTuple):
 
     @property
     def retry_after(self) -> Optional[str]:
+        """The ``Retry-After`` header value the fault's reply carries, if one was asked for."""
         value = self.options.get("retry_after")
         return None if value is None else str(value)
 
@@ -57,6 +58,9 @@ class FaultQueue:
         self._pending: deque[Fault] = deque()
 
     def inject(self, kind: str, count: int = 1, **options: Any) -> None:
+        """Queue ``count`` faults of ``kind`` (one of ``FAULT_KINDS``) with ``options``;
+        raises ``ValueError`` for an unknown kind or option.
+        """
         kind = str(kind)
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; expected one of {sorted(FAULT_KINDS)}")
@@ -71,13 +75,16 @@ class FaultQueue:
             self._pending.extend(Fault(kind, merged) for _ in range(count))
 
     def take(self) -> Optional[Fault]:
+        """The next queued fault (for the request being answered), or ``None``."""
         with self._lock:
             return self._pending.popleft() if self._pending else None
 
     def pending(self) -> int:
+        """How many faults are still queued."""
         with self._lock:
             return len(self._pending)
 
     def clear(self) -> None:
+        """Drop every queued fault."""
         with self._lock:
             self._pending.clear()

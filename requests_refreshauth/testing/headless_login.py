@@ -18,7 +18,11 @@ __all__ = ["authorization_redirect", "redeem"]
 
 
 def authorization_redirect(provider: PkceProvider, request: AuthorizationRequest) -> dict[str, str]:
-    """The query of the redirect the authorization endpoint answers ``request`` with."""
+    """The query of the redirect the authorization endpoint answers ``request`` with.
+
+    Raises:
+        OAuthFlowError: the authorization endpoint did not redirect back.
+    """
     response = provider.session.get(request.url, allow_redirects=False, timeout=10.0)
     with response:
         location = response.headers.get("Location")
@@ -34,7 +38,12 @@ def redeem(
     provider: PkceProvider, request: AuthorizationRequest, query: dict[str, str], issuer: str
 ) -> TokenBundle:
     """Check the redirect's ``iss`` and ``state``, then redeem its code; a refusal
-    raises ``OAuthFlowError``."""
+    raises ``OAuthFlowError``.
+
+    Raises:
+        OAuthFlowError: the redirect came from another issuer, its state does not match, or it
+            carries an error.
+    """
     if query.get("iss") != issuer:
         raise OAuthFlowError("The authorization response came from an unexpected issuer.")
     if query.get("state") != request.state:

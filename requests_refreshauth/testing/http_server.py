@@ -135,6 +135,9 @@ class Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
     def track(self, connection: socket.socket, *, open_: bool) -> None:
+        """Record a connection as open (or no longer), so that ``stop`` can close the ones
+        still open instead of waiting for their clients.
+        """
         with self._connections_lock:
             if open_:
                 self._connections.add(connection)

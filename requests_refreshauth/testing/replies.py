@@ -33,6 +33,9 @@ _JSON = {"Content-Type": "application/json", "Cache-Control": "no-store"}
 
 
 def json_reply(status: int, payload: Any, headers: Optional[dict[str, str]] = None) -> Reply:
+    """A JSON reply: ``payload`` serialised, ``Content-Type: application/json`` and
+    ``Cache-Control: no-store`` plus ``headers``.
+    """
     return Reply(status, {**_JSON, **(headers or {})}, json.dumps(payload).encode("utf-8"))
 
 

@@ -34,7 +34,9 @@ class Knobs(Protocol):
     """What may change while the server runs (read on every request)."""
 
     @property
-    def issuer(self) -> str: ...
+    def issuer(self) -> str:
+        """The server's base URL, which the discovery document and the tokens name."""
+        ...
 
     user: str
     approve: bool

@@ -217,6 +217,7 @@ class LocalAuthServer:
 
     @property
     def running(self) -> bool:
+        """Whether the server is started and accepting requests."""
         return self._httpd is not None
 
     def __enter__(self) -> LocalAuthServer:
@@ -234,11 +235,15 @@ class LocalAuthServer:
 
     @property
     def issuer(self) -> str:
+        """The server's base URL (its OAuth issuer); raises ``RuntimeError`` before it is
+        started.
+        """
         if self._issuer is None:
             raise RuntimeError("the server is not started; use start() or `with`")
         return self._issuer
 
     def url(self, path: str = "/") -> str:
+        """The absolute URL of ``path`` on this server."""
         return self.issuer + (path if path.startswith("/") else "/" + path)
 
     authorization_endpoint = _Address("/authorize")
@@ -253,6 +258,7 @@ class LocalAuthServer:
 
     @property
     def access_token_ttl(self) -> float:
+        """Lifetime, in seconds, of the access tokens the server issues."""
         return self._access_token_ttl
 
     @access_token_ttl.setter
@@ -263,6 +269,9 @@ class LocalAuthServer:
             self._oauth.access_token_ttl = self._access_token_ttl
 
     def stats(self) -> ServerStats:
+        """A snapshot of the server's counters (grants served, reuse detected, requests
+        per token...), immutable.
+        """
         return self._counters.snapshot()
 
     def reset_stats(self) -> None:
@@ -281,6 +290,7 @@ class LocalAuthServer:
         self._faults.inject(kind, count, **options)
 
     def clear_faults(self) -> None:
+        """Drop every fault queued by ``inject_fault`` and not yet served."""
         self._faults.clear()
 
     def expire_access_tokens(self) -> None:

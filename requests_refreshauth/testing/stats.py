@@ -63,6 +63,7 @@ class ServerStats:
         return getattr(self, key)
 
     def as_dict(self) -> dict[str, Any]:
+        """The counters as a plain dict (for JSON and for comparing in tests)."""
         return {name: getattr(self, name) for name in _FIELDS}
 
     def requests_with(self, access_token: str) -> int:
@@ -83,21 +84,25 @@ class Counters:
         self._per_token: Counter[str] = Counter()
 
     def add(self, name: str, amount: int = 1) -> None:
+        """Count ``amount`` more of ``name``; raises ``KeyError`` for an unknown counter."""
         if name not in _COUNTERS:
             raise KeyError(name)  # a typo would otherwise count into the void
         with self._lock:
             self._values[name] += amount
 
     def token_used(self, token: str) -> None:
+        """Count one resource request that carried ``token`` (kept by a fingerprint only)."""
         with self._lock:
             self._per_token[token_id(token)] += 1
 
     def snapshot(self) -> ServerStats:
+        """The counters now, as an immutable :class:`ServerStats`."""
         with self._lock:
             per_token = MappingProxyType(dict(self._per_token))
             return ServerStats(**self._values, requests_per_token=per_token)
 
     def reset(self) -> None:
+        """Zero every counter."""
         with self._lock:
             self._values.clear()
             self._per_token.clear()
