@@ -17,7 +17,7 @@ from hypothesis import settings
 from localhttp import ServerFactory
 from support import make_provider, oidc_login, require_node
 
-from requests_refreshauth import Account, FileTokenStore, PkceProvider
+from requests_refreshauth import Account, AuthEvent, FileTokenStore, PkceProvider, add_listener
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -31,6 +31,17 @@ settings.register_profile("thorough", max_examples=100)
 # tox -e mutation: the same examples for every mutant, so a score does not depend on luck.
 settings.register_profile("mutation", max_examples=50, derandomize=True, database=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
+
+
+@pytest.fixture
+def events() -> Iterator[list[AuthEvent]]:
+    """The auth events emitted during the test, in order (the listener is removed after)."""
+    seen: list[AuthEvent] = []
+    remove = add_listener(seen.append)
+    try:
+        yield seen
+    finally:
+        remove()
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Callable, Union
 
 import pytest
@@ -42,16 +41,6 @@ from requests_refreshauth import (
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-
-@pytest.fixture
-def events() -> Iterator[list[AuthEvent]]:
-    seen: list[AuthEvent] = []
-    remove = add_listener(seen.append)
-    try:
-        yield seen
-    finally:
-        remove()
 
 
 def session_with(store: Any, provider: Any, **kw: Any) -> requests.Session:

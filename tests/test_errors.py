@@ -15,7 +15,7 @@ from requests_refreshauth import MemoryTokenStore, errors
 from requests_refreshauth.bundle import Account, Snapshot, TokenBundle
 from requests_refreshauth.cli import EXIT_CODES, AuthCommands
 from requests_refreshauth.errors import AuthError, RefreshRejectedError
-from requests_refreshauth.events import AuthEvent, add_listener
+from requests_refreshauth.events import AuthEvent
 from requests_refreshauth.providers.client_credentials import ClientCredentialsProvider
 from requests_refreshauth.refresh import refresh_access_token
 from requests_refreshauth.refresh_lock import Fence
@@ -125,14 +125,6 @@ def test_cli_exit_status_comes_from_the_error_class() -> None:
 def servers() -> Iterator[ServerFactory]:
     with ServerFactory() as factory:
         yield factory
-
-
-@pytest.fixture
-def events() -> Iterator[list[AuthEvent]]:
-    seen: list[AuthEvent] = []
-    remove = add_listener(seen.append)
-    yield seen
-    remove()
 
 
 def _service(token_endpoint: str, secret: str = "s3rvice-secret", **kw: Any) -> Any:

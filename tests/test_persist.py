@@ -34,7 +34,6 @@ from requests_refreshauth import (
     _fs,
     _rescue_file,
     _save_thread,
-    add_listener,
     refresh_access_token,
 )
 from requests_refreshauth import persist as persist_mod
@@ -56,14 +55,6 @@ if TYPE_CHECKING:
 
 ALICE = Account("alice", "Alice")
 DEFAULT_SAVE_BUDGET = persist_mod.SAVE_BUDGET  # read before the fixture shortens it
-
-
-@pytest.fixture
-def events() -> Iterator[list[AuthEvent]]:
-    seen: list[AuthEvent] = []
-    remove = add_listener(seen.append)
-    yield seen
-    remove()
 
 
 @pytest.fixture(autouse=True)

@@ -31,7 +31,6 @@ from requests_refreshauth import (
     RefreshTransientError,
     RefreshUnavailableError,
     StoreWriteError,
-    add_listener,
     refresh_access_token,
 )
 from requests_refreshauth import persist as persist_mod
@@ -54,7 +53,6 @@ from requests_refreshauth.testing import endpoints as endpoints_mod
 from requests_refreshauth.token_response import bundle_from_token_response
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
     from requests_refreshauth import AuthEvent, Snapshot
@@ -127,14 +125,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> TokenStore:
     if request.param == "memory":
         return MemoryTokenStore()
     return FileTokenStore(tmp_path / "tokens.json")
-
-
-@pytest.fixture
-def events() -> Iterator[list[AuthEvent]]:
-    seen: list[AuthEvent] = []
-    remove = add_listener(seen.append)
-    yield seen
-    remove()
 
 
 # ------------------------------------------------------------------------- the decision

@@ -5,7 +5,6 @@ adopted, and the lock wait is the caller's. Through ``refresh_access_token`` onl
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,21 +16,12 @@ from requests_refreshauth import (
     MemoryTokenStore,
     RefreshExpiredError,
     RefreshTransientError,
-    add_listener,
     refresh_access_token,
 )
 from requests_refreshauth import refresh as refresh_mod
 from requests_refreshauth.events import AuthEvent
 
 SERVICE = Account("svc", "Service")
-
-
-@pytest.fixture
-def events() -> Iterator[list[AuthEvent]]:
-    seen: list[AuthEvent] = []
-    remove = add_listener(seen.append)
-    yield seen
-    remove()
 
 
 def service(**kwargs: Any) -> ClientCredentialsFake:

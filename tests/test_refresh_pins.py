@@ -29,7 +29,6 @@ from requests_refreshauth import (
     TokenBundle,
     _lock_wait,
     _save_thread,
-    add_listener,
     refresh_access_token,
 )
 from requests_refreshauth import persist as persist_mod
@@ -40,14 +39,6 @@ from requests_refreshauth.refresh import refresh_expired, refresh_needed
 
 ALICE = Account("alice", "Alice")
 LOGGER = "requests_refreshauth.refresh"
-
-
-@pytest.fixture
-def events() -> Iterator[list[AuthEvent]]:
-    seen: list[AuthEvent] = []
-    remove = add_listener(seen.append)
-    yield seen
-    remove()
 
 
 @pytest.fixture(autouse=True)

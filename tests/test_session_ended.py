@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -29,7 +28,6 @@ from requests_refreshauth import (
     StoreReadError,
     StoreWriteError,
     TokenBundle,
-    add_listener,
     refresh_access_token,
 )
 from requests_refreshauth import persist as persist_mod
@@ -54,14 +52,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if request.param == "file":
         return FileTokenStore(tmp_path / "tokens.json")
     return KeyringTokenStore("svc", tmp_path / "records.json", backend=MemoryKeyring())
-
-
-@pytest.fixture
-def events() -> Iterator[list[AuthEvent]]:
-    seen: list[AuthEvent] = []
-    remove = add_listener(seen.append)
-    yield seen
-    remove()
 
 
 def status_of(store: Any) -> AccountStatus:
